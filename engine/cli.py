@@ -1,0 +1,281 @@
+"""Headless commands of `cstudio`: info, convert, generate, inpaint, colorize, upscale (+ data, train, eval)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CheckpointError, load_model, save_model
+from .imageio import ImageError, read_image, read_mask, write_image
+from .paths import default_model_path
+from .schedules import even_ts
+
+
+class UsageError(Exception):
+    """A bad command-line argument, reported without a traceback."""
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr (silent when stderr is not a terminal and quiet is set)."""
+
+    def __init__(self, label: str, quiet: bool = False) -> None:
+        self.label, self.quiet, self.t0 = label, quiet, time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        width = 30
+        fill = int(width * done / max(total, 1))
+        secs = time.perf_counter() - self.t0
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} {secs:5.1f}s{end}")
+        sys.stderr.flush()
+
+
+def _parse_ts(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        ts = tuple(int(t) for t in text.replace(" ", "").split(","))
+    except ValueError:
+        raise UsageError(f"--ts must be comma-separated integers like 0,22,39, got {text!r}") from None
+    if len(ts) < 2 or ts[0] != 0:
+        raise UsageError(f"--ts must start at 0 and list at least two indices, got {text!r}")
+    return ts
+
+
+def _resolve_model_path(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    p = default_model_path()
+    if p is None:
+        raise UsageError("no model available: this build ships no default model (resources/models/default.safetensors). "
+                         "Pass --model FILE (a .safetensors made by `cstudio convert`, an official .pt or a diffusers folder).")
+    return p
+
+
+def _load(args: argparse.Namespace):
+    from .pipeline import Model
+
+    path = _resolve_model_path(args.model)
+    try:
+        return Model.load(path, device=args.device, precision=args.precision)
+    except ValueError as e:  # device/precision problems
+        raise UsageError(str(e)) from None
+
+
+def _sampling_kwargs(args: argparse.Namespace, model) -> dict:
+    ts = _parse_ts(args.ts)
+    if ts is None and args.steps is not None:
+        if args.steps < 1:
+            raise UsageError("--steps must be at least 1")
+        ts = even_ts(args.steps, model.spec.sampler.steps)
+    return {"ts": ts}
+
+
+def _out_path(args: argparse.Namespace, src: Path | None, suffix: str) -> Path:
+    if args.out:
+        return Path(args.out)
+    if src is None:
+        return Path(f"{suffix}.png")
+    return src.with_name(f"{src.stem}_{suffix}.png")
+
+
+# ----------------------------------------------------------------------------------------------
+# Commands.
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    spec, sd, meta = load_model(args.model, image_size=args.image_size)
+    n = sum(v.numel() for v in sd.values())
+    info = {
+        "file": str(args.model), "name": spec.name, "kind": spec.denoiser.kind, "resolution": spec.unet.image_size,
+        "parameters": n, "tensors": len(sd), "dtype": str(next(iter(sd.values())).dtype).replace("torch.", ""),
+        "class_conditional": spec.unet.num_classes is not None, "sampler": {"steps": spec.sampler.steps, "ts": list(spec.sampler.ts)},
+        "unet": spec.unet.to_dict(), "metadata": {k: v for k, v in meta.items() if k != "spec"},
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{info['file']}: {spec.name or '(unnamed)'}, {spec.denoiser.kind.upper()} model, "
+              f"{spec.unet.image_size}x{spec.unet.image_size}, {n:,} parameters in {len(sd)} tensors ({info['dtype']})")
+        print(f"  default sampling: ts={','.join(map(str, spec.sampler.ts))} on a {spec.sampler.steps}-point grid"
+              f"{', class-conditional' if info['class_conditional'] else ''}")
+        for k, v in info["metadata"].items():
+            print(f"  {k}: {v}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    out = Path(args.out_file)
+    if out.suffix.lower() != ".safetensors":
+        raise UsageError(f"output must end in .safetensors, got {out.name}")
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"{out}: already exists (pass --overwrite to replace it)")
+    spec, sd, meta = load_model(args.in_file, image_size=args.image_size)
+    if args.name:
+        from dataclasses import replace
+
+        spec = replace(spec, name=args.name)
+    dtype = torch.float16 if args.fp16 else None
+    save_model(out, spec, sd, dtype=dtype, metadata={"converted_from": Path(args.in_file).name, "source": meta.get("source", "native")})
+    print(f"wrote {out} ({spec.name}, {spec.denoiser.kind}, {spec.unet.image_size}px, {out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    model = _load(args)
+    imgs = model.generate(args.n, seed=args.seed, class_label=args.class_label, progress=ProgressBar("generate", args.quiet),
+                          **_sampling_kwargs(args, model))
+    out = _out_path(args, None, "generated")
+    if args.n == 1:
+        write_image(out, imgs[0], overwrite=args.overwrite)
+        print(out)
+    else:
+        for i, im in enumerate(imgs):
+            p = out.with_name(f"{out.stem}_{i:03d}{out.suffix}")
+            write_image(p, im, overwrite=args.overwrite)
+            print(p)
+    return 0
+
+
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    image = read_image(args.image)
+    mask = read_mask(args.mask, (image.shape[1], image.shape[0]))
+    model = _load(args)
+    out = model.inpaint(image, mask, seed=args.seed, sigma_start=args.start_sigma, progress=ProgressBar("inpaint", args.quiet),
+                        **_sampling_kwargs(args, model))
+    p = write_image(_out_path(args, Path(args.image), "inpaint"), out, overwrite=args.overwrite)
+    print(p)
+    return 0
+
+
+def cmd_colorize(args: argparse.Namespace) -> int:
+    image = read_image(args.image)
+    model = _load(args)
+    out = model.colorize(image, seed=args.seed, sigma_start=args.start_sigma, render_size=args.render_size,
+                         progress=ProgressBar("colorize", args.quiet), **_sampling_kwargs(args, model))
+    p = write_image(_out_path(args, Path(args.image), "colorize"), out, overwrite=args.overwrite)
+    print(p)
+    return 0
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    if args.factor not in (2, 4, 8):
+        raise UsageError(f"--factor must be 2, 4 or 8, got {args.factor}")
+    image = read_image(args.image)
+    model = _load(args)
+    kw = _sampling_kwargs(args, model)
+    start = args.start_sigma if args.start_sigma is not None else (None if kw["ts"] else 4.0)
+    try:
+        out = model.upscale(image, args.factor, seed=args.seed, sigma_start=start,
+                            progress=ProgressBar(f"upscale x{args.factor}", args.quiet), **kw)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    p = write_image(_out_path(args, Path(args.image), f"upscale_{args.factor}x"), out, overwrite=args.overwrite)
+    print(p)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Parser.
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model file or diffusers folder (default: the embedded default model)")
+    p.add_argument("--steps", type=int, help="network evaluations, spread evenly over the model's grid")
+    p.add_argument("--ts", help="explicit grid indices, e.g. 0,22,39 (overrides --steps)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="fp32 is exact; auto uses bf16/fp16 where the hardware is fast at it")
+    p.add_argument("--out", help="output file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (atomically)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _edit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--start-sigma", type=float, default=None,
+                   help="start the loop from the known image noised to this level (2-10: faithful; 80: most freedom)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cstudio", description="Consistency Studio: image editing with consistency models. "
+                                     "Without a command, opens the desktop app.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("info", help="describe a model file")
+    p.add_argument("model")
+    p.add_argument("--image-size", type=int, help="resolution, for official files whose size is not standard")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("convert", help="import an official .pt / diffusers folder into a native .safetensors")
+    p.add_argument("in_file")
+    p.add_argument("out_file")
+    p.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
+    p.add_argument("--name", help="model name stored in the file")
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("generate", help="sample new images")
+    _model_args(p)
+    p.add_argument("-n", type=int, default=1, help="number of images")
+    p.add_argument("--class-label", type=int, help="ImageNet class for class-conditional models")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("inpaint", help="fill the white part of a mask")
+    p.add_argument("image")
+    p.add_argument("--mask", required=True, help="mask image: white = fill, same size as the image")
+    _model_args(p)
+    _edit_args(p)
+    p.set_defaults(func=cmd_inpaint)
+
+    p = sub.add_parser("colorize", help="colour a grey photo (keeps its brightness)")
+    p.add_argument("image")
+    p.add_argument("--render-size", type=int, help="resolution the model sees (default: the model's)")
+    _model_args(p)
+    _edit_args(p)
+    p.set_defaults(func=cmd_colorize)
+
+    p = sub.add_parser("upscale", help="super-resolve by 2, 4 or 8")
+    p.add_argument("image")
+    p.add_argument("--factor", type=int, default=4)
+    _model_args(p)
+    _edit_args(p)
+    p.set_defaults(func=cmd_upscale)
+
+    # Commands from the data, training and evaluation packages.
+    for mod in ("engine.data.build", "engine.training.cli", "engine.eval.cli"):
+        try:
+            module = __import__(mod, fromlist=["add_cli"])
+        except ImportError:
+            continue
+        module.add_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, CheckpointError, ImageError) as e:
+        print(f"cstudio {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cstudio {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Device and precision choice: CUDA, MPS or CPU; bf16 where the hardware has it, exact fp32 on request."""
+
+from __future__ import annotations
+
+import os
+import platform
+from functools import lru_cache
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' prefers CUDA, then Apple MPS, then CPU; an explicit name must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA GPU is available (is this a CPU-only torch build?)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' requested but Apple's Metal backend is not available")
+    return dev
+
+
+@lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 / AMX on x86, Apple silicon, ARMv8.6 BF16)."""
+    if platform.system() == "Darwin" and platform.machine() == "arm64":
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return any(flag in flags for flag in (" avx512_bf16", " amx_bf16", " bf16"))
+
+
+def pick_precision(device: torch.device, precision: str = "auto") -> torch.dtype:
+    """Compute dtype: 'auto' = bf16 on CPUs with bf16 and on CUDA with bf16, fp16 on older GPUs/MPS, else fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32
+
+
+@lru_cache(maxsize=1)
+def physical_cores() -> int:
+    """Physical core count (hyper-threads share FPUs, so more threads than cores slows convolutions)."""
+    cores, phys = set(), "0"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "physical id":
+                    phys = value.strip()
+                elif key == "core id":
+                    cores.add((phys, value.strip()))
+    except OSError:
+        pass
+    if cores:
+        return len(cores)
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads (default: physical cores, or $CSTUDIO_THREADS)."""
+    n = threads or int(os.environ.get("CSTUDIO_THREADS", "0")) or physical_cores()
+    torch.set_num_threads(n)
+    return n

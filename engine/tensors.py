@@ -1,0 +1,57 @@
+"""Conversions between uint8 image arrays and model tensors, and resampling helpers (Pillow-based)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 or (N, H, W, 3) -> (N, 3, H, W) float32 in [-1, 1]."""
+    a = np.asarray(image)
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4 or a.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image array (H, W, 3), got shape {np.asarray(image).shape}")
+    t = torch.from_numpy(np.array(a, dtype=np.uint8)).permute(0, 3, 1, 2).float()
+    return t / 127.5 - 1
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8, rounded (the reference truncates; rounding is unbiased)."""
+    a = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return a.permute(0, 2, 3, 1).numpy()
+
+
+def resize(image: np.ndarray, size: tuple[int, int], resample: int = Image.Resampling.LANCZOS) -> np.ndarray:
+    """Resize an (H, W[, C]) uint8 array to size = (width, height) with Pillow."""
+    if image.shape[1] == size[0] and image.shape[0] == size[1]:
+        return image
+    return np.asarray(Image.fromarray(image).resize(size, resample))
+
+
+def resize_float(image: np.ndarray, size: tuple[int, int], resample: int = Image.Resampling.BICUBIC) -> np.ndarray:
+    """Resize a float32 (H, W[, C]) array channel by channel without quantising (Pillow mode 'F')."""
+    if image.ndim == 2:
+        return np.asarray(Image.fromarray(image.astype(np.float32), mode="F").resize(size, resample))
+    return np.stack([resize_float(image[..., c], size, resample) for c in range(image.shape[-1])], axis=-1)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """Full-range BT.601 YCbCr (JPEG's), float32 in 0..255; used to move chroma onto original luma."""
+    rgb = rgb.astype(np.float32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    return np.stack([y, cb, cr], axis=-1)
+
+
+def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """Inverse of `rgb_to_ycbcr`, float32, unclipped."""
+    y, cb, cr = ycc[..., 0], ycc[..., 1] - 128, ycc[..., 2] - 128
+    r = y + 1.402 * cr
+    g = y - 0.344136 * cb - 0.714136 * cr
+    b = y + 1.772 * cb
+    return np.stack([r, g, b], axis=-1)

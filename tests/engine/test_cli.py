@@ -1,0 +1,74 @@
+"""The headless `cstudio` commands, run in-process on a tiny model file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.__main__ import main
+from tests.conftest import FIXTURES
+
+
+@pytest.fixture()
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    img = (rng.random((24, 30, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "in.png")
+    mask = np.zeros((24, 30), np.uint8)
+    mask[5:15, 5:20] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    return tmp_path
+
+
+def test_info_and_convert(tmp_path, capsys, tiny_model_file):
+    assert main(["info", str(tiny_model_file), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["resolution"] == 16 and info["kind"] == "cm"
+    out = tmp_path / "small.safetensors"
+    assert main(["convert", str(FIXTURES / "refcheck/small/state_dict.pt"), str(out), "--fp16"]) == 0
+    assert main(["info", str(out)]) == 0
+    assert "1,280,643 parameters" in capsys.readouterr().out
+    assert main(["convert", str(FIXTURES / "refcheck/small/state_dict.pt"), str(out)]) == 2  # exists
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_tasks_write_outputs(images, tiny_model_file, capsys):
+    m = ["--model", str(tiny_model_file), "--quiet"]
+    assert main(["generate", *m, "-n", "2", "--out", str(images / "g.png")]) == 0
+    assert (images / "g_000.png").exists() and (images / "g_001.png").exists()
+    assert main(["inpaint", str(images / "in.png"), "--mask", str(images / "mask.png"), *m]) == 0
+    out = np.asarray(Image.open(images / "in_inpaint.png"))
+    src = np.asarray(Image.open(images / "in.png"))
+    keep = np.asarray(Image.open(images / "mask.png")) == 0
+    assert np.array_equal(out[keep], src[keep])
+    assert main(["colorize", str(images / "in.png"), *m, "--steps", "2"]) == 0
+    assert main(["upscale", str(images / "in.png"), "--factor", "2", *m, "--out", str(images / "up.png")]) == 0
+    assert Image.open(images / "up.png").size == (60, 48)
+
+
+def test_clear_errors(images, tiny_model_file, capsys):
+    m = ["--model", str(tiny_model_file), "--quiet"]
+    assert main(["upscale", str(images / "in.png"), "--factor", "3", *m]) == 2
+    assert "--factor must be 2, 4 or 8" in capsys.readouterr().err
+    assert main(["generate", *m, "--ts", "5,10"]) == 2
+    assert "must start at 0" in capsys.readouterr().err
+    (images / "bad.png").write_bytes(b"not an image at all")
+    assert main(["colorize", str(images / "bad.png"), *m]) == 2
+    assert "not a supported image" in capsys.readouterr().err
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(images / "small_mask.png")
+    assert main(["inpaint", str(images / "in.png"), "--mask", str(images / "small_mask.png"), *m]) == 2
+    assert "mask is 5x5 but the image is 30x24" in capsys.readouterr().err
+    assert main(["info", str(images)]) == 2
+    assert main(["generate", "--model", str(images / "nope.safetensors")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_no_model_is_said_plainly(monkeypatch, capsys):
+    import engine.cli
+
+    monkeypatch.setattr(engine.cli, "default_model_path", lambda: None)
+    assert main(["generate", "--quiet"]) == 2
+    assert "no model available" in capsys.readouterr().err

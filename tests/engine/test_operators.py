@@ -1,0 +1,71 @@
+"""Editing projections: idempotent, exact on the known part, and equal to the reference's matrix form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine import Colorize, Identity, Inpaint, SuperRes
+from engine.operators import LUMA, block_mean, luma_axis
+
+torch.manual_seed(0)
+X = torch.rand(2, 3, 16, 16) * 2 - 1
+Y = torch.rand(2, 3, 16, 16) * 2 - 1
+MASK = (torch.rand(1, 1, 16, 16) > 0.5).float()
+OPS = {"inpaint": Inpaint(MASK), "colorize": Colorize(), "superres2": SuperRes(2), "superres8": SuperRes(8),
+       "identity": Identity()}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_idempotent(name):
+    op = OPS[name]
+    once = op.project(X, Y)
+    torch.testing.assert_close(op.project(once, Y), once, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["inpaint", "colorize", "superres2", "superres8"])
+def test_known_part_comes_from_y_free_part_from_x(name):
+    op = OPS[name]
+    out = op.project(X, Y)
+    # Known part: projecting anything with y gives y's known part.
+    torch.testing.assert_close(op.known(out), op.known(Y), atol=1e-6, rtol=0)
+    # Free part: x - known(x) survives.
+    torch.testing.assert_close(out - op.known(out), X - op.known(X), atol=1e-6, rtol=0)
+
+
+def test_inpaint_is_bit_exact_on_known_pixels():
+    out = Inpaint(MASK).project(X, Y)
+    m = MASK.bool().expand_as(X)
+    assert torch.equal(out[m], Y[m]) and torch.equal(out[~m], X[~m])
+
+
+def test_colorize_matches_reference_orthogonal_matrix():
+    v = np.asarray(LUMA) / np.linalg.norm(LUMA)
+    Q = np.eye(3)
+    Q[:, 0] = v
+    Q = np.linalg.qr(Q)[0]
+    Q = -Q if Q[:, 0].sum() < 0 else Q
+    Qt = torch.from_numpy(Q).float()
+    cx, cy = torch.einsum("bchw,cd->bdhw", X, Qt), torch.einsum("bchw,cd->bdhw", Y, Qt)
+    mix = torch.cat([cy[:, :1], cx[:, 1:]], dim=1)
+    want = torch.einsum("bdhw,cd->bchw", mix, Qt)
+    torch.testing.assert_close(Colorize().project(X, Y), want, atol=1e-6, rtol=0)
+
+
+def test_colorize_from_grey_keeps_luma():
+    grey = torch.rand(1, 1, 8, 8) * 2 - 1
+    y = Colorize.from_grey(grey)
+    w = torch.tensor(LUMA).view(1, 3, 1, 1)
+    torch.testing.assert_close((y * w).sum(1, keepdim=True), grey * w.sum(), atol=1e-6, rtol=0)
+    assert torch.allclose(y / luma_axis(), y[:, :1] / luma_axis()[:, :1])
+
+
+def test_superres_keeps_block_means_and_from_low():
+    low = torch.rand(1, 3, 4, 4)
+    op = SuperRes(4)
+    out = op.project(X[:1], op.from_low(low))
+    torch.testing.assert_close(torch.nn.functional.avg_pool2d(out, 4), low, atol=1e-6, rtol=0)
+    torch.testing.assert_close(block_mean(out, 4), op.from_low(low), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="not a multiple"):
+        SuperRes(3).project(X, Y)

@@ -1,0 +1,91 @@
+"""Image-level tasks on a tiny model made by our own code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine import Cancelled, Model, preset
+from engine.tensors import rgb_to_ycbcr, to_tensor, to_uint8, ycbcr_to_rgb
+
+
+def photo(h=40, w=50, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 5)], -1) * 200 + rng.normal(0, 8, (h, w, 3))
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def test_generate_shapes_and_seed(tiny_model):
+    a = tiny_model.generate(2, seed=5)
+    assert a.shape == (2, 16, 16, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, tiny_model.generate(2, seed=5))
+    assert not np.array_equal(a, tiny_model.generate(2, seed=6))
+    assert tiny_model.generate(1, seed=0, ts=(0, 39)).shape == (1, 16, 16, 3)
+
+
+def test_inpaint_keeps_every_unmasked_pixel(tiny_model):
+    img = photo()
+    mask = np.zeros(img.shape[:2], np.uint8)
+    mask[10:25, 5:30] = 255
+    out = tiny_model.inpaint(img, mask, seed=1)
+    assert out.shape == img.shape
+    assert np.array_equal(out[mask == 0], img[mask == 0])
+    assert not np.array_equal(out[mask > 0], img[mask > 0])
+    with pytest.raises(ValueError, match="does not match image size"):
+        tiny_model.inpaint(img, mask[:, :10])
+
+
+def test_colorize_keeps_original_luma(tiny_model):
+    grey = np.repeat(photo()[..., :1], 3, axis=2)
+    out = tiny_model.colorize(grey, seed=0)
+    assert out.shape == grey.shape
+    dy = np.abs(rgb_to_ycbcr(out)[..., 0] - grey[..., 0].astype(np.float32))
+    # Luma is kept exactly up to rounding, except where the new colour clips at 0/255.
+    unclipped = (out.min(-1) > 0) & (out.max(-1) < 255)
+    assert unclipped.mean() > 0.3 and dy[unclipped].max() < 1.5
+
+
+def test_upscale_any_size_keeps_block_means(tiny_model):
+    for k, (h, w) in ((2, (13, 21)), (4, (13, 21)), (8, (5, 7))):
+        img = photo(h, w)
+        out = tiny_model.upscale(img, k, seed=0)
+        assert out.shape == (h * k, w * k, 3)
+        means = out.reshape(h, k, w, k, 3).astype(np.float64).mean(axis=(1, 3))
+        # Blending overlapping tiles and clamping move block means only slightly.
+        assert np.abs(means - img).mean() < 6
+    with pytest.raises(ValueError, match="factor must divide"):
+        tiny_model.upscale(photo(8, 8), 3)
+
+
+def test_progress_and_cancel(tiny_model):
+    seen = []
+    tiny_model.upscale(photo(20, 20), 4, progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+    def stop(done, total):
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        tiny_model.inpaint(photo(), np.ones((40, 50), np.uint8), progress=stop)
+
+
+def test_stroke_edit_and_masked_stroke_edit(tiny_model):
+    guide = photo()
+    assert tiny_model.stroke_edit(guide, strength=0.3).shape == guide.shape
+
+
+def test_bf16_close_to_fp32():
+    m32 = Model.random(preset("tiny"), seed=3, device="cpu", precision="fp32")
+    m16 = Model.random(preset("tiny"), seed=3, device="cpu", precision="bf16")
+    x = torch.randn(2, 3, 16, 16) * 5
+    d32, d16 = m32.denoise(x, 5.0), m16.denoise(x, 5.0)
+    assert float((d32 - d16).abs().max()) < 0.1
+
+
+def test_tensor_conversions_round_trip():
+    img = photo()
+    assert np.array_equal(to_uint8(to_tensor(img))[0], img)
+    ycc = rgb_to_ycbcr(img)
+    assert np.abs(ycbcr_to_rgb(ycc) - img).max() < 0.01
