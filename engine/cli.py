@@ -6,12 +6,15 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from .checkpoint import CheckpointError, load_model, save_model
-from .imageio import ImageError, read_image, read_mask, write_image
+from .batch import collect_inputs, run_batch
+from .imageio import ImageError, Picture, load_picture, read_mask, save_picture, write_image
+from .inpaint import InpaintOptions
 from .paths import default_model_path
 from .schedules import even_ts
 
@@ -144,42 +147,81 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _save(args: argparse.Namespace, out: Path, pic: Picture) -> None:
+    save_picture(out, pic, overwrite=args.overwrite)
+    print(out)
+
+
 def cmd_inpaint(args: argparse.Namespace) -> int:
-    image = read_image(args.image)
-    mask = read_mask(args.mask, (image.shape[1], image.shape[0]))
+    pic = load_picture(args.image)
+    for note in pic.notes:
+        print(f"note: {args.image}: {note}", file=sys.stderr)
+    mask = read_mask(args.mask, pic.size)
     model = _load(args)
-    out = model.inpaint(image, mask, seed=args.seed, sigma_start=args.start_sigma, progress=ProgressBar("inpaint", args.quiet),
-                        **_sampling_kwargs(args, model))
-    p = write_image(_out_path(args, Path(args.image), "inpaint"), out, overwrite=args.overwrite)
-    print(p)
+    opts = InpaintOptions(context=args.context, min_context=args.min_context, grow=args.grow, feather=args.feather,
+                          colour_match=not args.no_colour_match)
+    rgb = model.inpaint(pic.rgb, mask, seed=args.seed, sigma_start=args.start_sigma, options=opts,
+                        progress=ProgressBar("inpaint", args.quiet), **_sampling_kwargs(args, model))
+    _save(args, _out_path(args, Path(args.image), "inpaint"), pic.with_pixels(rgb, pic.alpha))
     return 0
+
+
+def _batch(args: argparse.Namespace, op: str, run_one: Callable[[Picture], Picture]) -> int:
+    """One input file -> --out file; several files or folders -> --out folder, per-file errors reported."""
+    single = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
+    if single:
+        src = Path(args.inputs[0])
+        pic = load_picture(src)
+        for note in pic.notes:
+            print(f"note: {src}: {note}", file=sys.stderr)
+        _save(args, _out_path(args, src, op), run_one(pic))
+        return 0
+    if not args.out:
+        raise UsageError("several inputs or a folder need --out FOLDER")
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} is a file; batches need a folder")
+    items = collect_inputs(args.inputs, recursive=args.recursive)
+    if not items:
+        raise UsageError("no image files found in the given inputs")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def process(src: Path, dst: Path) -> None:
+        save_picture(dst, run_one(load_picture(src)), overwrite=args.overwrite)
+
+    report = run_batch(items, process, out_dir, op, skip_existing=not args.overwrite, log=print)
+    print(report.summary())
+    return 1 if report.failed else 0
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    image = read_image(args.image)
     model = _load(args)
-    out = model.colorize(image, seed=args.seed, sigma_start=args.start_sigma, render_size=args.render_size,
-                         progress=ProgressBar("colorize", args.quiet), **_sampling_kwargs(args, model))
-    p = write_image(_out_path(args, Path(args.image), "colorize"), out, overwrite=args.overwrite)
-    print(p)
-    return 0
+    kw = _sampling_kwargs(args, model)
+
+    def run_one(pic: Picture) -> Picture:
+        rgb = model.colorize(pic.rgb, seed=args.seed, sigma_start=args.start_sigma, render_size=args.render_size,
+                             progress=ProgressBar("colorize", args.quiet), **kw)
+        return pic.with_pixels(rgb, pic.alpha)
+
+    return _batch(args, "colorize", run_one)
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     if args.factor not in (2, 4, 8):
         raise UsageError(f"--factor must be 2, 4 or 8, got {args.factor}")
-    image = read_image(args.image)
     model = _load(args)
+    if model.resolution % args.factor:
+        raise UsageError(f"this model ({model.resolution}px) cannot upscale by {args.factor}")
     kw = _sampling_kwargs(args, model)
     start = args.start_sigma if args.start_sigma is not None else (None if kw["ts"] else 4.0)
-    try:
-        out = model.upscale(image, args.factor, seed=args.seed, sigma_start=start,
-                            progress=ProgressBar(f"upscale x{args.factor}", args.quiet), **kw)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    p = write_image(_out_path(args, Path(args.image), f"upscale_{args.factor}x"), out, overwrite=args.overwrite)
-    print(p)
-    return 0
+
+    def run_one(pic: Picture) -> Picture:
+        out = model.upscale(pic.rgb, args.factor, seed=args.seed, sigma_start=start, overlap=args.overlap,
+                            alpha=pic.alpha, progress=ProgressBar(f"upscale x{args.factor}", args.quiet), **kw)
+        rgb, alpha = out if isinstance(out, tuple) else (out, None)
+        return pic.with_pixels(rgb, alpha)
+
+    return _batch(args, f"upscale_{args.factor}x", run_one)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,18 +277,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", required=True, help="mask image: white = fill, same size as the image")
     _model_args(p)
     _edit_args(p)
+    d = InpaintOptions()
+    p.add_argument("--context", type=float, default=d.context, help="context around each hole, as a fraction of its size")
+    p.add_argument("--min-context", type=int, default=d.min_context, help="... but at least this many pixels")
+    p.add_argument("--grow", type=int, default=d.grow, help="px the mask is grown by")
+    p.add_argument("--feather", type=int, default=d.feather, help="px of soft blend around the fill")
+    p.add_argument("--no-colour-match", action="store_true", help="do not match the fill's colour to its surroundings")
     p.set_defaults(func=cmd_inpaint)
 
-    p = sub.add_parser("colorize", help="colour a grey photo (keeps its brightness)")
-    p.add_argument("image")
+    p = sub.add_parser("colorize", help="colour grey photos (keeps their brightness)")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--recursive", action="store_true", help="descend into sub-folders (keeping their structure)")
     p.add_argument("--render-size", type=int, help="resolution the model sees (default: the model's)")
     _model_args(p)
     _edit_args(p)
     p.set_defaults(func=cmd_colorize)
 
     p = sub.add_parser("upscale", help="super-resolve by 2, 4 or 8")
-    p.add_argument("image")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--factor", type=int, default=4)
+    p.add_argument("--overlap", type=float, default=0.25, help="tile overlap as a fraction of the tile")
+    p.add_argument("--recursive", action="store_true", help="descend into sub-folders (keeping their structure)")
     _model_args(p)
     _edit_args(p)
     p.set_defaults(func=cmd_upscale)

@@ -1,93 +1,238 @@
-"""Reading and writing image files for the headless commands: clear errors, atomic writes."""
+"""Reading and writing image files: orientation, bit depth, alpha and metadata kept; atomic writes.
+
+A `Picture` carries RGB pixels as uint8 or uint16 (16-bit PNG/TIFF stay 16-bit), an optional alpha
+plane of the same dtype, and the metadata to copy into outputs (EXIF with orientation reset,
+ICC profile, PNG text, DPI). Errors are `ImageError`s that say what is wrong with which file.
+"""
 
 from __future__ import annotations
 
 import io
 import os
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from ._deep import encode_png16, encode_tiff16, read_png16, read_tiff16
 from .checkpoint import atomic_write_bytes
 
-# Refuse decompression bombs with a message instead of Pillow's warning/exception text.
+# Refuse decompression bombs with our own message; 200 Mpx is a 16k x 12k photo.
 MAX_PIXELS = 200_000_000
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
                 ".bmp": "BMP"}
+SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
 
 
 class ImageError(Exception):
     """An image file that cannot be read or written, with the reason."""
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read any Pillow-supported file as (H, W, 3) uint8 RGB, EXIF orientation applied."""
-    path = Path(path)
+@dataclass(frozen=True, eq=False)
+class Picture:
+    """Pixels plus what must survive a round trip through the editor."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8 or uint16
+    alpha: np.ndarray | None = None  # (H, W), same dtype as rgb, None when fully opaque
+    info: dict = field(default_factory=dict)  # exif (bytes), icc_profile (bytes), text (dict), dpi (tuple)
+    notes: tuple[str, ...] = ()  # things the user should be told (e.g. "first frame of 12")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+    @property
+    def bits(self) -> int:
+        return 16 if self.rgb.dtype == np.uint16 else 8
+
+    def with_pixels(self, rgb: np.ndarray, alpha: np.ndarray | None = None) -> Picture:
+        return replace(self, rgb=rgb, alpha=alpha)
+
+
+def _check_path(path: Path) -> None:
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, expected an image file")
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: the file is empty")
+
+
+def _to_rgb_arrays(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixels as (rgb, alpha) in uint8, or uint16 for 16-bit sources; CMYK/palette/grey converted."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.int64)
+        if mode == "I" and a.max() <= 255:
+            g = a.astype(np.uint8)
+        else:
+            g = np.clip(a, 0, 65535).astype(np.uint16)
+        return np.repeat(g[..., None], 3, axis=2), None
+    if mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        g = np.clip(a / max(a.max(), 1e-12) * 65535 + 0.5, 0, 65535).astype(np.uint16)
+        return np.repeat(g[..., None], 3, axis=2), None
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info) \
+        or (mode in ("L", "RGB") and "transparency" in im.info)
+    if has_alpha:
+        rgba = np.asarray(im.convert("RGBA"))
+        alpha = rgba[..., 3]
+        return np.ascontiguousarray(rgba[..., :3]), (None if alpha.min() == 255 else np.ascontiguousarray(alpha))
+    if mode == "CMYK":
+        # Pillow's CMYK->RGB ignores the ICC profile; good enough without a colour-management dependency.
+        return np.asarray(im.convert("RGB")), None
+    return np.asarray(im.convert("RGB")), None
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an (H, W[, C]) array, as ImageOps.exif_transpose does."""
+    ops = {2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1],
+           5: lambda x: np.swapaxes(x, 0, 1), 6: lambda x: np.swapaxes(x, 0, 1)[:, ::-1],
+           7: lambda x: np.swapaxes(x, 0, 1)[::-1, ::-1], 8: lambda x: np.swapaxes(x, 0, 1)[::-1]}
+    return np.ascontiguousarray(ops[orientation](a)) if orientation in ops else a
+
+
+def load_picture(path: str | Path) -> Picture:
+    """Read any Pillow-supported file; EXIF orientation applied; 16-bit kept; the first frame of animations."""
+    path = Path(path)
+    _check_path(path)
+    notes: list[str] = []
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns at this size and refuses at twice it
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise ImageError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, over the {MAX_PIXELS / 1e6:.0f} Mpx limit")
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I", "F"):
-                a = np.asarray(im, dtype=np.float64)
-                peak = 65535.0 if a.max() > 255 else 255.0
-                grey = np.clip(a / peak * 255 + 0.5, 0, 255).astype(np.uint8)
-                return np.repeat(grey[..., None], 3, axis=2)
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(bg, im)
-            return np.asarray(im.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                tiles = list(getattr(im, "tile", None) or [])  # loading clears them; 16-bit TIFF needs them
+                if w * h > MAX_PIXELS:
+                    raise ImageError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, over the {MAX_PIXELS / 1e6:.0f} Mpx limit")
+                frames = getattr(im, "n_frames", 1)
+                if frames > 1:
+                    notes.append(f"animated image: using the first of {frames} frames")
+                info = {k: im.info[k] for k in ("icc_profile", "dpi") if k in im.info}
+                exif = im.getexif()
+                orientation = exif.get(0x0112, 1) if exif else 1
+                oriented = ImageOps.exif_transpose(im)
+                if exif:
+                    exif[0x0112] = 1  # pixels are now upright
+                    info["exif"] = exif.tobytes()
+                if im.format == "PNG":
+                    text = {k: v for k, v in im.info.items() if isinstance(v, str) and k not in ("icc_profile",)}
+                    if text:
+                        info["text"] = text
+                deep = None
+                if im.mode in ("RGB", "RGBA"):
+                    # Pillow reduces 16-bit RGB to 8 bits: read those files ourselves.
+                    if im.format == "PNG" and im.info.get("interlace", 0) == 0:
+                        deep = read_png16(path)
+                    elif im.format == "TIFF":
+                        deep = read_tiff16(tiles, im.size, path)
+                if deep is not None:
+                    o = orientation
+                    rgb, alpha = _orient(deep[0], o), None if deep[1] is None else _orient(deep[1], o)
+                else:
+                    oriented.load()
+                    rgb, alpha = _to_rgb_arrays(oriented)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{path}: not a supported image ({e})") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path}: image too large: over the {MAX_PIXELS / 1e6:.0f} Mpx limit "
+                         "(a decompression bomb, or a photo bigger than this editor handles)") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not a supported image (unknown format or not an image at all)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{path}: the image is damaged or truncated ({e})") from None
+    return Picture(rgb=rgb, alpha=alpha, info=info, notes=tuple(notes))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of any supported file (alpha composited on white, 16-bit reduced)."""
+    pic = load_picture(path)
+    rgb = to_uint8(pic.rgb)
+    if pic.alpha is not None:
+        a = to_uint8(pic.alpha)[..., None].astype(np.float32) / 255
+        rgb = (rgb * a + 255 * (1 - a) + 0.5).astype(np.uint8)
+    return rgb
+
+
+def to_uint8(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a
+    return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
 def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
-    """Read a mask (white/opaque = fill) and check it matches size = (width, height)."""
+    """Read a mask (white, or opaque where the mask has alpha, = fill) and check it matches size = (width, height)."""
     path = Path(path)
+    _check_path(path)
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA"):
+            if im.mode in ("RGBA", "LA") and np.asarray(im.getchannel("A")).min() < 255:
                 a = np.asarray(im.getchannel("A"))
-                if a.min() == 255:  # opaque mask image: use its brightness
-                    a = np.asarray(im.convert("L"))
             else:
                 a = np.asarray(im.convert("L"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not a supported mask image") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path}: not a readable mask image ({e})") from None
     if (a.shape[1], a.shape[0]) != tuple(size):
         raise ImageError(f"{path}: mask is {a.shape[1]}x{a.shape[0]} but the image is {size[0]}x{size[1]}")
     return a > 127
 
 
-def write_image(path: str | Path, image: np.ndarray, *, overwrite: bool = False, quality: int = 95) -> Path:
-    """Encode by extension (lossless PNG unless asked otherwise) and write atomically."""
+def encode_picture(pic: Picture, fmt: str, *, quality: int = 95) -> bytes:
+    """Encode with metadata; 16-bit kept for PNG/TIFF (else reduced to 8-bit); alpha kept where the format has it."""
+    rgb, alpha = pic.rgb, pic.alpha
+    if rgb.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
+        rgb, alpha = to_uint8(rgb), None if alpha is None else to_uint8(alpha)
+    if fmt == "JPEG" and alpha is not None:
+        a = to_uint8(alpha)[..., None].astype(np.float32) / 255
+        rgb, alpha = (to_uint8(rgb) * a + 255 * (1 - a) + 0.5).astype(np.uint8), None
+    kw: dict = {}
+    if "icc_profile" in pic.info:
+        kw["icc_profile"] = pic.info["icc_profile"]
+    if "dpi" in pic.info and fmt in ("PNG", "JPEG", "TIFF"):
+        kw["dpi"] = pic.info["dpi"]
+    if "exif" in pic.info and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+        kw["exif"] = pic.info["exif"]
+    if fmt in ("JPEG", "WEBP"):
+        kw["quality"] = quality
+    if fmt == "WEBP" and quality >= 100:
+        kw["lossless"] = True
+    if rgb.dtype == np.uint16:
+        return encode_png16(rgb, alpha, pic.info) if fmt == "PNG" else encode_tiff16(rgb, alpha)
+    im = Image.fromarray(rgb) if alpha is None else Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    if fmt == "PNG" and "text" in pic.info:
+        meta = PngImagePlugin.PngInfo()
+        for k, v in pic.info["text"].items():
+            meta.add_text(k, v)
+        kw["pnginfo"] = meta
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def save_picture(path: str | Path, pic: Picture, *, overwrite: bool = False, quality: int = 95) -> Path:
+    """Encode by extension and write atomically; an existing file is only replaced with overwrite=True."""
     path = Path(path)
     fmt = SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ImageError(f"{path}: unknown output format {path.suffix!r}; use one of {', '.join(sorted(SAVE_FORMATS))}")
     if path.exists() and not overwrite:
         raise ImageError(f"{path}: already exists (pass --overwrite to replace it)")
-    if not path.parent.exists():
+    if not path.parent.is_dir():
         raise ImageError(f"{path.parent}: output folder does not exist")
-    buf = io.BytesIO()
-    kw = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format=fmt, **kw)
+    data = encode_picture(pic, fmt, quality=quality)
     try:
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, data)
     except OSError as e:
-        raise ImageError(f"{path}: could not write ({os.strerror(e.errno) if e.errno else e})") from None
+        raise ImageError(f"{path}: could not write ({os.strerror(e.errno) if e.errno else e}); nothing was changed") from None
     return path
+
+
+def write_image(path: str | Path, image: np.ndarray, *, overwrite: bool = False, quality: int = 95) -> Path:
+    """Save a bare (H, W, 3) array."""
+    return save_picture(path, Picture(rgb=np.asarray(image)), overwrite=overwrite, quality=quality)

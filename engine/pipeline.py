@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from PIL import Image
 
 from .checkpoint import load_model
 from .config import ModelSpec
@@ -24,7 +24,9 @@ from .operators import Colorize, Identity, Inpaint, Operator, SuperRes
 from .restore import restore
 from .sampling import StepInfo, gaussian, sample_euler, sample_heun, sample_multistep, sample_onestep
 from .schedules import karras_sigmas, sigmas_from_ts
-from .tensors import resize, resize_float, rgb_to_ycbcr, to_tensor, to_uint8, ycbcr_to_rgb
+from .inpaint import InpaintOptions, inpaint_any
+from .tensors import resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from .upscale import plan_tiles, upscale_alpha, upscale_tiled
 from .unet import UNet
 
 Progress = Callable[[int, int], None]
@@ -159,114 +161,146 @@ class Model:
             return self.sigmas_from(sigma_start, num_steps)
         return self.sigmas(ts) if ts is not None else self.sigmas(tuple(range(0, self.spec.sampler.steps, 10)) + (self.spec.sampler.steps - 1,))
 
+    @property
+    def multiple(self) -> int:
+        """Image sides must be multiples of this (one halving per UNet level)."""
+        return 2 ** (len(self.spec.unet.channel_mult) - 1)
+
     def inpaint(self, image: np.ndarray, mask: np.ndarray, *, seed: int = 0, ts: Sequence[int] | None = None,
-                sigma_start: float | None = None, num_steps: int = 4, progress: Progress | None = None) -> np.ndarray:
-        """Fill the pixels where `mask` is nonzero; all other pixels come back bit-identical."""
+                sigma_start: float | None = None, num_steps: int = 4, options: InpaintOptions | None = None,
+                progress: Progress | None = None) -> np.ndarray:
+        """Fill the pixels where `mask` is nonzero, any image size; pixels away from the mask stay bit-identical.
+
+        image: (H, W, 3) uint8 or uint16; the result has the same dtype. See `engine.inpaint`.
+        """
         image, hole = _check_image(image), _check_mask(mask, image)
-        H, W = hole.shape
-        R = self.resolution
-        small = resize(image, (R, R))
-        known = 1.0 - np.asarray(resize((hole * 255).astype(np.uint8), (R, R), resample=0) > 0, np.float32)
-        m = torch.from_numpy(known)[None, None]
-        y = to_tensor(small)
-        # Start from the mean colour of the known pixels so a low start sigma does not see a black hole.
-        fill = (y * m).sum((2, 3), keepdim=True) / m.sum().clamp(min=1)
-        x_start = y * m + fill * (1 - m)
-        out = self._restore(y, Inpaint(m), seed=seed, x_start=x_start,
-                            sigmas=self._edit_sigmas(ts, sigma_start, num_steps), progress=progress)
-        filled = to_uint8(out)[0]
-        if (H, W) != (R, R):
-            filled = resize(filled, (W, H))
-        result = image.copy()
-        result[hole] = filled[hole]
-        return result
+        if not hole.any():
+            return image.copy()
+        opts = options or InpaintOptions()
+        sig_coarse = self._edit_sigmas(ts, sigma_start, num_steps)
+
+        def fill(y, start, known, s_start, n_steps, fseed, on_step):
+            sig = sig_coarse if s_start is None else self.sigmas_from(s_start, n_steps)
+            return self._restore(y, Inpaint(known), seed=fseed, x_start=start, sigmas=sig,
+                                 progress=None if on_step is None else (lambda d, t: on_step()))
+
+        f = as_float(image)
+        blended, alpha = inpaint_any(f, hole, fill, self.resolution, self.multiple, seed=seed, coarse_evals=len(sig_coarse) - 1,
+                                     opts=opts, progress=progress)
+        out = image.copy()
+        touched = alpha > 0
+        out[touched] = from_float(blended[touched], image.dtype)
+        return out
 
     def colorize(self, image: np.ndarray, *, seed: int = 0, ts: Sequence[int] | None = None,
                  sigma_start: float | None = None, num_steps: int = 4, render_size: int | None = None,
                  progress: Progress | None = None) -> np.ndarray:
-        """Colour a grey (or colour) photo: the model picks chroma at render size, the original luma is kept."""
+        """Colour a grey (or colour) photo of any size: the model picks chroma at `render_size`, the original luma is kept.
+
+        DeOldify-style: only the chroma is upsampled to full size, so full-resolution detail and the
+        photo's tones survive; a smaller render size gives bolder, coarser colour.
+        """
         image = _check_image(image)
         H, W = image.shape[:2]
         R = render_size or self.resolution
-        small = resize(image, (R, R))
-        grey = torch.from_numpy(rgb_to_ycbcr(small)[..., 0] / 127.5 - 1)[None, None].float()
+        R = max(self.multiple, R // self.multiple * self.multiple)
+        f = as_float(image) * 255
+        luma_full = rgb_to_ycbcr(f)[..., 0]
+        small_luma = resize_float(luma_full, (R, R), resample=Image.Resampling.BOX if min(H, W) > R else Image.Resampling.BICUBIC)
+        grey = torch.from_numpy(np.clip(small_luma, 0, 255) / 127.5 - 1)[None, None].float()
         y = Colorize.from_grey(grey)
         out = self._restore(y, Colorize(), seed=seed, x_start=None,
                             sigmas=self._edit_sigmas(ts, sigma_start, num_steps), progress=progress)
-        colour = to_uint8(out)[0]
-        chroma = resize_float(rgb_to_ycbcr(colour)[..., 1:], (W, H))
-        luma = rgb_to_ycbcr(image)[..., :1]
-        return np.clip(ycbcr_to_rgb(np.concatenate([luma, chroma], axis=-1)) + 0.5, 0, 255).astype(np.uint8)
+        colour = ((out[0].float().cpu().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).numpy()
+        chroma = resize_float(rgb_to_ycbcr(colour)[..., 1:], (W, H), resample=Image.Resampling.BICUBIC)
+        rgb = ycbcr_to_rgb(np.concatenate([luma_full[..., None], chroma], axis=-1)) / 255
+        return from_float(np.clip(rgb, 0, 1), image.dtype)
 
     def upscale(self, image: np.ndarray, factor: int = 4, *, seed: int = 0, ts: Sequence[int] | None = None,
                 sigma_start: float | None = 4.0, num_steps: int = 3, batch: int = 16, overlap: float = 0.25,
-                progress: Progress | None = None) -> np.ndarray:
-        """Super-resolve by `factor` with overlapping model-size tiles blended by raised-cosine weights.
+                alpha: np.ndarray | None = None, progress: Progress | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Super-resolve by `factor` (2, 4, 8) at any size with overlapping, blended model-size tiles.
 
         Each tile keeps its k x k block means equal to the input pixels (the SuperRes projection);
-        the loop starts from a bicubic upscale noised to `sigma_start` (None = from sigma_max).
+        the loop starts from a bicubic upscale noised to `sigma_start` (None = from sigma_max with
+        the default `ts`). With `alpha`, returns (rgb, alpha) with alpha resampled on its own.
         """
         image = _check_image(image)
         k = int(factor)
         R = self.resolution
-        if k < 1 or R % k:
+        if k < 2 or R % k or (R // k) < 1:
             raise ValueError(f"factor must divide the model resolution {R}: choose from "
                              f"{', '.join(str(f) for f in (2, 4, 8) if R % f == 0)}")
-        h, w = image.shape[:2]
-        t = R // k  # tile side in input pixels
-        step = max(1, t - max(1, round(t * overlap)))
-        # Reflect-pad small images up to one tile so every tile is full size.
-        ph, pw = max(0, t - h), max(0, t - w)
-        src = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
-        Hs, Ws = src.shape[:2]
-        ys = _tile_starts(Hs, t, step)
-        xs = _tile_starts(Ws, t, step)
-        bicubic = to_tensor(resize(src, (Ws * k, Hs * k), resample=3))
-        low = to_tensor(src)
-        acc = torch.zeros(3, Hs * k, Ws * k)
-        wsum = torch.zeros(1, Hs * k, Ws * k)
-        win = _blend_window(R)
-        coords = [(yy, xx) for yy in ys for xx in xs]
         sig = self._edit_sigmas(ts, sigma_start, num_steps)
-        total = math.ceil(len(coords) / batch) * (len(sig) - 1)
+        steps = len(sig) - 1
+        d = self.spec.denoiser
         op = SuperRes(k)
-        for b0 in range(0, len(coords), batch):
-            chunk = coords[b0:b0 + batch]
-            lo = torch.cat([low[:, :, yy:yy + t, xx:xx + t] for yy, xx in chunk])
-            start = torch.cat([bicubic[:, :, yy * k:yy * k + R, xx * k:xx * k + R] for yy, xx in chunk])
-            out = self._restore(op.from_low(lo), op, seed=seed + b0, x_start=start, sigmas=sig, progress=progress,
-                                offset=(b0 // batch) * (len(sig) - 1), total=total)
-            out = out.float().cpu().clamp(-1, 1)
-            for (yy, xx), tile in zip(chunk, out):
-                acc[:, yy * k:yy * k + R, xx * k:xx * k + R] += tile * win
-                wsum[:, yy * k:yy * k + R, xx * k:xx * k + R] += win
-        result = (acc / wsum)[None]
-        return to_uint8(result)[0][: h * k, : w * k]
+        plan = plan_tiles(*image.shape[:2], R // k, max(1, round(R // k * overlap)))
+        n_batches = math.ceil(plan.count / batch)
+
+        def restore_fn(y: torch.Tensor, start: torch.Tensor, bi: int) -> torch.Tensor:
+            cb = None
+            if progress is not None:
+                def cb(info: StepInfo) -> None:
+                    progress(bi * steps + info.i + 1, n_batches * steps)
+            return restore(self.denoise, y.to(self.device), op, sig, noise=gaussian(self._generator(seed + bi)),
+                           x_start=start.to(self.device), sigma_min=d.sigma_min, sigma_max=d.sigma_max, callback=cb)
+
+        out = from_float(np.clip(upscale_tiled(as_float(image), k, R, restore_fn, batch=batch, overlap=overlap), 0, 1), image.dtype)
+        if alpha is None:
+            return out
+        a = np.asarray(alpha)
+        peak = 65535.0 if a.dtype == np.uint16 else 255.0
+        if a.min() == a.max():  # constant alpha: nothing to resample
+            return out, np.full(out.shape[:2], a.flat[0], a.dtype)
+        return out, (upscale_alpha(a.astype(np.float32) / peak, k) * peak + 0.5).astype(a.dtype)
 
     def stroke_edit(self, guide: np.ndarray, *, strength: float = 0.5, mask: np.ndarray | None = None, seed: int = 0,
                     num_steps: int = 3, progress: Progress | None = None) -> np.ndarray:
-        """SDEdit-style: turn rough colour strokes into a plausible image; strength 0..1 maps to sigma 0.5..40."""
+        """SDEdit-style: turn rough colour strokes into a plausible image; strength 0..1 maps to sigma 0.5..40.
+
+        With `mask` (nonzero = edited region), only that region changes; the rest stays bit-identical.
+        """
         guide = _check_image(guide)
         H, W = guide.shape[:2]
         R = self.resolution
-        y = to_tensor(resize(guide, (R, R)))
+        y = torch.from_numpy(resize_float(as_float(guide), (R, R), Image.Resampling.LANCZOS)).permute(2, 0, 1)[None] * 2 - 1
         sigma_start = float(0.5 * (80.0 ** min(max(strength, 0.0), 1.0)))
-        op: Operator
+        op: Operator = Identity()
+        hole = None
         if mask is not None:
             hole = _check_mask(mask, guide)
-            keep = 1.0 - np.asarray(resize((hole * 255).astype(np.uint8), (R, R), resample=0) > 0, np.float32)
-            op = Inpaint(torch.from_numpy(keep)[None, None])
-        else:
-            op = Identity()
-        out = self._restore(y, op, seed=seed, x_start=None, sigmas=self.sigmas_from(sigma_start, num_steps), progress=progress)
-        result = to_uint8(out)[0]
-        return resize(result, (W, H)) if (H, W) != (R, R) else result
+            keep = resize_float(1 - hole.astype(np.float32), (R, R), Image.Resampling.BOX) > 0.999
+            op = Inpaint(torch.from_numpy(keep.astype(np.float32))[None, None])
+        out = self._restore(y.clamp(-1, 1), op, seed=seed, x_start=None, sigmas=self.sigmas_from(sigma_start, num_steps),
+                            progress=progress)
+        result = np.clip(((out[0].float().cpu() + 1) / 2).permute(1, 2, 0).numpy(), 0, 1)
+        if (H, W) != (R, R):
+            result = np.clip(resize_float(result, (W, H), Image.Resampling.LANCZOS), 0, 1)
+        result = from_float(result, guide.dtype)
+        if hole is not None:
+            final = guide.copy()
+            final[hole] = result[hole]
+            return final
+        return result
+
+
+def as_float(image: np.ndarray) -> np.ndarray:
+    """uint8/uint16 -> float32 in [0, 1]."""
+    peak = 65535.0 if image.dtype == np.uint16 else 255.0
+    return image.astype(np.float32) / peak
+
+
+def from_float(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float in [0, 1] -> uint8/uint16, rounded."""
+    peak = 65535.0 if np.dtype(dtype) == np.uint16 else 255.0
+    return np.clip(a * peak + 0.5, 0, peak).astype(dtype)
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
     a = np.asarray(image)
-    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 image of shape (H, W, 3), got {a.dtype} {a.shape}")
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected an RGB uint8/uint16 image of shape (H, W, 3), got {a.dtype} {a.shape}")
     if min(a.shape[:2]) < 1:
         raise ValueError("the image is empty")
     return a
@@ -279,18 +313,3 @@ def _check_mask(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
     if m.shape != image.shape[:2]:
         raise ValueError(f"mask size {m.shape[1]}x{m.shape[0]} does not match image size {image.shape[1]}x{image.shape[0]}")
     return m > 0
-
-
-def _tile_starts(size: int, tile: int, step: int) -> list[int]:
-    starts = list(range(0, max(1, size - tile + 1), step))
-    if starts[-1] != size - tile:
-        starts.append(size - tile)
-    return starts
-
-
-def _blend_window(n: int) -> torch.Tensor:
-    """Separable raised-cosine weights that never reach zero, so every pixel has positive total weight."""
-    r = torch.arange(n, dtype=torch.float32)
-    w1 = 0.5 - 0.5 * torch.cos(2 * math.pi * (r + 0.5) / n)
-    w1 = w1.clamp(min=1e-3)
-    return (w1[:, None] * w1[None, :])[None]

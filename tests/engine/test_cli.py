@@ -39,7 +39,7 @@ def test_tasks_write_outputs(images, tiny_model_file, capsys):
     m = ["--model", str(tiny_model_file), "--quiet"]
     assert main(["generate", *m, "-n", "2", "--out", str(images / "g.png")]) == 0
     assert (images / "g_000.png").exists() and (images / "g_001.png").exists()
-    assert main(["inpaint", str(images / "in.png"), "--mask", str(images / "mask.png"), *m]) == 0
+    assert main(["inpaint", str(images / "in.png"), "--mask", str(images / "mask.png"), *m, "--grow", "0", "--feather", "0"]) == 0
     out = np.asarray(Image.open(images / "in_inpaint.png"))
     src = np.asarray(Image.open(images / "in.png"))
     keep = np.asarray(Image.open(images / "mask.png")) == 0
@@ -72,3 +72,25 @@ def test_no_model_is_said_plainly(monkeypatch, capsys):
     monkeypatch.setattr(engine.cli, "default_model_path", lambda: None)
     assert main(["generate", "--quiet"]) == 2
     assert "no model available" in capsys.readouterr().err
+
+
+def test_batch_upscale_folder_skips_and_survives_bad_files(images, tiny_model_file, capsys):
+    folder = images / "batch"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for name in ("a.png", "sub/b.jpg"):
+        Image.fromarray((rng.random((10, 12, 3)) * 255).astype(np.uint8)).save(folder / name)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 3] = np.linspace(0, 255, 64).reshape(8, 8).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(folder / "alpha.png")
+    out = images / "out"
+    args = ["upscale", str(folder), "--factor", "2", "--out", str(out), "--recursive", "--model", str(tiny_model_file), "--quiet"]
+    assert main(args) == 1  # one file failed, the others were written
+    text = capsys.readouterr().out
+    assert "3 written, 0 skipped" in text and "1 failed" in text and "broken.png: FAILED" in text
+    assert (out / "a_upscale_2x.png").exists() and (out / "sub" / "b_upscale_2x.png").exists()
+    up = Image.open(out / "alpha_upscale_2x.png")
+    assert up.mode == "RGBA" and up.size == (16, 16)
+    assert main(args) == 1
+    assert "0 written, 3 skipped" in capsys.readouterr().out

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from engine import Cancelled, Model, preset
+from engine.inpaint import InpaintOptions, context_window, dilate, regions
 from engine.tensors import rgb_to_ycbcr, to_tensor, to_uint8, ycbcr_to_rgb
 
 
@@ -25,16 +26,46 @@ def test_generate_shapes_and_seed(tiny_model):
     assert tiny_model.generate(1, seed=0, ts=(0, 39)).shape == (1, 16, 16, 3)
 
 
-def test_inpaint_keeps_every_unmasked_pixel(tiny_model):
-    img = photo()
+def test_inpaint_keeps_pixels_outside_grown_feathered_mask(tiny_model):
+    img = photo(60, 80)
     mask = np.zeros(img.shape[:2], np.uint8)
-    mask[10:25, 5:30] = 255
-    out = tiny_model.inpaint(img, mask, seed=1)
-    assert out.shape == img.shape
-    assert np.array_equal(out[mask == 0], img[mask == 0])
+    mask[20:30, 25:40] = 255
+    opts = InpaintOptions(grow=3, feather=5, min_context=8)
+    out = tiny_model.inpaint(img, mask, seed=1, options=opts)
+    assert out.shape == img.shape and out.dtype == img.dtype
+    near = dilate(mask > 0, 3 + 5)
+    assert np.array_equal(out[~near], img[~near])
     assert not np.array_equal(out[mask > 0], img[mask > 0])
+    # Without growing or feathering, every unmasked pixel is untouched.
+    sharp = tiny_model.inpaint(img, mask, seed=1, options=InpaintOptions(grow=0, feather=0, min_context=8))
+    assert np.array_equal(sharp[mask == 0], img[mask == 0])
     with pytest.raises(ValueError, match="does not match image size"):
         tiny_model.inpaint(img, mask[:, :10])
+
+
+def test_inpaint_large_photo_two_regions_and_16bit(tiny_model):
+    img = photo(300, 420).astype(np.uint16) * 257
+    mask = np.zeros(img.shape[:2], bool)
+    mask[30:60, 40:90] = True  # two far-apart regions get their own windows
+    mask[200:280, 300:400] = True
+    seen = []
+    out = tiny_model.inpaint(img, mask, seed=0, options=InpaintOptions(min_context=16, max_scale=2),
+                             progress=lambda d, t: seen.append((d, t)))
+    assert out.dtype == np.uint16
+    near = dilate(mask, 4 + 8)
+    assert np.array_equal(out[~near], img[~near])
+    assert seen[-1][0] == seen[-1][1] and len(seen) == seen[-1][1]
+
+
+def test_inpaint_regions_and_windows():
+    mask = np.zeros((100, 200), bool)
+    mask[10:20, 10:20] = True
+    mask[70:90, 150:190] = True
+    boxes = sorted(regions(mask))
+    assert boxes == [(10, 10, 20, 20), (70, 150, 90, 190)]
+    w = context_window((70, 150, 90, 190), (100, 200), InpaintOptions(min_context=30))
+    assert w.top >= 0 and w.left >= 0 and w.top + w.height <= 100 and w.left + w.width <= 200
+    assert w.width == 100 and w.height == 100  # clipped to the image height, shifted inward
 
 
 def test_colorize_keeps_original_luma(tiny_model):

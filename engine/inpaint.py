@@ -1,0 +1,228 @@
+"""Inpainting of any size: a context window per mask region, coarse-to-fine fill, feathered paste.
+
+For each connected region of the mask, a window with context around it (max(128 px, 0.3 x the
+region's side) by default, shifted inward at image edges) is filled at the model's resolution
+first, then refined at doubling scales, with the known pixels projected back at every step
+(Song et al., 2023, Algorithm 4). The result is pasted only inside a grown, feathered copy of the
+mask, after matching its colour to a ring of known pixels, so pixels outside stay bit-identical.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+# (y, x_start, known_mask, sigma_start or None for the coarse pass, num_steps, seed, on_step) -> (1, 3, h, w) in [-1, 1]
+Fill = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float | None, int, int, Callable[[], None] | None], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class InpaintOptions:
+    """User-facing knobs for large-image inpainting."""
+
+    context: float = 0.3  # context margin as a fraction of the region's side
+    min_context: int = 128  # ... but at least this many pixels
+    grow: int = 4  # px the painted mask is dilated by before filling (tight masks leave halos)
+    feather: int = 8  # px of soft blend outside the grown mask
+    colour_match: bool = True  # match the fill's colour to a ring of known pixels
+    max_scale: int = 4  # finest working size = this x the model resolution
+    refine_sigma: float = 2.0  # start noise of the finer passes (low: keep the coarse fill's layout)
+    refine_steps: int = 2
+
+
+@dataclass(frozen=True)
+class Window:
+    top: int
+    left: int
+    height: int
+    width: int
+
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.top, self.top + self.height), slice(self.left, self.left + self.width)
+
+
+def regions(mask: np.ndarray, max_cells: int = 256) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (top, left, bottom, right) of the mask's connected regions.
+
+    Labelling runs on a coarse grid (block max, at most `max_cells` per side) so huge masks stay fast;
+    regions closer than one cell merge, which is what a shared context window wants anyway.
+    """
+    h, w = mask.shape
+    f = max(1, -(-max(h, w) // max_cells))
+    gh, gw = -(-h // f), -(-w // f)
+    padded = np.zeros((gh * f, gw * f), bool)
+    padded[:h, :w] = mask
+    grid = padded.reshape(gh, f, gw, f).any(axis=(1, 3))
+    seen = np.zeros_like(grid)
+    boxes = []
+    for sy, sx in zip(*np.nonzero(grid)):
+        if seen[sy, sx]:
+            continue
+        seen[sy, sx] = True
+        q = deque([(sy, sx)])
+        t, l, b, r = sy, sx, sy, sx
+        while q:
+            y, x = q.popleft()
+            t, l, b, r = min(t, y), min(l, x), max(b, y), max(r, x)
+            for ny in (y - 1, y, y + 1):
+                for nx in (x - 1, x, x + 1):
+                    if 0 <= ny < gh and 0 <= nx < gw and grid[ny, nx] and not seen[ny, nx]:
+                        seen[ny, nx] = True
+                        q.append((ny, nx))
+        # Tighten to the real mask pixels inside the coarse box.
+        sub = mask[t * f:(b + 1) * f, l * f:(r + 1) * f]
+        ys, xs = np.nonzero(sub.any(axis=1))[0], np.nonzero(sub.any(axis=0))[0]
+        boxes.append((t * f + int(ys[0]), l * f + int(xs[0]), t * f + int(ys[-1]) + 1, l * f + int(xs[-1]) + 1))
+    return boxes
+
+
+def context_window(box: tuple[int, int, int, int], shape: tuple[int, int], opts: InpaintOptions) -> Window:
+    """A square window around `box` with context, shifted (not shrunk) to stay inside the image."""
+    t, l, b, r = box
+    h, w = shape
+    side = max(b - t, r - l)
+    side = side + 2 * max(opts.min_context, int(opts.context * side))
+    wh, ww = min(side, h), min(side, w)
+    cy, cx = (t + b) // 2, (l + r) // 2
+    top = min(max(cy - wh // 2, 0), h - wh)
+    left = min(max(cx - ww // 2, 0), w - ww)
+    return Window(top, left, wh, ww)
+
+
+def merge_windows(windows: list[Window]) -> list[Window]:
+    """Union overlapping windows into their bounding window until none overlap."""
+    ws = list(windows)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(ws)):
+            for j in range(i + 1, len(ws)):
+                a, b = ws[i], ws[j]
+                if a.top < b.top + b.height and b.top < a.top + a.height and a.left < b.left + b.width and b.left < a.left + a.width:
+                    top, left = min(a.top, b.top), min(a.left, b.left)
+                    ws[i] = Window(top, left, max(a.top + a.height, b.top + b.height) - top, max(a.left + a.width, b.left + b.width) - left)
+                    del ws[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return ws
+
+
+def dilate(mask: np.ndarray, px: int) -> np.ndarray:
+    if px <= 0:
+        return mask.copy()
+    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * px + 1))) > 127
+
+
+def blend_alpha(hole: np.ndarray, grow: int, feather: int) -> np.ndarray:
+    """1 inside the grown hole, a smooth ramp over `feather` px outside it, exactly 0 beyond."""
+    grown = dilate(hole, grow)
+    if feather <= 0:
+        return grown.astype(np.float32)
+    outer = dilate(grown, feather)
+    soft = np.asarray(Image.fromarray(grown.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(feather / 2)), np.float32) / 255
+    a = np.where(grown, 1.0, np.clip(soft * 2, 0, 1)).astype(np.float32)
+    a[~outer] = 0.0
+    return a
+
+
+def _resize(a: np.ndarray, size: tuple[int, int], resample=Image.Resampling.LANCZOS) -> np.ndarray:
+    """Resize a float (h, w[, c]) array to size = (width, height) without quantising."""
+    if a.ndim == 2:
+        return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize(size, resample))
+    return np.stack([_resize(a[..., c], size, resample) for c in range(a.shape[-1])], axis=-1)
+
+
+def work_sizes(h: int, w: int, resolution: int, multiple: int, max_scale: int) -> list[tuple[int, int]]:
+    """Coarse-to-fine (height, width) pairs: model size first, doubling up to the window or max_scale x."""
+    def fit(s: int) -> tuple[int, int]:
+        scale = s / max(h, w)
+        return (max(multiple, round(h * scale / multiple) * multiple), max(multiple, round(w * scale / multiple) * multiple))
+
+    sizes, s = [], resolution
+    while True:
+        sizes.append(fit(s))
+        if s >= max(h, w) or s * 2 > resolution * max_scale:
+            break
+        s *= 2
+    return sizes
+
+
+def fill_window(crop: np.ndarray, hole: np.ndarray, fill: Fill, resolution: int, multiple: int, opts: InpaintOptions,
+                seed: int, on_step: Callable[[], None] | None = None) -> np.ndarray:
+    """Fill `hole` in a float (h, w, 3) crop in [0, 1], coarse to fine; returns the filled crop at full size."""
+    h, w = hole.shape
+    prev = None
+    for level, (sh, sw) in enumerate(work_sizes(h, w, resolution, multiple, opts.max_scale)):
+        y = _resize(crop, (sw, sh), Image.Resampling.BOX if sh < h else Image.Resampling.LANCZOS)
+        # A pixel is known at this scale only if every source pixel under it is known.
+        known = ~(_resize(hole.astype(np.float32), (sw, sh), Image.Resampling.BOX) > 1e-3)
+        y_t = torch.from_numpy(y).permute(2, 0, 1)[None].clamp(0, 1) * 2 - 1
+        m_t = torch.from_numpy(known.astype(np.float32))[None, None]
+        if prev is None:
+            # Coarsest pass: the hole starts at the mean known colour and the loop runs from sigma_start.
+            mean = (y_t * m_t).sum((2, 3), keepdim=True) / m_t.sum().clamp(min=1)
+            start = y_t * m_t + mean * (1 - m_t)
+            out = fill(y_t, start, m_t, None, 0, seed, on_step)
+        else:
+            up = torch.from_numpy(_resize(prev, (sw, sh), Image.Resampling.BICUBIC)).permute(2, 0, 1)[None]
+            start = y_t * m_t + (up.clamp(0, 1) * 2 - 1) * (1 - m_t)
+            out = fill(y_t, start, m_t, opts.refine_sigma, opts.refine_steps, seed + level, on_step)
+        prev = ((out[0].float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+    if prev.shape[:2] != (h, w):
+        prev = np.clip(_resize(prev, (w, h), Image.Resampling.LANCZOS), 0, 1)
+    return prev
+
+
+def match_colour(gen: np.ndarray, orig: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """Shift the fill's per-channel mean so it agrees with the original on `band`.
+
+    The band is the feather ring: generated there, but the original still shows true surroundings,
+    so their difference measures the fill's colour cast.
+    """
+    if band.sum() < 16:
+        return gen
+    shift = orig[band].mean(axis=0) - gen[band].mean(axis=0)
+    return np.clip(gen + shift, 0, 1)
+
+
+def inpaint_any(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: int, multiple: int, *, seed: int = 0,
+                coarse_evals: int = 4, opts: InpaintOptions = InpaintOptions(),
+                progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fill where `mask` is True in a float (H, W, 3) image in [0, 1]; returns (blended float image, alpha).
+
+    The model regenerates the mask grown by grow + feather px; the paste is opaque over the mask
+    grown by `grow` and fades out over the next `feather` px. Where alpha == 0 the caller keeps its
+    original pixels untouched.
+    """
+    H, W = mask.shape
+    generated = dilate(mask, opts.grow + opts.feather)
+    windows = merge_windows([context_window(b, (H, W), opts) for b in regions(generated)])
+    alpha_full = np.zeros((H, W), np.float32)
+    result = image.copy()
+    # Network evaluations in total, for a progress bar that moves at every step.
+    total = sum(coarse_evals + (len(work_sizes(w.height, w.width, resolution, multiple, opts.max_scale)) - 1) * opts.refine_steps
+                for w in windows)
+    done = [0]
+
+    def on_step() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
+    for i, win in enumerate(windows):
+        sy, sx = win.slices()
+        crop, gen_hole = image[sy, sx], generated[sy, sx]
+        gen = fill_window(crop, gen_hole, fill, resolution, multiple, opts, seed + 1000 * i, on_step)
+        a = blend_alpha(mask[sy, sx], opts.grow, opts.feather)
+        if opts.colour_match:
+            gen = match_colour(gen, crop, gen_hole & (a < 1))
+        result[sy, sx] = crop * (1 - a[..., None]) + gen * a[..., None]
+        alpha_full[sy, sx] = np.maximum(alpha_full[sy, sx], a)
+    return result, alpha_full
