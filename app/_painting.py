@@ -1,0 +1,118 @@
+"""Painting intents of the controller: brush strokes and whole-mask operations.
+
+A mixin of `EditorController` (kept apart only for size): it uses the host's `document`,
+`history`, `brush`, `params` and `view`, and calls `_show_history`, `live_available` and `run`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .model import brush as brushes
+from .model.brush import BrushTool, Stroke
+from .model.document import Snapshot
+from .model.imageio import ImageError, read_mask, write_mask
+
+if TYPE_CHECKING:
+    from .controller import EditorController
+
+
+class PaintingMixin:
+    _stroke: Stroke | None
+    _stroke_before: Snapshot | None
+    _stroke_image: np.ndarray | None
+
+    # -- brush ----------------------------------------------------------------------------------
+
+    def begin_stroke(self: EditorController, x: float, y: float, *, erase: bool = False) -> None:
+        if self._stroke is not None:
+            return
+        tool = BrushTool.erase if erase and self.brush.tool == BrushTool.mask else self.brush.tool
+        self._stroke_before = self.document.snapshot()
+        self._stroke = Stroke(self.document.mask.shape, self.brush.replace(tool=tool))
+        if tool == BrushTool.colour:
+            self._stroke_image = self.document.image.copy()
+        self.extend_stroke(x, y)
+
+    def extend_stroke(self: EditorController, x: float, y: float) -> None:
+        stroke, before = self._stroke, self._stroke_before
+        if stroke is None or before is None:
+            return
+        rect = stroke.add(x, y)
+        if rect is None:
+            return
+        if stroke.settings.tool == BrushTool.colour and self._stroke_image is not None:
+            x0, y0, x1, y1 = rect
+            patch = brushes.apply_to_image(before.image[y0:y1, x0:x1], stroke.coverage[y0:y1, x0:x1],
+                                           stroke.settings.colour, (0, 0, x1 - x0, y1 - y0))
+            self._stroke_image[y0:y1, x0:x1] = patch
+            self.view.set_image(self._stroke_image, rect)
+        else:
+            brushes.apply_to_mask(self.document.mask, before.mask, stroke.coverage, rect,
+                                  erase=stroke.settings.tool == BrushTool.erase)
+            self.view.set_mask(self.document.mask, rect)
+
+    def end_stroke(self: EditorController) -> None:
+        stroke, before = self._stroke, self._stroke_before
+        self._stroke = self._stroke_before = None
+        if stroke is None or before is None or stroke.bounds is None:
+            return
+        tool = stroke.settings.tool
+        if tool == BrushTool.colour and self._stroke_image is not None:
+            self.document.set_image(self._stroke_image, keep_before=False)
+            self._stroke_image = None
+        labels = {BrushTool.mask: "Brush stroke", BrushTool.erase: "Erase stroke", BrushTool.colour: "Colour stroke"}
+        self.history.record(before, labels[tool])
+        self._show_history()
+        if self.params.live and self.live_available() and tool != BrushTool.colour:
+            self.run(live=True)
+
+    # -- whole-mask operations ------------------------------------------------------------------
+
+    def _change_mask(self: EditorController, new: np.ndarray, label: str) -> None:
+        before = self.document.snapshot()
+        self.document.set_mask(new)
+        self.history.record(before, label)
+        self.view.set_mask(self.document.mask)
+        self._show_history()
+
+    def clear_mask(self: EditorController) -> None:
+        if self.document.mask.any():
+            self._change_mask(np.zeros_like(self.document.mask), "Clear mask")
+
+    def invert_mask(self: EditorController) -> None:
+        self._change_mask(brushes.invert(self.document.mask), "Invert mask")
+
+    def _edge_pixels(self: EditorController) -> int:
+        # Scale grow/shrink/feather with the image so one click does something visible on any size.
+        return max(2, round(max(self.document.size) / 100))
+
+    def grow_mask(self: EditorController) -> None:
+        self._change_mask(brushes.grow(self.document.mask, self._edge_pixels()), "Grow mask")
+
+    def shrink_mask(self: EditorController) -> None:
+        self._change_mask(brushes.shrink(self.document.mask, self._edge_pixels()), "Shrink mask")
+
+    def feather_mask(self: EditorController) -> None:
+        self._change_mask(brushes.feather(self.document.mask, 2 * self._edge_pixels()), "Feather mask")
+
+    def import_mask(self: EditorController, path: Path) -> bool:
+        try:
+            mask = read_mask(path, self.document.mask.shape)
+        except ImageError as e:
+            self.view.show_error("Could not import the mask", str(e))
+            return False
+        self._change_mask(mask, "Import mask")
+        return True
+
+    def export_mask(self: EditorController, path: Path) -> bool:
+        try:
+            write_mask(path, self.document.mask)
+        except ImageError as e:
+            self.view.show_error("Could not export the mask", str(e))
+            return False
+        self.view.set_status(f"Mask saved to {path.name}.")
+        return True

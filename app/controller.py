@@ -1,0 +1,383 @@
+"""EditorController: user intents -> model changes and engine jobs. No Qt: tested with a mock view.
+
+Data flows one way: the view calls intent methods (`run`, `begin_stroke`, `undo`, ...), the
+controller changes `app.model` state and pushes the result back with the view's `set_*` methods.
+Engine messages arrive through `on_progress/on_finished/on_failed`, always on the UI thread.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ._painting import PaintingMixin
+from .model.brush import BrushSettings, Rect, Stroke
+from .model.catalog import ModelInfo, scan_models
+from .model.document import Document, Snapshot
+from .model.history import History
+from .model.imageio import ImageError, read_image, write_image
+from .model.jobs import (ImportDone, ImportRequest, JobFailed, JobIds, JobRequest, JobResult, LoadModelRequest,
+                         ModelReady, Progress)
+from .model.params import NEEDS_MASK, TASK_LABELS, USES_MASK, GenerationParams, Task
+from .model.settings import Settings, load_settings, save_settings, user_models_dir
+
+BLANK_SIZE = 256
+MISSING_DEFAULT = ("No trained default model found (resources/models/default.safetensors): using an untrained "
+                   "test model, so results will look like noise. Import a checkpoint from the Model menu.")
+
+
+class EditorView(Protocol):
+    def set_image(self, image: np.ndarray, rect: Rect | None = None) -> None: ...
+    def set_mask(self, mask: np.ndarray, rect: Rect | None = None) -> None: ...
+    def set_before(self, image: np.ndarray | None) -> None: ...
+    def set_params(self, params: GenerationParams) -> None: ...
+    def set_brush(self, brush: BrushSettings) -> None: ...
+    def set_models(self, models: list[ModelInfo], selected: int) -> None: ...
+    def set_model_state(self, text: str, ready: bool, warning: bool) -> None: ...
+    def set_live_available(self, available: bool) -> None: ...
+    def set_busy(self, busy: bool) -> None: ...
+    def set_progress(self, done: int, total: int, text: str) -> None: ...
+    def set_status(self, text: str) -> None: ...
+    def set_title(self, name: str, dirty: bool) -> None: ...
+    def set_history(self, undo_label: str, redo_label: str) -> None: ...
+    def set_recent_files(self, paths: list[str]) -> None: ...
+    def show_error(self, title: str, message: str) -> None: ...
+
+
+class EngineClient(Protocol):
+    def submit(self, request: object) -> None: ...
+    def cancel(self, job_id: int) -> None: ...
+
+
+class EditorController(PaintingMixin):
+    def __init__(self, view: EditorView, engine: EngineClient, *, settings_file: Path | None = None,
+                 default_model: Path | None = None, models_dir: Path | None = None) -> None:
+        self.view = view
+        self.engine = engine
+        self.settings_file = settings_file
+        self.settings: Settings = load_settings(settings_file)
+        s = self.settings
+        task = s.task if s.task in Task._value2member_map_ else Task.inpaint.value
+        self.params = GenerationParams(task=Task(task), steps=max(0, s.steps), live=s.live)
+        self.brush = BrushSettings(size=s.brush_size, hardness=s.brush_hardness)
+        self.default_model = default_model
+        self.models_dir = models_dir or user_models_dir()
+        self.document = Document(np.full((BLANK_SIZE, BLANK_SIZE, 3), 128, np.uint8), name="Untitled")
+        self.history = History()
+        self.models: list[ModelInfo] = []
+        self.model: ModelInfo | None = None  # the loaded model; None while loading
+        self._ids = JobIds()
+        self._job: int | None = None  # the task in flight (at most one)
+        self._job_live = False
+        self._job_mask: np.ndarray | None = None  # the mask the running job fills
+        self._live_pending = False  # a live request arrived while a job ran; the latest state wins
+        self._model_job: int | None = None
+        self._import_job: int | None = None
+        self._stroke: Stroke | None = None
+        self._stroke_before: Snapshot | None = None
+        self._stroke_image: np.ndarray | None = None  # writable copy while a colour stroke is drawn
+
+    # -- start-up and shutdown ------------------------------------------------------------------
+
+    def start(self, files: list[str] | None = None, sample: Path | None = None) -> None:
+        """Fill the view, open the first file (or the sample), and start loading the model."""
+        self.view.set_params(self.params)
+        self.view.set_brush(self.brush)
+        self.view.set_recent_files(list(self.settings.recent_files))
+        opened = False
+        if files:
+            opened = self.open_path(Path(files[0]))
+            if len(files) > 1:
+                self.view.set_status(f"Opened {Path(files[0]).name}; one image at a time, the other files were ignored.")
+        if not opened and sample is not None:
+            opened = self.open_path(sample, as_sample=True)
+        if not opened:
+            self._show_document()
+        self.refresh_models(select=self.settings.model_path or None)
+
+    def shutdown(self) -> None:
+        if self._job is not None:
+            self.engine.cancel(self._job)
+        self.save_settings()
+
+    def save_settings(self, **changes: object) -> None:
+        self.settings = self.settings.replace(task=self.params.task.value, steps=self.params.steps,
+                                              live=self.params.live, brush_size=self.brush.size,
+                                              brush_hardness=self.brush.hardness, **changes)
+        try:
+            save_settings(self.settings, self.settings_file)
+        except OSError as e:  # settings are a convenience: never let them stop the app
+            self.view.set_status(f"Could not save settings: {e}")
+
+    # -- parameters -----------------------------------------------------------------------------
+
+    def set_params(self, **changes: object) -> None:
+        try:
+            self.params = self.params.replace(**changes)
+        except (ValueError, TypeError) as e:
+            self.view.set_status(str(e))
+        self.view.set_params(self.params)
+        self._update_live()
+
+    def randomise_seed(self) -> None:
+        self.set_params(seed=random.randrange(2**31))
+
+    def set_brush(self, **changes: object) -> None:
+        self.brush = self.brush.replace(**changes)
+        self.view.set_brush(self.brush)
+
+    def brush_bigger(self) -> None:
+        self.set_brush(size=self.brush.bigger().size)
+
+    def brush_smaller(self) -> None:
+        self.set_brush(size=self.brush.smaller().size)
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def refresh_models(self, select: str | None = None) -> None:
+        self.models, problems = scan_models(self.default_model, [self.models_dir])
+        index = 0
+        if select:
+            index = next((i for i, m in enumerate(self.models) if m.path is not None and str(m.path) == select), 0)
+        self.view.set_models(self.models, index)
+        if problems:
+            self.view.set_status("Skipped unreadable model files: " + "; ".join(problems))
+        self.select_model(index)
+
+    def select_model(self, index: int) -> None:
+        if not 0 <= index < len(self.models):
+            return
+        info = self.models[index]
+        if self.model is not None and self.model.path == info.path and self._model_job is None:
+            return
+        self.model = None
+        self._model_job = self._ids.next()
+        self.view.set_model_state(f"Loading {info.label}...", ready=False, warning=False)
+        self._update_live()
+        self.engine.submit(LoadModelRequest(self._model_job, info))
+        if info.path is not None or self.settings.model_path:
+            self.save_settings(model_path=str(info.path) if info.path and not info.is_default else "")
+
+    def import_checkpoint(self, source: Path) -> None:
+        self._import_job = self._ids.next()
+        self.view.set_status(f"Importing {source.name}...")
+        self.view.set_progress(0, 3, f"Importing {source.name}")
+        self.engine.submit(ImportRequest(self._import_job, Path(source), self.models_dir))
+
+    # -- running tasks --------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def live_available(self) -> bool:
+        return self.model is not None and self.model.one_step and self.params.task == Task.inpaint
+
+    def _update_live(self) -> None:
+        self.view.set_live_available(self.live_available())
+
+    def run(self, *, live: bool = False) -> int | None:
+        """Start the selected task; returns the job id, or None with the reason in the status bar."""
+        if self._job is not None:
+            if live:
+                self._live_pending = True  # coalesce: one re-run after the current job, with the newest mask
+            else:
+                self.view.set_status("A task is already running: cancel it first.")
+            return None
+        if self.model is None:
+            self.view.set_status("The model is still loading; try again in a moment.")
+            return None
+        params = self.params.replace(task=Task.inpaint, steps=1) if live else self.params
+        doc = self.document
+        if params.task in NEEDS_MASK and not doc.mask.any():
+            self.view.set_status("Paint over the area to replace first: the mask is empty.")
+            return None
+        if params.task == Task.upscale and self.model.resolution % params.upscale_factor:
+            ok = ", ".join(f"{f}x" for f in (2, 4, 8) if self.model.resolution % f == 0)
+            self.view.set_status(f"This model ({self.model.resolution} px) can upscale by {ok}.")
+            return None
+        mask = doc.mask.copy()
+        mask.flags.writeable = False
+        job = JobRequest(self._ids.next(), params, doc.image, mask, doc.image_revision, live=live)
+        self._job, self._job_live, self._job_mask = job.job_id, live, mask if params.task in USES_MASK else None
+        self._live_pending = False
+        self.view.set_busy(True)
+        self.view.set_progress(0, 0, f"{TASK_LABELS[params.task]}: starting")
+        self.engine.submit(job)
+        return job.job_id
+
+    def cancel(self) -> None:
+        self._live_pending = False
+        if self._job is not None:
+            self.engine.cancel(self._job)
+            self.view.set_status("Cancelling...")
+
+    def on_progress(self, p: Progress) -> None:
+        if p.job_id == self._job:
+            self.view.set_progress(p.done, p.total, f"{TASK_LABELS[self.params.task if not self._job_live else Task.inpaint]}: "
+                                   f"step {p.done}/{p.total}")
+        elif p.job_id in (self._model_job, self._import_job):
+            self.view.set_progress(p.done, p.total, p.stage)
+
+    def on_finished(self, msg: object) -> None:
+        if isinstance(msg, ModelReady):
+            self._on_model_ready(msg)
+        elif isinstance(msg, ImportDone):
+            self._on_import_done(msg)
+        elif isinstance(msg, JobResult):
+            self._on_result(msg)
+
+    def on_failed(self, f: JobFailed) -> None:
+        if f.job_id == self._model_job:
+            self._model_job = None
+            self.view.show_error("Could not load the model", f.message)
+            self.view.set_model_state("No model loaded: pick another one.", ready=False, warning=True)
+            self.view.set_progress(0, 1, "")
+        elif f.job_id == self._import_job:
+            self._import_job = None
+            self.view.set_progress(0, 1, "")
+            self.view.show_error("Could not import the checkpoint", f.message)
+        elif f.job_id == self._job:
+            self._end_job()
+            self._live_pending = False  # a failing live job would fail again: do not loop
+            if f.cancelled:
+                self.view.set_status("Cancelled.")
+            else:
+                self.view.set_status("The task failed.")
+                self.view.show_error("The task failed", f.message)
+
+    def _end_job(self) -> None:
+        self._job = None
+        self._job_live = False
+        self._job_mask = None
+        self.view.set_busy(False)
+
+    def _on_model_ready(self, msg: ModelReady) -> None:
+        if msg.job_id != self._model_job:
+            return  # the user picked another model while this one loaded
+        self._model_job = None
+        self.model = msg.info
+        for i, m in enumerate(self.models):
+            if m.path == msg.info.path:
+                self.models[i] = msg.info
+        if msg.info.untrained:
+            self.view.set_model_state(MISSING_DEFAULT if self.default_model is None else
+                                      f"Using {msg.info.label}: results will look like noise.", ready=True, warning=True)
+        else:
+            self.view.set_model_state(f"Model: {msg.info.label}", ready=True, warning=False)
+        self.view.set_progress(0, 1, "")
+        self._update_live()
+
+    def _on_import_done(self, msg: ImportDone) -> None:
+        if msg.job_id != self._import_job:
+            return
+        self._import_job = None
+        self.view.set_status(f"Imported {msg.path.name} into {msg.path.parent}.")
+        self.refresh_models(select=str(msg.path))
+
+    def _on_result(self, r: JobResult) -> None:
+        if r.job_id != self._job:
+            return  # stale: a newer job replaced it, or it was cancelled
+        live, job_mask = self._job_live, self._job_mask
+        self._end_job()
+        if r.image_revision != self.document.image_revision:
+            self.view.set_status("Result discarded: the image changed while the task ran.")
+        else:
+            before = self.document.snapshot()
+            self.document.set_image(r.image)
+            if job_mask is not None and job_mask.shape == self.document.mask.shape:
+                # The filled area is done: clear it so the overlay does not hide the result (IOPaint does
+                # the same). Only what this job used: strokes painted while it ran stay for the next run.
+                self.document.set_mask(np.where(job_mask > 0, 0, self.document.mask).astype(np.uint8))
+            self.history.record(before, TASK_LABELS[r.task] + (" (live)" if live else ""))
+            self._show_document()
+            self.view.set_status(f"{TASK_LABELS[r.task]} done in {r.elapsed_s:.2f} s.")
+        if self._live_pending:
+            self.run(live=True)
+
+    # -- documents ------------------------------------------------------------------------------
+
+    def open_path(self, path: Path, *, as_sample: bool = False) -> bool:
+        """Open an image file; on failure the current document is left untouched."""
+        try:
+            loaded = read_image(path)
+        except ImageError as e:
+            self.view.show_error("Could not open the image", str(e))
+            return False
+        doc = Document(loaded.rgb, None if as_sample else Path(path), alpha=loaded.alpha,
+                       icc_profile=loaded.icc_profile, name=Path(path).name)
+        if as_sample:
+            doc.saved_revision = doc.image_revision  # a pristine sample is nothing to save
+        self._replace_document(doc)
+        if not as_sample:
+            self.save_settings(**self._recent_changes(path))
+            self.view.set_recent_files(list(self.settings.recent_files))
+        self.view.set_status(f"Opened {Path(path).name} ({doc.size[0]}x{doc.size[1]}).")
+        return True
+
+    def open_array(self, image: np.ndarray, name: str = "Pasted image") -> None:
+        self._replace_document(Document(image, None, name=name))
+        self.view.set_status(f"{name} ({image.shape[1]}x{image.shape[0]}).")
+
+    def _recent_changes(self, path: Path) -> dict[str, object]:
+        s = self.settings.with_recent(path)
+        return {"recent_files": s.recent_files, "last_dir": s.last_dir}
+
+    def _replace_document(self, doc: Document) -> None:
+        if self._job is not None:
+            self.engine.cancel(self._job)  # its result would be dropped anyway (stale revision)
+        self._stroke = self._stroke_before = self._stroke_image = None
+        self.document = doc
+        self.history.clear()
+        self._show_document()
+
+    def save(self, path: Path | None = None) -> bool:
+        """Save the image (to its own path if none is given); False means the view must ask where."""
+        doc = self.document
+        target = Path(path) if path is not None else doc.path
+        if target is None:
+            return False
+        try:
+            write_image(target, doc.image, alpha=doc.alpha, icc_profile=doc.icc_profile)
+        except ImageError as e:
+            self.view.show_error("Could not save the image", str(e))
+            return False
+        doc.mark_saved(target)
+        self.save_settings(**self._recent_changes(target))
+        self.view.set_recent_files(list(self.settings.recent_files))
+        self.view.set_title(doc.name, doc.dirty)
+        self.view.set_status(f"Saved {target.name}.")
+        return True
+
+    # -- history --------------------------------------------------------------------------------
+
+    def undo(self) -> None:
+        self._step_history(self.history.undo)
+
+    def redo(self) -> None:
+        self._step_history(self.history.redo)
+
+    def _step_history(self, step: object) -> None:
+        if self._stroke is not None:
+            return
+        snap = step(self.document.snapshot())  # type: ignore[operator]
+        if snap is not None:
+            self.document.restore(snap)
+            self._show_document()
+
+    def _show_history(self) -> None:
+        self.view.set_history(self.history.undo_label, self.history.redo_label)
+        self.view.set_title(self.document.name, self.document.dirty)
+
+    def _show_document(self) -> None:
+        doc = self.document
+        self.view.set_image(doc.image)
+        self.view.set_mask(doc.mask)
+        self.view.set_before(doc.before)
+        self._show_history()
+
+
+__all__ = ["EditorController", "EditorView", "EngineClient"]

@@ -1,0 +1,70 @@
+"""Undo/redo as two stacks of immutable snapshots, bounded by count and memory."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from .document import Snapshot
+
+
+@dataclass(frozen=True)
+class _Entry:
+    snapshot: Snapshot
+    label: str  # "Brush stroke", "Inpaint", ... shown as "Undo Inpaint"
+
+
+class History:
+    """`record(before, label)` after each change; `undo(current)` returns the state to restore."""
+
+    def __init__(self, max_entries: int = 100, max_bytes: int = 1536 * 1024 * 1024) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._undo: deque[_Entry] = deque()
+        self._redo: list[_Entry] = []
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    @property
+    def undo_label(self) -> str:
+        return self._undo[-1].label if self._undo else ""
+
+    @property
+    def redo_label(self) -> str:
+        return self._redo[-1].label if self._redo else ""
+
+    def record(self, before: Snapshot, label: str) -> None:
+        self._undo.append(_Entry(before, label))
+        self._redo.clear()
+        self._trim()
+
+    def undo(self, current: Snapshot) -> Snapshot | None:
+        if not self._undo:
+            return None
+        entry = self._undo.pop()
+        self._redo.append(_Entry(current, entry.label))
+        return entry.snapshot
+
+    def redo(self, current: Snapshot) -> Snapshot | None:
+        if not self._redo:
+            return None
+        entry = self._redo.pop()
+        self._undo.append(_Entry(current, entry.label))
+        return entry.snapshot
+
+    def clear(self) -> None:
+        self._undo.clear()
+        self._redo.clear()
+
+    def _trim(self) -> None:
+        # Snapshots share arrays, so this over-counts; erring towards keeping less is the safe side.
+        while len(self._undo) > self.max_entries:
+            self._undo.popleft()
+        while len(self._undo) > 1 and sum(e.snapshot.nbytes for e in self._undo) > self.max_bytes:
+            self._undo.popleft()

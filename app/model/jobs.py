@@ -1,0 +1,88 @@
+"""Messages between the controller and the engine thread. All frozen: they cross a thread boundary."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .catalog import ModelInfo
+from .params import GenerationParams, Task
+
+
+class JobIds:
+    """Monotonic job ids; a result whose id is not the newest is stale and dropped."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+
+    def next(self) -> int:
+        return next(self._counter)
+
+
+# eq=False: the arrays make value equality meaningless (and ambiguous for numpy).
+@dataclass(frozen=True, eq=False)
+class JobRequest:
+    """Run `params.task` on a copy of the document taken when Run was pressed."""
+
+    job_id: int
+    params: GenerationParams
+    image: np.ndarray  # (H, W, 3) uint8, read-only
+    mask: np.ndarray  # (H, W) uint8, 0 = keep, 255 = fill; soft values blend
+    image_revision: int  # the document revision the result applies to
+    live: bool = False  # started by live mode rather than the Run button
+
+    @property
+    def task(self) -> Task:
+        return self.params.task
+
+
+@dataclass(frozen=True)
+class LoadModelRequest:
+    job_id: int
+    info: ModelInfo  # path None = the untrained test model
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    job_id: int
+    source: Path  # an official .pt, a .safetensors or a diffusers folder
+    dest_dir: Path  # the user's models folder
+
+
+@dataclass(frozen=True)
+class Progress:
+    job_id: int
+    done: int
+    total: int
+    stage: str = ""  # e.g. "Reading checkpoint"; empty for network steps
+
+
+@dataclass(frozen=True, eq=False)
+class JobResult:
+    job_id: int
+    image: np.ndarray  # (H', W', 3) uint8; already composited through a soft mask
+    image_revision: int
+    elapsed_s: float
+    task: Task
+
+
+@dataclass(frozen=True)
+class ModelReady:
+    job_id: int
+    info: ModelInfo  # filled in from the loaded spec
+
+
+@dataclass(frozen=True)
+class ImportDone:
+    job_id: int
+    path: Path  # the converted native model
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    job_id: int
+    message: str  # one or two plain sentences for the user
+    cancelled: bool = False

@@ -1,0 +1,89 @@
+"""What the user asks for: the task and its parameters, as one frozen value."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Task(str, Enum):
+    generate = "generate"
+    inpaint = "inpaint"
+    colorize = "colorize"
+    upscale = "upscale"
+    stroke_edit = "stroke_edit"
+
+
+TASK_LABELS: dict[Task, str] = {
+    Task.generate: "Generate",
+    Task.inpaint: "Inpaint",
+    Task.colorize: "Colorize",
+    Task.upscale: "Upscale",
+    Task.stroke_edit: "Stroke edit",
+}
+
+TASK_HINTS: dict[Task, str] = {
+    Task.generate: "Make a new image from noise.",
+    Task.inpaint: "Paint over what should be replaced, then Run.",
+    Task.colorize: "Colour a black-and-white photo; its brightness is kept.",
+    Task.upscale: "Enlarge the image with new detail.",
+    Task.stroke_edit: "Paint rough colour strokes, then Run to turn them into detail.",
+}
+
+# Tasks that read the mask, and those where it is required rather than optional.
+USES_MASK = frozenset({Task.inpaint, Task.stroke_edit})
+NEEDS_MASK = frozenset({Task.inpaint})
+
+# Network evaluations offered in the picker; 0 means "the checkpoint's published ts".
+STEP_CHOICES: tuple[int, ...] = (0, 1, 2, 4, 8)
+UPSCALE_FACTORS: tuple[int, ...] = (2, 4, 8)
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Parameters of the next run; replaced (never mutated) when the user changes a control."""
+
+    task: Task = Task.inpaint
+    steps: int = 0  # network evaluations; 0 = the checkpoint's published default
+    seed: int = 0  # same seed, same image
+    strength: float = 0.5  # stroke edit: 0 keeps the strokes, 1 ignores them
+    upscale_factor: int = 4  # must divide the model resolution
+    live: bool = False  # re-run inpainting whenever a stroke is released (one-step models)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", Task(self.task))
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must lie in 0..2^32-1, got {self.seed}")
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError(f"strength must lie in 0..1, got {self.strength}")
+        if self.upscale_factor not in UPSCALE_FACTORS:
+            raise ValueError(f"upscale factor must be one of {UPSCALE_FACTORS}, got {self.upscale_factor}")
+
+    def replace(self, **changes: object) -> GenerationParams:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def default_steps(task: Task, published_ts: tuple[int, ...] | None) -> int | None:
+    """Evaluations that "Default" means for `task`: the engine's 3 for upscale/stroke edit, else the published ts."""
+    if task in (Task.upscale, Task.stroke_edit):
+        return 3
+    return len(published_ts) - 1 if published_ts else None
+
+
+def steps_label(steps: int, default: int | None = None) -> str:
+    if steps == 0:
+        return f"Default ({default} step{'s' if default != 1 else ''})" if default else "Default"
+    return f"{steps} step{'s' if steps != 1 else ''}"
+
+
+def ts_for_steps(steps: int, grid: int) -> tuple[int, ...]:
+    """`steps` evaluations spread evenly over an N=`grid` Karras grid: indices from 0 to N-1.
+
+    A consistency model needs the first index at sigma_max (0) and the last at sigma_min (N-1);
+    steps beyond N-1 cannot be distinct, so they are capped.
+    """
+    steps = max(1, min(steps, grid - 1))
+    return tuple(sorted({round(k * (grid - 1) / steps) for k in range(steps + 1)}))

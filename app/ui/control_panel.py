@@ -1,0 +1,228 @@
+"""ControlPanel: task, model, steps, seed, strength, brush and mask tools, Run and Cancel.
+
+Widgets report changes through signals; `set_*` methods show the controller's state with the
+signals blocked, so a value the controller corrected never loops back as a new user change.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QAction, QColor
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QPushButton, QRadioButton, QSizePolicy, QSlider, QSpinBox, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from ..model.brush import BrushSettings, BrushTool
+from ..model.catalog import ModelInfo
+from ..model.params import (STEP_CHOICES, TASK_HINTS, TASK_LABELS, UPSCALE_FACTORS, USES_MASK, GenerationParams, Task,
+                            default_steps, steps_label)
+
+
+def _slider(lo: int, hi: int) -> QSlider:
+    s = QSlider(Qt.Orientation.Horizontal)
+    s.setRange(lo, hi)
+    return s
+
+
+class ControlPanel(QWidget):
+    task_changed = Signal(str)
+    model_selected = Signal(int)
+    steps_changed = Signal(int)
+    seed_changed = Signal(int)
+    randomise_requested = Signal()
+    strength_changed = Signal(float)
+    factor_changed = Signal(int)
+    live_toggled = Signal(bool)
+    brush_tool_changed = Signal(str)
+    brush_size_changed = Signal(float)
+    brush_hardness_changed = Signal(float)
+    brush_colour_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(300)
+        layout = QVBoxLayout(self)
+
+        # Task and its parameters.
+        task_box = QGroupBox("Task")
+        form = QFormLayout(task_box)
+        self.task = QComboBox()
+        for task, label in TASK_LABELS.items():
+            self.task.addItem(label, task.value)
+        self.hint = QLabel()
+        self.hint.setWordWrap(True)
+        self.model = QComboBox()
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(18)
+        self.import_button = QToolButton()
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(self.import_button)
+        self.model_state = QLabel()
+        self.model_state.setWordWrap(True)
+        self.steps = QComboBox()
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Same seed, same image.")
+        self.randomise = QPushButton("Random")
+        self.randomise.setToolTip("Pick a new random seed")
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.randomise)
+        self.strength = _slider(0, 100)
+        self.strength.setToolTip("How far the result may move away from your strokes")
+        self.strength_label = QLabel("Strength")
+        self.factor = QComboBox()
+        for f in UPSCALE_FACTORS:
+            self.factor.addItem(f"{f}x", f)
+        self.factor_label = QLabel("Factor")
+        self.live = QCheckBox("Live: re-run after each stroke")
+        self.live.setToolTip("Inpaint again whenever you release the brush (one-step models only)")
+        form.addRow(self.task)
+        form.addRow(self.hint)
+        form.addRow("Model", model_row)
+        form.addRow(self.model_state)
+        form.addRow("Steps", self.steps)
+        form.addRow("Seed", seed_row)
+        form.addRow(self.strength_label, self.strength)
+        form.addRow(self.factor_label, self.factor)
+        form.addRow(self.live)
+        layout.addWidget(task_box)
+
+        run_row = QHBoxLayout()
+        self.run_button = QToolButton()
+        self.cancel_button = QToolButton()
+        for b in (self.run_button, self.cancel_button):
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            b.setMinimumHeight(32)
+            run_row.addWidget(b)
+        layout.addLayout(run_row)
+
+        # Brush.
+        brush_box = QGroupBox("Brush")
+        grid = QGridLayout(brush_box)
+        self.tools = QButtonGroup(self)
+        for col, (tool, label, tip) in enumerate((
+                (BrushTool.mask, "Mask", "Paint what to regenerate (left button); right button erases"),
+                (BrushTool.erase, "Erase", "Remove from the mask"),
+                (BrushTool.colour, "Colour", "Paint colour into the image, e.g. guides for Stroke edit"))):
+            rb = QRadioButton(label)
+            rb.setToolTip(tip)
+            rb.setProperty("tool", tool.value)
+            self.tools.addButton(rb, col)
+            grid.addWidget(rb, 0, col)
+        self.colour = QPushButton()
+        self.colour.setToolTip("Brush colour")
+        self.colour.setFixedWidth(36)
+        grid.addWidget(self.colour, 0, 3)
+        self.size = _slider(1, 500)
+        self.size_label = QLabel()
+        self.size.setToolTip("Brush size: [ and ] change it")
+        grid.addWidget(QLabel("Size"), 1, 0)
+        grid.addWidget(self.size, 1, 1, 1, 2)
+        grid.addWidget(self.size_label, 1, 3)
+        self.hardness = _slider(0, 100)
+        self.hardness_label = QLabel()
+        grid.addWidget(QLabel("Hardness"), 2, 0)
+        grid.addWidget(self.hardness, 2, 1, 1, 2)
+        grid.addWidget(self.hardness_label, 2, 3)
+        layout.addWidget(brush_box)
+
+        self.mask_box = QGroupBox("Mask")
+        self._mask_grid = QGridLayout(self.mask_box)
+        layout.addWidget(self.mask_box)
+        layout.addStretch(1)
+        self._bind()
+
+    def _bind(self) -> None:
+        self.task.currentIndexChanged.connect(self._on_task_index_changed)
+        self.model.currentIndexChanged.connect(self.model_selected)
+        self.steps.currentIndexChanged.connect(lambda i: self.steps_changed.emit(int(self.steps.itemData(i))))
+        self.seed.valueChanged.connect(self.seed_changed)
+        self.randomise.clicked.connect(self.randomise_requested)
+        self.strength.valueChanged.connect(lambda v: self.strength_changed.emit(v / 100))
+        self.factor.currentIndexChanged.connect(lambda i: self.factor_changed.emit(int(self.factor.itemData(i))))
+        self.live.toggled.connect(self.live_toggled)
+        self.tools.idClicked.connect(lambda i: self.brush_tool_changed.emit(self.tools.button(i).property("tool")))
+        self.size.valueChanged.connect(lambda v: self.brush_size_changed.emit(float(v)))
+        self.hardness.valueChanged.connect(lambda v: self.brush_hardness_changed.emit(v / 100))
+        self.colour.clicked.connect(self.brush_colour_requested)
+
+    def _on_task_index_changed(self, index: int) -> None:
+        self.task_changed.emit(self.task.itemData(index))
+
+    # -- actions owned by the main window (so menus, shortcuts and buttons share one object) ----
+
+    def set_actions(self, run: QAction, cancel: QAction, import_model: QAction, mask_actions: list[QAction]) -> None:
+        self.run_button.setDefaultAction(run)
+        self.cancel_button.setDefaultAction(cancel)
+        self.import_button.setDefaultAction(import_model)
+        self.import_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        for i, action in enumerate(mask_actions):
+            b = QToolButton()
+            b.setDefaultAction(action)
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            self._mask_grid.addWidget(b, i // 3, i % 3)
+
+    # -- controller -> view ---------------------------------------------------------------------
+
+    def set_params(self, p: GenerationParams, published_ts: tuple[int, ...] | None = None) -> None:
+        with QSignalBlocker(self.task):
+            self.task.setCurrentIndex(self.task.findData(p.task.value))
+        self.hint.setText(TASK_HINTS[p.task])
+        with QSignalBlocker(self.steps):
+            self.steps.clear()
+            for n in STEP_CHOICES:
+                self.steps.addItem(steps_label(n, default_steps(p.task, published_ts)), n)
+            self.steps.setCurrentIndex(max(0, self.steps.findData(p.steps)))
+        with QSignalBlocker(self.seed):
+            self.seed.setValue(min(p.seed, self.seed.maximum()))
+        with QSignalBlocker(self.strength):
+            self.strength.setValue(round(p.strength * 100))
+        with QSignalBlocker(self.factor):
+            self.factor.setCurrentIndex(max(0, self.factor.findData(p.upscale_factor)))
+        with QSignalBlocker(self.live):
+            self.live.setChecked(p.live)
+        for w in (self.strength, self.strength_label):
+            w.setVisible(p.task == Task.stroke_edit)
+        for w in (self.factor, self.factor_label):
+            w.setVisible(p.task == Task.upscale)
+        self.live.setVisible(p.task == Task.inpaint)
+        self.mask_box.setEnabled(p.task in USES_MASK)
+
+    def set_models(self, models: list[ModelInfo], selected: int) -> None:
+        with QSignalBlocker(self.model):
+            self.model.clear()
+            for m in models:
+                self.model.addItem(m.label)
+                self.model.setItemData(self.model.count() - 1, str(m.path) if m.path else "built in",
+                                       Qt.ItemDataRole.ToolTipRole)
+            self.model.setCurrentIndex(selected)
+
+    def set_model_state(self, text: str, warning: bool) -> None:
+        self.model_state.setText(text)
+        # The palette's link/negative colours adapt to dark mode; a hard-coded red would not.
+        role = self.model_state.foregroundRole()
+        pal = self.model_state.palette()
+        pal.setColor(role, QColor(200, 120, 0) if warning else self.palette().color(role))
+        self.model_state.setPalette(pal)
+
+    def set_live_available(self, available: bool) -> None:
+        self.live.setEnabled(available)
+
+    def set_brush(self, b: BrushSettings) -> None:
+        for button in self.tools.buttons():
+            with QSignalBlocker(button):
+                button.setChecked(button.property("tool") == b.tool.value)
+        with QSignalBlocker(self.size):
+            self.size.setValue(round(b.size))
+        self.size_label.setText(f"{round(b.size)} px")
+        with QSignalBlocker(self.hardness):
+            self.hardness.setValue(round(b.hardness * 100))
+        self.hardness_label.setText(f"{round(b.hardness * 100)} %")
+        r, g, bl = b.colour
+        self.colour.setStyleSheet(f"background-color: rgb({r}, {g}, {bl});")
+        self.colour.setEnabled(b.tool == BrushTool.colour)

@@ -1,0 +1,70 @@
+"""Every modal dialog the app shows, as module functions.
+
+Keeping them here gives tests one place to patch (`monkeypatch.setattr(dialogs, "show_error", ...)`),
+so no test ever blocks on a modal box, and keeps QMessageBox/QFileDialog details out of the window.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QColorDialog, QFileDialog, QMessageBox, QWidget
+
+from ..model.imageio import OPEN_SUFFIXES
+
+IMAGE_FILTER = "Images ({})".format(" ".join(f"*{s}" for s in OPEN_SUFFIXES))
+SAVE_FILTERS = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp);;TIFF (*.tif *.tiff)"
+CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.safetensors *.bin);;All files (*)"
+
+
+def show_error(parent: QWidget | None, title: str, message: str) -> None:
+    QMessageBox.warning(parent, title, message)
+
+
+def ask_unsaved(parent: QWidget | None, name: str) -> str:
+    """'save', 'discard' or 'cancel'."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes",
+                      f"Save the changes to {name} before closing it?", parent=parent)
+    box.setInformativeText("Your changes will be lost if you don't save them.")
+    box.setStandardButtons(QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                           | QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Save)
+    answer = box.exec()
+    return {QMessageBox.StandardButton.Save: "save", QMessageBox.StandardButton.Discard: "discard"}.get(
+        QMessageBox.StandardButton(answer), "cancel")
+
+
+def open_image_file(parent: QWidget | None, start: str) -> str | None:
+    path, _ = QFileDialog.getOpenFileName(parent, "Open image", start, f"{IMAGE_FILTER};;All files (*)")
+    return path or None
+
+
+def save_image_file(parent: QWidget | None, suggested: str) -> str | None:
+    path, _ = QFileDialog.getSaveFileName(parent, "Save image as", suggested, SAVE_FILTERS)
+    return path or None
+
+
+def open_mask_file(parent: QWidget | None, start: str) -> str | None:
+    path, _ = QFileDialog.getOpenFileName(parent, "Import mask", start, f"{IMAGE_FILTER};;All files (*)")
+    return path or None
+
+
+def save_mask_file(parent: QWidget | None, suggested: str) -> str | None:
+    path, _ = QFileDialog.getSaveFileName(parent, "Export mask", suggested, "PNG (*.png)")
+    return path or None
+
+
+def open_checkpoint(parent: QWidget | None, start: str, folder: bool) -> str | None:
+    if folder:
+        path = QFileDialog.getExistingDirectory(parent, "Import a diffusers model folder", start)
+    else:
+        path, _ = QFileDialog.getOpenFileName(parent, "Import checkpoint", start, CHECKPOINT_FILTER)
+    return path or None
+
+
+def pick_colour(parent: QWidget | None, current: tuple[int, int, int]) -> tuple[int, int, int] | None:
+    c = QColorDialog.getColor(QColor(*current), parent, "Brush colour")
+    return (c.red(), c.green(), c.blue()) if c.isValid() else None
+
+
+def show_text(parent: QWidget | None, title: str, text: str) -> None:
+    QMessageBox.information(parent, title, text)

@@ -1,0 +1,410 @@
+"""MainWindow: layout, menus and actions, and the one block (`bind`) that wires widgets to the controller.
+
+The window implements the controller's `EditorView` (`set_*`); everything the user does becomes
+a controller call in an `_on_*` handler or a direct connection in `bind`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
+                               QProgressBar, QScrollArea, QSlider, QStyle, QVBoxLayout, QWidget)
+
+from ..model.brush import BrushSettings, Rect
+from ..model.catalog import ModelInfo
+from ..model.imageio import SAVE_FORMATS
+from ..model.params import GenerationParams
+from . import dialogs
+from .canvas import CanvasView, zoom_label
+from .control_panel import ControlPanel
+from .qimage import from_qimage, to_qimage
+
+APP_TITLE = "Consistency Studio"
+COMPARE_KEY = Qt.Key.Key_C  # hold to see the image before the last result
+
+SHORTCUTS_HELP = """<b>Canvas</b>: wheel or Ctrl+= / Ctrl+- zoom, Ctrl+0 fit, Ctrl+1 100 %;
+pan with the middle button or Space+drag.<br>
+<b>Brush</b>: left button paints the mask, right button erases; [ and ] change the size.<br>
+<b>Compare</b>: hold C to see the image before the last result, or drag the Before slider.<br>
+<b>Run</b>: Ctrl+Enter; <b>Cancel</b>: Esc. Undo Ctrl+Z, redo Ctrl+Shift+Z."""
+
+
+class MainWindow(QMainWindow):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle(APP_TITLE)
+        self.setWindowIcon(QIcon.fromTheme("applications-graphics"))
+        self.setAcceptDrops(True)
+        self.controller = None  # set by bind(); the view never acts before that
+        self.canvas = CanvasView()
+        self.panel = ControlPanel()
+        self.split = QSlider(Qt.Orientation.Horizontal)
+        self.split.setRange(0, 100)
+        self.split.setToolTip("Drag to compare with the image before the last result (or hold C)")
+        self.split_label = QLabel("Before")
+        scroll = QScrollArea()
+        scroll.setWidget(self.panel)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.panel.minimumWidth() + 20)
+        right = QVBoxLayout()
+        right.setContentsMargins(0, 0, 0, 0)
+        right.addWidget(self.canvas, 1)
+        split_row = QHBoxLayout()
+        split_row.addWidget(self.split_label)
+        split_row.addWidget(self.split, 1)
+        right.addLayout(split_row)
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(4, 4, 4, 4)
+        row.addWidget(scroll)
+        row.addLayout(right, 1)
+        self.setCentralWidget(central)
+
+        self.status_text = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.setVisible(False)
+        self.zoom_text = QLabel()
+        self.statusBar().addWidget(self.status_text, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.zoom_text)
+        self._make_actions()
+        self._make_menus()
+        self.panel.set_actions(self.act_run, self.act_cancel, self.act_import,
+                               [self.act_clear_mask, self.act_invert_mask, self.act_grow_mask, self.act_shrink_mask,
+                                self.act_feather_mask, self.act_import_mask, self.act_export_mask])
+        self.set_busy(False)
+        self.set_history("", "")
+        self.resize(1200, 800)
+
+    # -- actions and menus ----------------------------------------------------------------------
+
+    def _action(self, text: str, keys: object = None, icon: str | None = None,
+                std_icon: QStyle.StandardPixmap | None = None) -> QAction:
+        a = QAction(text, self)
+        if isinstance(keys, QKeySequence.StandardKey):
+            a.setShortcuts(keys)
+        elif isinstance(keys, list):
+            # Standard binding first, then ours if the platform lacks it (Redo is Ctrl+Y on Windows).
+            seqs: list[QKeySequence] = []
+            for k in keys:
+                for s in (QKeySequence.keyBindings(k) if isinstance(k, QKeySequence.StandardKey) else [QKeySequence(k)]):
+                    if s not in seqs:
+                        seqs.append(s)
+            a.setShortcuts(seqs)
+        elif isinstance(keys, str):
+            a.setShortcut(QKeySequence(keys))
+        if icon or std_icon is not None:
+            fallback = self.style().standardIcon(std_icon) if std_icon is not None else QIcon()
+            a.setIcon(QIcon.fromTheme(icon, fallback) if icon else fallback)
+        if a.shortcut().toString():
+            a.setToolTip(f"{text.rstrip('.')} ({a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})")
+        self.addAction(a)  # shortcuts work even when the menu bar is hidden
+        return a
+
+    def _make_actions(self) -> None:
+        SP = QStyle.StandardPixmap
+        K = QKeySequence.StandardKey
+        self.act_open = self._action("&Open...", K.Open, "document-open", SP.SP_DialogOpenButton)
+        self.act_save = self._action("&Save", K.Save, "document-save", SP.SP_DialogSaveButton)
+        self.act_save_as = self._action("Save &As...", K.SaveAs, "document-save-as")
+        self.act_copy = self._action("&Copy Image", K.Copy, "edit-copy")
+        self.act_paste = self._action("&Paste as New Image", K.Paste, "edit-paste")
+        self.act_quit = self._action("&Quit", [K.Quit, "Ctrl+Q"], "application-exit")
+        self.act_undo = self._action("&Undo", K.Undo, "edit-undo", SP.SP_ArrowBack)
+        self.act_redo = self._action("&Redo", [K.Redo, "Ctrl+Shift+Z"], "edit-redo", SP.SP_ArrowForward)
+        self.act_zoom_in = self._action("Zoom &In", [K.ZoomIn, "Ctrl+="], "zoom-in")
+        self.act_zoom_out = self._action("Zoom &Out", K.ZoomOut, "zoom-out")
+        self.act_zoom_fit = self._action("&Fit to Window", "Ctrl+0", "zoom-fit-best")
+        self.act_zoom_100 = self._action("&Actual Size (100 %)", "Ctrl+1", "zoom-original")
+        self.act_run = self._action("&Run", ["Ctrl+Return", "Ctrl+Enter"], "media-playback-start", SP.SP_MediaPlay)
+        self.act_cancel = self._action("&Cancel", "Esc", "process-stop", SP.SP_MediaStop)
+        self.act_seed = self._action("Random &Seed", "Ctrl+R")
+        self.act_import = self._action("&Import Checkpoint...", None, "document-import", SP.SP_DirOpenIcon)
+        self.act_import_folder = self._action("Import &Diffusers Folder...")
+        self.act_clear_mask = self._action("Clear", "Ctrl+Shift+A")
+        self.act_invert_mask = self._action("Invert", "Ctrl+I")
+        self.act_grow_mask = self._action("Grow", "Ctrl+Alt+=")
+        self.act_shrink_mask = self._action("Shrink", "Ctrl+Alt+-")
+        self.act_feather_mask = self._action("Feather", "Ctrl+Alt+F")
+        self.act_import_mask = self._action("Import...")
+        self.act_export_mask = self._action("Export...")
+        self.act_bigger = self._action("Bigger Brush", "]")
+        self.act_smaller = self._action("Smaller Brush", "[")
+        self.act_shortcuts = self._action("&Keyboard Shortcuts", K.HelpContents)
+        self.act_about = self._action("&About")
+
+    def _make_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addActions([self.act_open])
+        self.recent_menu = m.addMenu("Open &Recent")
+        m.addActions([self.act_save, self.act_save_as])
+        m.addSeparator()
+        m.addActions([self.act_copy, self.act_paste])
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        m = mb.addMenu("&Edit")
+        m.addActions([self.act_undo, self.act_redo])
+        m = mb.addMenu("&View")
+        m.addActions([self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit, self.act_zoom_100])
+        m = mb.addMenu("&Mask")
+        m.addActions([self.act_clear_mask, self.act_invert_mask, self.act_grow_mask, self.act_shrink_mask,
+                      self.act_feather_mask])
+        m.addSeparator()
+        m.addActions([self.act_import_mask, self.act_export_mask, self.act_smaller, self.act_bigger])
+        m = mb.addMenu("&Run")
+        m.addActions([self.act_run, self.act_cancel, self.act_seed])
+        m = mb.addMenu("M&odel")
+        m.addActions([self.act_import, self.act_import_folder])
+        m = mb.addMenu("&Help")
+        m.addActions([self.act_shortcuts, self.act_about])
+
+    # -- the one wiring block -------------------------------------------------------------------
+
+    def bind(self, controller, engine) -> None:  # noqa: ANN001 - EditorController, EngineClient
+        self.controller = c = controller
+        self.engine = engine
+        engine.progress.connect(c.on_progress)
+        engine.finished.connect(c.on_finished)
+        engine.failed.connect(c.on_failed)
+        p = self.panel
+        p.task_changed.connect(lambda t: c.set_params(task=t))
+        p.model_selected.connect(c.select_model)
+        p.steps_changed.connect(lambda n: c.set_params(steps=n))
+        p.seed_changed.connect(lambda n: c.set_params(seed=n))
+        p.randomise_requested.connect(c.randomise_seed)
+        p.strength_changed.connect(lambda v: c.set_params(strength=v))
+        p.factor_changed.connect(lambda f: c.set_params(upscale_factor=f))
+        p.live_toggled.connect(lambda on: c.set_params(live=on))
+        p.brush_tool_changed.connect(lambda t: c.set_brush(tool=t))
+        p.brush_size_changed.connect(lambda v: c.set_brush(size=v))
+        p.brush_hardness_changed.connect(lambda v: c.set_brush(hardness=v))
+        p.brush_colour_requested.connect(self._on_colour_requested)
+        self.canvas.stroke_started.connect(lambda x, y, erase: c.begin_stroke(x, y, erase=erase))
+        self.canvas.stroke_moved.connect(c.extend_stroke)
+        self.canvas.stroke_finished.connect(c.end_stroke)
+        self.canvas.files_dropped.connect(self._on_files_dropped)
+        self.canvas.zoom_changed.connect(lambda z: self.zoom_text.setText(zoom_label(z)))
+        self.split.valueChanged.connect(lambda v: self.canvas.set_split(v / 100))
+        self.act_open.triggered.connect(self._on_open)
+        self.act_save.triggered.connect(self._on_save)
+        self.act_save_as.triggered.connect(self._on_save_as)
+        self.act_copy.triggered.connect(self._on_copy)
+        self.act_paste.triggered.connect(self._on_paste)
+        self.act_quit.triggered.connect(self.close)
+        self.act_undo.triggered.connect(c.undo)
+        self.act_redo.triggered.connect(c.redo)
+        self.act_zoom_in.triggered.connect(self.canvas.zoom_in)
+        self.act_zoom_out.triggered.connect(self.canvas.zoom_out)
+        self.act_zoom_fit.triggered.connect(self.canvas.zoom_fit)
+        self.act_zoom_100.triggered.connect(self.canvas.zoom_actual)
+        self.act_run.triggered.connect(lambda: c.run())
+        self.act_cancel.triggered.connect(c.cancel)
+        self.act_seed.triggered.connect(c.randomise_seed)
+        self.act_import.triggered.connect(lambda: self._on_import(folder=False))
+        self.act_import_folder.triggered.connect(lambda: self._on_import(folder=True))
+        self.act_clear_mask.triggered.connect(c.clear_mask)
+        self.act_invert_mask.triggered.connect(c.invert_mask)
+        self.act_grow_mask.triggered.connect(c.grow_mask)
+        self.act_shrink_mask.triggered.connect(c.shrink_mask)
+        self.act_feather_mask.triggered.connect(c.feather_mask)
+        self.act_import_mask.triggered.connect(self._on_import_mask)
+        self.act_export_mask.triggered.connect(self._on_export_mask)
+        self.act_bigger.triggered.connect(c.brush_bigger)
+        self.act_smaller.triggered.connect(c.brush_smaller)
+        self.act_shortcuts.triggered.connect(lambda: dialogs.show_text(self, "Keyboard shortcuts", SHORTCUTS_HELP))
+        self.act_about.triggered.connect(lambda: dialogs.show_text(
+            self, f"About {APP_TITLE}", f"{APP_TITLE}: an image editor built on consistency models.<br>"
+                                        "Licensed under the GNU GPL, version 3 or later."))
+        QApplication.instance().installEventFilter(self)
+        geometry = c.settings.window_geometry
+        if geometry:
+            self.restoreGeometry(QByteArray.fromHex(geometry.encode()))
+
+    # -- EditorView: controller -> view ---------------------------------------------------------
+
+    def set_image(self, image: np.ndarray, rect: Rect | None = None) -> None:
+        self.canvas.set_image(image, rect)
+
+    def set_mask(self, mask: np.ndarray, rect: Rect | None = None) -> None:
+        self.canvas.set_mask(mask, rect)
+
+    def set_before(self, image: np.ndarray | None) -> None:
+        self.canvas.set_before(image)
+        for w in (self.split, self.split_label):
+            w.setEnabled(image is not None)
+
+    def set_params(self, params: GenerationParams) -> None:
+        model = self.controller.model if self.controller is not None else None
+        self.panel.set_params(params, model.published_ts if model is not None else None)
+
+    def set_brush(self, brush: BrushSettings) -> None:
+        self.panel.set_brush(brush)
+        self.canvas.set_brush_size(brush.size)
+
+    def set_models(self, models: list[ModelInfo], selected: int) -> None:
+        self.panel.set_models(models, selected)
+
+    def set_model_state(self, text: str, ready: bool, warning: bool) -> None:
+        self.panel.set_model_state(text, warning)
+        self.act_run.setEnabled(ready and not self._busy)
+        self._model_ready = ready
+        if self.controller is not None:
+            self.set_params(self.controller.params)  # "Default (n steps)" depends on the model
+        if warning:
+            self.set_status(text)
+
+    def set_live_available(self, available: bool) -> None:
+        self.panel.set_live_available(available)
+
+    def set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        self.act_run.setEnabled(not busy and getattr(self, "_model_ready", False))
+        self.act_cancel.setEnabled(busy)
+        if not busy:
+            self.progress.setVisible(False)
+
+    def set_progress(self, done: int, total: int, text: str) -> None:
+        if not text:
+            self.progress.setVisible(self._busy)
+            return
+        self.progress.setVisible(True)
+        self.progress.setRange(0, total)  # total 0 = busy indicator until the first step reports
+        self.progress.setValue(done)
+        self.progress.setFormat(text)
+
+    def set_status(self, text: str) -> None:
+        self.status_text.setText(text)
+
+    def set_title(self, name: str, dirty: bool) -> None:
+        self.setWindowTitle(f"{name}[*] - {APP_TITLE}")
+        self.setWindowModified(dirty)
+
+    def set_history(self, undo_label: str, redo_label: str) -> None:
+        self.act_undo.setEnabled(bool(undo_label))
+        self.act_undo.setText(f"&Undo {undo_label}" if undo_label else "&Undo")
+        self.act_redo.setEnabled(bool(redo_label))
+        self.act_redo.setText(f"&Redo {redo_label}" if redo_label else "&Redo")
+
+    def set_recent_files(self, paths: list[str]) -> None:
+        self.recent_menu.clear()
+        for p in paths:
+            a = self.recent_menu.addAction(Path(p).name)
+            a.setToolTip(p)
+            a.triggered.connect(lambda _=False, p=p: self._open(Path(p)))
+        self.recent_menu.setEnabled(bool(paths))
+
+    def show_error(self, title: str, message: str) -> None:
+        dialogs.show_error(self, title, message)
+
+    # -- user input -> controller ---------------------------------------------------------------
+
+    def _maybe_save(self) -> bool:
+        """True if the current document may be replaced or closed (saved, discarded or clean)."""
+        doc = self.controller.document
+        if not doc.dirty:
+            return True
+        answer = dialogs.ask_unsaved(self, doc.name)
+        if answer == "save":
+            return self._on_save()
+        return answer == "discard"
+
+    def _open(self, path: Path) -> bool:
+        return self._maybe_save() and self.controller.open_path(path)
+
+    def _on_open(self) -> None:
+        path = dialogs.open_image_file(self, self.controller.settings.last_dir)
+        if path:
+            self._open(Path(path))
+
+    def _on_files_dropped(self, files: list[str]) -> None:
+        self._open(Path(files[0]))
+
+    def _on_save(self) -> bool:
+        return self.controller.save() or self._on_save_as()
+
+    def _on_save_as(self) -> bool:
+        doc = self.controller.document
+        start = Path(self.controller.settings.last_dir or Path.home()) / (Path(doc.name).stem + ".png")
+        path = dialogs.save_image_file(self, str(doc.path or start))
+        if not path:
+            return False
+        target = Path(path)
+        if target.suffix.lower() not in SAVE_FORMATS:
+            target = target.with_name(target.name + ".png")
+        return self.controller.save(target)
+
+    def _on_copy(self) -> None:
+        QGuiApplication.clipboard().setImage(to_qimage(self.controller.document.image))
+        self.set_status("Image copied to the clipboard.")
+
+    def _on_paste(self) -> None:
+        clip = QGuiApplication.clipboard()
+        md = clip.mimeData()
+        if md is not None and md.hasUrls() and any(u.isLocalFile() for u in md.urls()):
+            self._open(Path(next(u.toLocalFile() for u in md.urls() if u.isLocalFile())))
+            return
+        image = clip.image()
+        if image.isNull():
+            self.set_status("The clipboard holds no image.")
+            return
+        if self._maybe_save():
+            self.controller.open_array(from_qimage(image))
+
+    def _on_import(self, folder: bool) -> None:
+        path = dialogs.open_checkpoint(self, self.controller.settings.last_dir, folder)
+        if path:
+            self.controller.import_checkpoint(Path(path))
+
+    def _on_import_mask(self) -> None:
+        path = dialogs.open_mask_file(self, self.controller.settings.last_dir)
+        if path:
+            self.controller.import_mask(Path(path))
+
+    def _on_export_mask(self) -> None:
+        doc = self.controller.document
+        path = dialogs.save_mask_file(self, str(Path(self.controller.settings.last_dir) / f"{Path(doc.name).stem}-mask.png"))
+        if path:
+            self.controller.export_mask(Path(path) if Path(path).suffix else Path(path + ".png"))
+
+    def _on_colour_requested(self) -> None:
+        colour = dialogs.pick_colour(self, self.controller.brush.colour)
+        if colour is not None:
+            self.controller.set_brush(colour=colour)
+
+    # -- window events --------------------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # Hold-to-compare must work wherever focus is, except where C is being typed.
+        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and event.key() == COMPARE_KEY \
+                and not event.isAutoRepeat() and event.modifiers() == Qt.KeyboardModifier.NoModifier \
+                and self.isActiveWindow():
+            focus = QApplication.focusWidget()
+            if not isinstance(focus, (QLineEdit, QAbstractSpinBox, QComboBox)) or focus is None:
+                self.canvas.set_compare(event.type() == QEvent.Type.KeyPress)
+                return True
+        return super().eventFilter(watched, event)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: ANN001
+        self.canvas.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:  # noqa: ANN001
+        self.canvas.dropEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.controller is not None:
+            if not self._maybe_save():
+                event.ignore()
+                return
+            self.controller.shutdown()
+            self.controller.save_settings(window_geometry=bytes(self.saveGeometry().toHex()).decode())
+            QApplication.instance().removeEventFilter(self)
+            self.engine.shutdown()
+        event.accept()

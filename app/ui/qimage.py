@@ -1,0 +1,55 @@
+"""The only place where numpy arrays and QImages are converted."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtGui import QImage
+
+# Mask overlay colour: a saturated red reads as "this will change" on photos in light and dark UIs.
+OVERLAY_RGB = (255, 40, 60)
+OVERLAY_OPACITY = 0.5
+
+
+def to_qimage(rgb: np.ndarray) -> QImage:
+    """(H, W, 3) uint8 -> a QImage that owns its pixels (safe after `rgb` is gone)."""
+    a = np.ascontiguousarray(rgb, np.uint8)
+    h, w = a.shape[:2]
+    return QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def from_qimage(image: QImage) -> np.ndarray:
+    """Any QImage -> (H, W, 3) uint8 (alpha is dropped; transparent pixels become their colour)."""
+    img = image.convertToFormat(QImage.Format.Format_RGB888)
+    h, w, bpl = img.height(), img.width(), img.bytesPerLine()
+    buf = np.frombuffer(img.constBits(), np.uint8, count=h * bpl).reshape(h, bpl)
+    return np.ascontiguousarray(buf[:, : 3 * w].reshape(h, w, 3))
+
+
+class SharedImage:
+    """A numpy buffer and a QImage over the same memory, for cheap partial updates while painting.
+
+    Qt only reads the buffer when painting, so writing a rectangle of the array and repainting
+    that rectangle costs O(rect), not O(image) as a fresh QImage per mouse move would.
+    """
+
+    def __init__(self, w: int, h: int, channels: int) -> None:
+        fmt = QImage.Format.Format_RGB888 if channels == 3 else QImage.Format.Format_ARGB32_Premultiplied
+        self.array = np.zeros((h, w, 3 if channels == 3 else 4), np.uint8)
+        bpl = self.array.shape[1] * self.array.shape[2]
+        self.qimage = QImage(self.array.data, w, h, bpl, fmt)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.array.shape[1], self.array.shape[0]
+
+
+def overlay_pixels(mask: np.ndarray) -> np.ndarray:
+    """(H, W) mask -> (H, W, 4) premultiplied BGRA (Qt's ARGB32 in little-endian memory order)."""
+    a = mask.astype(np.uint16) * int(OVERLAY_OPACITY * 256) >> 8
+    out = np.empty(mask.shape + (4,), np.uint8)
+    r, g, b = OVERLAY_RGB
+    out[..., 0] = (a * b + 127) // 255
+    out[..., 1] = (a * g + 127) // 255
+    out[..., 2] = (a * r + 127) // 255
+    out[..., 3] = a
+    return out

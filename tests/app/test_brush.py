@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.model import brush
+from app.model.brush import BrushSettings, BrushTool, Stroke
+
+
+def test_a_stroke_covers_its_path_and_nothing_far_away() -> None:
+    s = Stroke((100, 100), BrushSettings(size=10, hardness=1.0))
+    s.add(20.5, 50.5)
+    rect = s.add(80.5, 50.5)
+    assert rect is not None
+    assert s.coverage[50, 20:81].min() == 255  # continuous along the path
+    assert s.coverage[50 + 8, 50] == 0 and s.coverage[10, 50] == 0
+    assert s.bounds == (15, 45, 87, 57)
+
+
+def test_hardness_controls_the_edge() -> None:
+    hard, soft = np.zeros((41, 41), np.uint8), np.zeros((41, 41), np.uint8)
+    brush.stamp(hard, 20.5, 20.5, 15, 1.0)
+    brush.stamp(soft, 20.5, 20.5, 15, 0.0)
+    assert hard[20, 20] == soft[20, 20] == 255
+    # Halfway out, a hard brush is still full and a soft one has faded.
+    assert hard[20, 28] == 255 and 0 < soft[20, 28] < 200
+    assert hard[20, 36] == 0 and soft[20, 36] == 0
+
+
+def test_crossing_a_stroke_does_not_accumulate() -> None:
+    s = Stroke((50, 50), BrushSettings(size=20, hardness=0.0))
+    s.add(10, 25)
+    once = s.coverage.copy()
+    s.add(40, 25)
+    s.add(10, 25)
+    assert s.coverage[25, 10] == once[25, 10]
+
+
+def test_apply_to_mask_paints_and_erases_from_the_base() -> None:
+    base = np.zeros((20, 20), np.uint8)
+    base[:, :10] = 255
+    cov = np.zeros_like(base)
+    cov[5:15, 5:15] = 255
+    mask = base.copy()
+    brush.apply_to_mask(mask, base, cov, (0, 0, 20, 20), erase=False)
+    assert mask[10, 12] == 255 and mask[0, 15] == 0
+    mask = base.copy()
+    brush.apply_to_mask(mask, base, cov, (0, 0, 20, 20), erase=True)
+    assert mask[10, 7] == 0 and mask[0, 7] == 255
+
+
+def test_colour_strokes_blend_into_the_image() -> None:
+    img = np.zeros((10, 10, 3), np.uint8)
+    cov = np.zeros((10, 10), np.uint8)
+    cov[2:4, 2:4] = 255
+    cov[5, 5] = 128
+    out = brush.apply_to_image(img, cov, (200, 100, 50), (0, 0, 10, 10))
+    assert tuple(out[3, 3]) == (200, 100, 50)
+    assert tuple(out[5, 5]) == (100, 50, 25)
+    assert out[0, 0].sum() == 0 and img.sum() == 0  # base untouched
+
+
+def test_mask_operations() -> None:
+    m = np.zeros((30, 30), np.uint8)
+    m[10:20, 10:20] = 255
+    assert (brush.invert(m) == 255 - m).all()
+    g = brush.grow(m, 3)
+    assert g[7, 7] == 255 and g[6, 6] == 0 and (g >= m).all()
+    s = brush.shrink(m, 3)
+    assert s[13, 13] == 255 and s[12, 12] == 0 and (s <= m).all()
+    big = np.zeros((60, 60), np.uint8)
+    big[20:40, 20:40] = 255
+    f = brush.feather(big, 6)
+    assert f[30, 30] == 255 and 0 < f[20, 20] < 255 and f[0, 0] == 0
+    assert brush.bounds(m) == (10, 10, 20, 20) and brush.bounds(np.zeros_like(m)) is None
+
+
+def test_brush_size_steps_are_multiplicative_and_clamped() -> None:
+    b = BrushSettings(size=40)
+    assert b.bigger().size == 50 and b.smaller().size == 32
+    assert BrushSettings(size=1).smaller().size == 1
+    assert BrushSettings(size=5000).size == 1000
+    assert BrushSettings(tool="erase").tool is BrushTool.erase
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(-20, 80), st.floats(-20, 80), st.floats(0.5, 30), st.floats(0, 1))
+def test_stamp_stays_inside_its_rect(x: float, y: float, r: float, hardness: float) -> None:
+    cov = np.zeros((60, 60), np.uint8)
+    rect = brush.stamp(cov, x, y, r, hardness)
+    if rect is None:
+        assert not cov.any()
+        return
+    x0, y0, x1, y1 = rect
+    inside = cov[y0:y1, x0:x1].astype(int).sum()
+    assert inside == cov.astype(int).sum()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 6), st.integers(0, 2**16))
+def test_grow_then_shrink_never_loses_the_original(px: int, seed: int) -> None:
+    m = (np.random.default_rng(seed).random((24, 24)) > 0.7).astype(np.uint8) * 255
+    assert (brush.shrink(brush.grow(m, px), px) >= m).all()  # closing is extensive

@@ -1,0 +1,139 @@
+"""The engine side of jobs (app.tasks) and the model catalog, on the tiny random model."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app import tasks
+from app.model import TEST_MODEL, GenerationParams, JobRequest, Task, read_model_info, scan_models
+from engine import CheckpointError, Model, preset, save_model
+
+from .conftest import make_photo
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _request(task: Task, image: np.ndarray, mask: np.ndarray | None = None, **params: object) -> JobRequest:
+    mask = np.zeros(image.shape[:2], np.uint8) if mask is None else mask
+    return JobRequest(1, GenerationParams(task=task, **params), image, mask, image_revision=1)
+
+
+def test_every_task_runs_on_the_tiny_model(tiny_model: Model, photo: np.ndarray) -> None:
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[10:30, 20:40] = 255
+    calls: list[tuple[int, int]] = []
+    shapes = {}
+    for task in Task:
+        out = tasks.execute(tiny_model, _request(task, photo[:16, :16] if task == Task.upscale else photo,
+                                                 mask[:16, :16] if task == Task.upscale else mask),
+                            lambda d, t: calls.append((d, t)))
+        assert out.dtype == np.uint8 and out.ndim == 3
+        shapes[task] = out.shape
+    assert shapes[Task.generate] == (16, 16, 3)
+    assert shapes[Task.upscale] == (64, 64, 3)
+    assert shapes[Task.inpaint] == photo.shape and shapes[Task.colorize] == photo.shape
+    assert calls and all(0 < d <= t for d, t in calls)
+
+
+def test_inpaint_changes_the_hole_and_keeps_far_pixels(tiny_model: Model) -> None:
+    photo = make_photo(96, 128)
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[10:30, 20:40] = 255
+    out = tasks.execute(tiny_model, _request(Task.inpaint, photo, mask), lambda d, t: None)
+    assert (out[mask == 255] != photo[mask == 255]).any()
+    assert (out[70:, 90:] == photo[70:, 90:]).all()  # far from the mask: bit-identical
+
+
+def test_stroke_edit_blends_through_a_soft_mask(tiny_model: Model, photo: np.ndarray) -> None:
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[10:30, 20:40] = 255
+    mask[10:30, 40] = 128
+    out = tasks.execute(tiny_model, _request(Task.stroke_edit, photo, mask), lambda d, t: None)
+    assert (out[mask == 0] == photo[mask == 0]).all()
+    assert (out[mask == 255] != photo[mask == 255]).any()
+
+
+def test_steps_choose_the_number_of_evaluations(tiny_model: Model) -> None:
+    blank = np.zeros((4, 4, 3), np.uint8)
+    for steps, want in ((1, 1), (2, 2), (4, 4), (0, 2)):  # 0 = published ts (0, 22, 39): two evaluations
+        seen: list[int] = []
+        tasks.execute(tiny_model, _request(Task.generate, blank, steps=steps), lambda d, t: seen.append(t))
+        assert seen[-1] == want
+
+
+def test_user_errors_are_task_errors(tiny_model: Model, photo: np.ndarray) -> None:
+    with pytest.raises(tasks.TaskError, match="mask is empty"):
+        tasks.execute(tiny_model, _request(Task.inpaint, photo), lambda d, t: None)
+
+
+def test_same_seed_same_image(tiny_model: Model) -> None:
+    a = tasks.execute(tiny_model, _request(Task.generate, np.zeros((4, 4, 3), np.uint8), seed=7), lambda d, t: None)
+    b = tasks.execute(tiny_model, _request(Task.generate, np.zeros((4, 4, 3), np.uint8), seed=7), lambda d, t: None)
+    c = tasks.execute(tiny_model, _request(Task.generate, np.zeros((4, 4, 3), np.uint8), seed=8), lambda d, t: None)
+    assert (a == b).all() and (a != c).any()
+
+
+def _tiny_file(path: Path) -> Path:
+    m = Model.random(preset("tiny"), seed=1)
+    return save_model(path, m.spec, {k: v.float() for k, v in m.denoiser.net.state_dict().items()})
+
+
+def test_catalog_reads_headers_and_falls_back_to_the_test_model(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = _tiny_file(folder / "mine.safetensors")
+    (folder / "broken.safetensors").write_bytes(b"\x00" * 3)
+    info = read_model_info(path)
+    assert (info.resolution, info.kind, info.name) == (16, "cm", "tiny") and info.one_step
+    assert "16 px" in info.label and "consistency" in info.label
+    models, problems = scan_models(None, [folder, tmp_path / "absent"])
+    assert models[0] == TEST_MODEL and "Untrained test model" in models[0].label
+    assert [m.path for m in models[1:]] == [path]
+    assert len(problems) == 1 and "broken.safetensors" in problems[0]
+    models, _ = scan_models(path, [folder])
+    assert models[0].is_default and len(models) == 1  # the default is not listed twice
+
+
+def test_load_describes_the_real_spec(tmp_path: Path) -> None:
+    model, info = tasks.load(TEST_MODEL)
+    assert info.untrained and info.resolution == model.resolution == 16
+    path = _tiny_file(tmp_path / "m.safetensors")
+    model, info = tasks.load(read_model_info(path))
+    assert info.path == path and info.published_ts == (0, 22, 39)
+
+
+def test_import_an_official_pt_into_the_models_folder(tmp_path: Path) -> None:
+    m = Model.random(preset("tiny"), seed=2)
+    torch.save({k: v.float() for k, v in m.denoiser.net.state_dict().items()}, tmp_path / "official.pt")
+    stages: list[str] = []
+    dest = tasks.import_checkpoint(tmp_path / "official.pt", tmp_path / "models", lambda d, t, s: stages.append(s))
+    assert dest == tmp_path / "models" / "official.safetensors"
+    assert stages[0] == "Reading checkpoint" and stages[-1] == "Done"
+    info = read_model_info(dest)
+    assert info.resolution == 16
+    # A second import of the same name does not overwrite the first.
+    again = tasks.import_checkpoint(tmp_path / "official.pt", tmp_path / "models", lambda *a: None)
+    assert again.name == "official-2.safetensors"
+
+
+def test_import_refuses_pickles_that_run_code(tmp_path: Path) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"x": Evil()}, protocol=2))
+    with pytest.raises(CheckpointError):
+        tasks.import_checkpoint(tmp_path / "evil.pt", tmp_path / "models", lambda *a: None)
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+@pytest.mark.skipif(not (ROOT / "tests/fixtures/refcheck/small_lsun/state_dict.pt").exists(),
+                    reason="reference checkpoint fixture not present")
+def test_import_the_reference_official_checkpoint(tmp_path: Path) -> None:
+    dest = tasks.import_checkpoint(ROOT / "tests/fixtures/refcheck/small_lsun/state_dict.pt", tmp_path, lambda *a: None)
+    assert read_model_info(dest).path == dest

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.model import Settings, load_settings, save_settings
+from app.model import imageio
+from app.model.imageio import ImageError
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
+def test_save_formats_round_trip(tmp_path: Path, photo: np.ndarray, suffix: str) -> None:
+    path = imageio.write_image(tmp_path / f"out{suffix}", photo)
+    back = imageio.read_image(path).rgb
+    assert back.shape == photo.shape
+    lossless = suffix != ".jpg"  # WebP is written lossless too
+    assert np.abs(back.astype(int) - photo).max() <= (0 if lossless else 40)
+    assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix}"]  # no temp files left behind
+
+
+def test_write_is_atomic_when_encoding_fails(tmp_path: Path, photo: np.ndarray, monkeypatch) -> None:
+    target = tmp_path / "keep.png"
+    imageio.write_image(target, photo)
+    original = target.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(ImageError, match="No space left"):
+        imageio.write_image(target, 255 - photo)
+    assert target.read_bytes() == original
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]
+
+
+def test_unknown_extension_is_refused(tmp_path: Path, photo: np.ndarray) -> None:
+    with pytest.raises(ImageError, match="png"):
+        imageio.write_image(tmp_path / "x.xyz", photo)
+
+
+def test_bad_files_give_readable_errors(tmp_path: Path) -> None:
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    with pytest.raises(ImageError, match="junk.png"):
+        imageio.read_image(tmp_path / "junk.png")
+    with pytest.raises(ImageError, match="no such file"):
+        imageio.read_image(tmp_path / "missing.png")
+    with pytest.raises(ImageError, match="folder"):
+        imageio.read_image(tmp_path)
+
+
+def test_exif_orientation_alpha_and_icc_are_kept(tmp_path: Path) -> None:
+    a = np.zeros((10, 20, 3), np.uint8)
+    a[:, :10] = 255  # left half white
+    im = Image.fromarray(a)
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    im.save(tmp_path / "rot.jpg", exif=exif, quality=100)
+    rgb = imageio.read_image(tmp_path / "rot.jpg").rgb
+    assert rgb.shape == (20, 10, 3) and rgb[2, 5].min() > 200 and rgb[17, 5].max() < 50
+
+    rgba = np.dstack([a, np.full((10, 20), 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    loaded = imageio.read_image(tmp_path / "alpha.png")
+    assert loaded.alpha is not None and loaded.alpha[0, 0] == 128
+    imageio.write_image(tmp_path / "again.png", loaded.rgb, alpha=loaded.alpha, icc_profile=b"")
+    assert Image.open(tmp_path / "again.png").mode == "RGBA"
+
+
+def test_mask_files(tmp_path: Path) -> None:
+    m = np.zeros((8, 12), np.uint8)
+    m[2:5, 3:9] = 255
+    imageio.write_mask(tmp_path / "m.png", m)
+    assert (imageio.read_mask(tmp_path / "m.png", (8, 12)) == m).all()
+    resized = imageio.read_mask(tmp_path / "m.png", (16, 24))
+    assert resized.shape == (16, 24) and resized[6, 10] == 255
+    # A black image whose alpha carries the mask (what many editors export).
+    rgba = np.zeros((8, 12, 4), np.uint8)
+    rgba[..., 3] = m
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert (imageio.read_mask(tmp_path / "a.png", (8, 12)) == m).all()
+
+
+def test_settings_round_trip_and_recent_files(tmp_path: Path) -> None:
+    path = tmp_path / "cfg" / "settings.json"
+    s = Settings(brush_size=12.0, task="upscale")
+    for name in ("a.png", "b.png", "a.png"):
+        s = s.with_recent(tmp_path / name)
+    save_settings(s, path)
+    back = load_settings(path)
+    assert back == s
+    assert [Path(p).name for p in back.recent_files] == ["a.png", "b.png"]
+
+
+def test_settings_survive_corrupt_and_foreign_files(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    assert load_settings(path) == Settings()
+    path.write_text("{not json")
+    assert load_settings(path) == Settings()
+    path.write_text(json.dumps({"brush_size": "huge", "steps": 2, "live": True, "future_key": 1}))
+    s = load_settings(path)
+    assert s.brush_size == Settings().brush_size and s.steps == 2 and s.live and s.extra == {"future_key": "1"}
+    save_settings(s, path)
+    assert json.loads(path.read_text())["future_key"] == "1"  # kept for a newer version
+
+
+def test_settings_default_to_platformdirs_with_override(private_dirs: Path) -> None:
+    from app.model.settings import settings_path, user_models_dir
+
+    assert settings_path() == private_dirs / "config" / "settings.json"
+    assert user_models_dir() == private_dirs / "data" / "models"

@@ -1,0 +1,262 @@
+"""The main window end to end: real widgets, the real engine thread, the tiny random model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence, QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from app.model import Task
+
+from .conftest import canvas_image, wait_idle
+
+
+def _mouse(w, kind: QEvent.Type, x: float, y: float, button=Qt.MouseButton.LeftButton) -> None:
+    """A mouse event at image pixel (x, y), delivered to the canvas viewport like a real one."""
+    pos = QPointF(w.canvas.mapFromScene(QPointF(x, y)))
+    held = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else button
+    ev = QMouseEvent(kind, pos, w.canvas.viewport().mapToGlobal(pos), button, held, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(w.canvas.viewport(), ev)
+
+
+def drag(w, points: list[tuple[float, float]], button=Qt.MouseButton.LeftButton) -> None:
+    _mouse(w, QEvent.Type.MouseButtonPress, *points[0], button=button)
+    for p in points[1:]:
+        _mouse(w, QEvent.Type.MouseMove, *p, button=button)
+    _mouse(w, QEvent.Type.MouseButtonRelease, *points[-1], button=button)
+
+
+def drop_files(w, paths: list[Path]) -> None:
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(20, 20)
+    for cls in (QDragEnterEvent, QDropEvent):
+        ev = cls(pos, Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(w.canvas.viewport(), ev)
+        assert ev.isAccepted()
+
+
+def test_window_starts_with_the_file_and_the_labelled_test_model(window) -> None:
+    assert "photo.png" in window.windowTitle()
+    assert window.panel.model.currentText().startswith("Untrained test model")
+    assert "untrained test model" in window.panel.model_state.text()
+    assert window.act_run.isEnabled() and not window.act_cancel.isEnabled()
+    assert (canvas_image(window) == window.controller.document.image).all()
+
+
+def test_a_mouse_stroke_sets_mask_pixels_and_the_overlay(window) -> None:
+    window.controller.set_brush(size=6)
+    drag(window, [(10, 20), (20, 20), (30, 20)])
+    mask = window.controller.document.mask
+    assert mask[20, 10:30].min() == 255 and mask[40, 20] == 0
+    overlay = window.canvas._overlay.array
+    assert overlay[20, 20, 3] > 0 and overlay[40, 20, 3] == 0  # semi-transparent, not opaque
+    assert overlay[20, 20, 3] < 255
+    drag(window, [(18, 20), (22, 20)], button=Qt.MouseButton.RightButton)  # right button erases
+    assert window.controller.document.mask[20, 20] == 0
+
+
+@pytest.mark.parametrize("task", list(Task))
+def test_each_task_runs_and_its_result_appears_on_the_canvas(window, qtbot, task: Task) -> None:
+    c = window.controller
+    before = c.document.image
+    drag(window, [(20, 20), (40, 25)])
+    window.panel.task.setCurrentIndex(window.panel.task.findData(task.value))
+    assert c.params.task == task
+    if task == Task.upscale:
+        window.panel.factor.setCurrentIndex(window.panel.factor.findData(2))
+    with qtbot.waitSignal(window.engine.finished, timeout=20000):
+        window.act_run.trigger()
+    wait_idle(qtbot, window)
+    assert c.document.image is not before
+    assert (canvas_image(window) == c.document.image).all()
+    assert window.canvas.has_before() and window.split.isEnabled()
+    assert "done in" in window.status_text.text()
+
+
+def test_cancel_mid_run(window, qtbot, tmp_path: Path) -> None:
+    c = window.controller
+    big = np.random.default_rng(0).integers(0, 255, (96, 128, 3), np.uint8)
+    c.open_array(big)
+    c.set_params(task="upscale", upscale_factor=4)
+    steps: list[int] = []
+    window.engine.progress.connect(lambda p: steps.append(p.done))
+    window.act_run.trigger()
+    qtbot.waitUntil(lambda: len(steps) >= 1, timeout=20000)
+    assert window.act_cancel.isEnabled()
+    window.act_cancel.trigger()
+    n_at_cancel = len(steps)
+    wait_idle(qtbot, window)
+    assert len(steps) <= n_at_cancel + 1  # honoured within one step
+    assert c.document.image is not None and c.document.image.shape == big.shape
+    assert window.status_text.text() == "Cancelled."
+    assert not window.act_cancel.isEnabled() and window.act_run.isEnabled()
+
+
+def test_undo_redo_with_the_standard_shortcuts(window, qtbot) -> None:
+    c = window.controller
+    window.activateWindow()
+    window.canvas.setFocus()
+    drag(window, [(20, 20), (30, 20)])
+    assert c.document.mask.any()
+    assert "Ctrl+Z" in [s.toString() for s in window.act_undo.shortcuts()]
+    assert "Ctrl+Shift+Z" in [s.toString() for s in window.act_redo.shortcuts()]
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not c.document.mask.any()
+    assert "Brush stroke" in window.act_redo.text()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert c.document.mask.any()
+    assert (window.canvas._overlay.array[..., 3] > 0).any()
+
+
+def test_dropping_a_file_opens_it(window, tmp_path: Path) -> None:
+    other = tmp_path / "other.jpg"
+    Image.fromarray(np.full((30, 40, 3), 200, np.uint8)).save(other)
+    drop_files(window, [other])
+    assert window.controller.document.path == other
+    assert canvas_image(window).shape == (30, 40, 3)
+    assert "other.jpg" in window.windowTitle()
+    assert window.recent_menu.actions()[0].text() == "other.jpg"
+
+
+def test_a_bad_file_shows_an_error_and_leaves_the_document_intact(window, dialog_log, tmp_path: Path) -> None:
+    c = window.controller
+    drag(window, [(20, 20), (30, 20)])
+    doc, image = c.document, canvas_image(window).copy()
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n but then nothing")
+    drop_files(window, [bad])
+    assert len(dialog_log.errors) == 1 and "broken.png" in dialog_log.errors[0][1]
+    assert c.document is doc and doc.mask.any()
+    assert (canvas_image(window) == image).all()
+
+
+def test_unsaved_changes_prompt_on_close(window, qtbot, dialog_log, tmp_path: Path) -> None:
+    c = window.controller
+    c.set_brush(tool="colour")
+    drag(window, [(20, 20), (30, 20)])
+    assert c.document.dirty and window.isWindowModified()
+    dialog_log.unsaved_answer = "cancel"
+    assert not window.close()
+    assert window.isVisible() and dialog_log.unsaved_asked == 1
+    dialog_log.unsaved_answer = "save"
+    dialog_log.save_path = str(tmp_path / "saved")  # no extension: PNG is added
+    window.controller.document.path = None
+    assert window.close()
+    assert (tmp_path / "saved.png").is_file() and not c.document.dirty
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
+def test_save_as_each_format(window, dialog_log, tmp_path: Path, suffix: str) -> None:
+    dialog_log.save_path = str(tmp_path / f"out{suffix}")
+    window.act_save_as.trigger()
+    assert Image.open(tmp_path / f"out{suffix}").size == (64, 48)
+    assert window.controller.document.path == tmp_path / f"out{suffix}"
+
+
+def test_copy_and_paste_through_the_clipboard(window) -> None:
+    c = window.controller
+    window.act_copy.trigger()
+    clip = QGuiApplication.clipboard().image()
+    assert (clip.width(), clip.height()) == (64, 48)
+    QGuiApplication.clipboard().setImage(QImage(20, 10, QImage.Format.Format_RGB32))
+    window.act_paste.trigger()
+    assert c.document.size == (20, 10) and c.document.name == "Pasted image"
+
+
+def test_zoom_pan_and_compare(window, qtbot) -> None:
+    cv = window.canvas
+    window.act_zoom_100.trigger()
+    assert cv.zoom() == pytest.approx(1.0)
+    window.act_zoom_in.trigger()
+    assert cv.zoom() == pytest.approx(1.25)
+    assert any(s.toString() == "Ctrl+=" for s in window.act_zoom_in.shortcuts())
+    wheel = QWheelEvent(QPointF(50, 50), cv.viewport().mapToGlobal(QPointF(50, 50)), QPoint(0, 0), QPoint(0, -120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(cv.viewport(), wheel)
+    assert cv.zoom() == pytest.approx(1.0)
+    cv.set_zoom(30)  # far enough in to scroll
+    h = cv.horizontalScrollBar().value()
+    _mouse(window, QEvent.Type.MouseButtonPress, 30, 20, button=Qt.MouseButton.MiddleButton)
+    pos = QPointF(cv.mapFromScene(QPointF(30, 20))) + QPointF(-40, 0)
+    QApplication.sendEvent(cv.viewport(), QMouseEvent(QEvent.Type.MouseMove, pos, cv.viewport().mapToGlobal(pos),
+                                                      Qt.MouseButton.NoButton, Qt.MouseButton.MiddleButton,
+                                                      Qt.KeyboardModifier.NoModifier))
+    _mouse(window, QEvent.Type.MouseButtonRelease, 30, 20, button=Qt.MouseButton.MiddleButton)
+    assert cv.horizontalScrollBar().value() == h + 40
+    assert not window.controller.document.mask.any()  # panning never paints
+    window.act_zoom_fit.trigger()
+    # Compare: after a result, holding C shows the earlier image; the slider shows part of it.
+    window.controller.set_params(task="colorize")
+    window.act_run.trigger()
+    wait_idle(qtbot, window)
+    QApplication.sendEvent(window, _key(QEvent.Type.KeyPress, Qt.Key.Key_C))
+    assert cv._compare_held and cv._clip.isVisible() and cv._clip.rect().width() == 64
+    QApplication.sendEvent(window, _key(QEvent.Type.KeyRelease, Qt.Key.Key_C))
+    assert not cv._clip.isVisible()
+    window.split.setValue(50)
+    assert cv._clip.isVisible() and cv._clip.rect().width() == 32
+
+
+def _key(kind: QEvent.Type, key: Qt.Key):
+    from PySide6.QtGui import QKeyEvent
+
+    return QKeyEvent(kind, key, Qt.KeyboardModifier.NoModifier)
+
+
+def test_bracket_keys_resize_the_brush(window) -> None:
+    size = window.controller.brush.size
+    assert window.act_bigger.shortcut() == QKeySequence("]")
+    window.act_bigger.trigger()
+    assert window.controller.brush.size > size
+    assert window.panel.size.value() == round(window.controller.brush.size)
+    window.act_smaller.trigger()
+    window.act_smaller.trigger()
+    assert window.controller.brush.size < size
+
+
+def test_live_mode_reruns_inpainting_when_a_stroke_is_released(window, qtbot) -> None:
+    c = window.controller
+    assert window.panel.live.isEnabled()
+    window.panel.live.setChecked(True)
+    assert c.params.live
+    finished: list[object] = []
+    window.engine.finished.connect(finished.append)
+    for y in (10, 20, 30):  # three quick strokes: at most one job in flight, the latest wins
+        drag(window, [(10, y), (40, y)])
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: c.history.undo_label == "Inpaint (live)", timeout=10000)
+    assert 1 <= len(finished) <= 2
+
+
+def test_ui_thread_stays_responsive_while_a_job_runs(window, qtbot, capsys) -> None:
+    """Heartbeat: a 5 ms timer on the UI thread; the worst gap between ticks must stay under 50 ms."""
+    c = window.controller
+    c.open_array(np.random.default_rng(1).integers(0, 255, (32, 48, 3), np.uint8))
+    c.set_params(task="upscale", upscale_factor=4)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(5)
+    qtbot.wait(100)
+    ticks.clear()
+    t0 = time.perf_counter()
+    window.act_run.trigger()
+    wait_idle(qtbot, window, timeout=60000)
+    elapsed = time.perf_counter() - t0
+    timer.stop()
+    gaps = np.diff(ticks) * 1000
+    worst = float(gaps.max())
+    with capsys.disabled():
+        print(f"\n[heartbeat] job {elapsed:.2f} s, {len(ticks)} ticks, worst UI gap {worst:.1f} ms, "
+              f"p99 {np.percentile(gaps, 99):.1f} ms")
+    assert elapsed > 0.2, "the job must be long enough to measure anything"
+    assert c.document.image.shape == (128, 192, 3)
+    assert worst < 50
