@@ -12,6 +12,11 @@ from app.__main__ import main
 from tests.conftest import FIXTURES
 
 
+def _read(path):
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
 @pytest.fixture()
 def images(tmp_path):
     rng = np.random.default_rng(0)
@@ -40,13 +45,14 @@ def test_tasks_write_outputs(images, tiny_model_file, capsys):
     assert main(["generate", *m, "-n", "2", "--out", str(images / "g.png")]) == 0
     assert (images / "g_000.png").exists() and (images / "g_001.png").exists()
     assert main(["inpaint", str(images / "in.png"), "--mask", str(images / "mask.png"), *m, "--grow", "0", "--feather", "0"]) == 0
-    out = np.asarray(Image.open(images / "in_inpaint.png"))
-    src = np.asarray(Image.open(images / "in.png"))
-    keep = np.asarray(Image.open(images / "mask.png")) == 0
+    out = _read(images / "in_inpaint.png")
+    src = _read(images / "in.png")
+    keep = _read(images / "mask.png") == 0
     assert np.array_equal(out[keep], src[keep])
     assert main(["colorize", str(images / "in.png"), *m, "--steps", "2"]) == 0
     assert main(["upscale", str(images / "in.png"), "--factor", "2", *m, "--out", str(images / "up.png")]) == 0
-    assert Image.open(images / "up.png").size == (60, 48)
+    with Image.open(images / "up.png") as im:
+        assert im.size == (60, 48)
 
 
 def test_clear_errors(images, tiny_model_file, capsys):
@@ -90,7 +96,7 @@ def test_batch_upscale_folder_skips_and_survives_bad_files(images, tiny_model_fi
     text = capsys.readouterr().out
     assert "3 written, 0 skipped" in text and "1 failed" in text and "broken.png: FAILED" in text
     assert (out / "a_upscale_2x.png").exists() and (out / "sub" / "b_upscale_2x.png").exists()
-    up = Image.open(out / "alpha_upscale_2x.png")
-    assert up.mode == "RGBA" and up.size == (16, 16)
+    with Image.open(out / "alpha_upscale_2x.png") as up:
+        assert up.mode == "RGBA" and up.size == (16, 16)
     assert main(args) == 1
     assert "0 written, 3 skipped" in capsys.readouterr().out

@@ -77,7 +77,8 @@ def test_exif_orientation_applied_and_reset(tmp_path):
     pic = load_picture(tmp_path / "r.jpg")
     assert pic.rgb.shape == (20, 10, 3)
     out = save_picture(tmp_path / "o.jpg", pic)
-    ex = Image.open(out).getexif()
+    with Image.open(out) as im2:
+        ex = im2.getexif()
     assert ex.get(0x0112) == 1 and ex.get(0x010F) == "TestCam"
 
 
@@ -88,10 +89,10 @@ def test_icc_profile_and_png_text_carried(tmp_path):
     Image.fromarray(rgb8()).save(tmp_path / "m.png", icc_profile=icc, pnginfo=info, dpi=(300, 300))
     pic = load_picture(tmp_path / "m.png")
     for ext in ("png", "tif", "jpg", "webp"):
-        out = Image.open(save_picture(tmp_path / f"o.{ext}", pic))
-        assert out.info.get("icc_profile") == icc, ext
-    assert Image.open(tmp_path / "o.png").info["parameters"] == "seed 7"
-    assert round(Image.open(tmp_path / "o.png").info["dpi"][0]) == 300
+        with Image.open(save_picture(tmp_path / f"o.{ext}", pic)) as out:
+            assert out.info.get("icc_profile") == icc, ext
+    with Image.open(tmp_path / "o.png") as out:
+        assert out.info["parameters"] == "seed 7" and round(out.info["dpi"][0]) == 300
 
 
 def test_alpha_palette_grey_cmyk(tmp_path):

@@ -1,0 +1,107 @@
+"""Presenting an evaluation: the Markdown table, a check against issue 3's targets, contact sheets."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ..checkpoint import atomic_write_bytes
+from .evaluate import DEFAULT_FILL, DEFAULT_SR, EvalReport, Row
+
+HEADER = ("task", "method", "PSNR dB", "HF energy vs truth", "Lab ab error", "colourfulness", "chroma vs truth")
+
+
+def _fmt(value: float | None, kind: str) -> str:
+    if value is None:
+        return "–"
+    if kind == "pct":
+        return f"{100 * value:.0f} %"
+    return f"{value:.2f}" if kind == "db" else f"{value:.1f}"
+
+
+def markdown_table(report: EvalReport) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for r in report.rows:
+        truth = r.method == "truth"
+        cells = (r.task, r.method, "–" if truth else _fmt(r.psnr, "db"), _fmt(r.hf_ratio, "pct"),
+                 "–" if truth else _fmt(r.ab_error, "f"), _fmt(r.colourfulness, "f"), _fmt(r.chroma_ratio, "pct"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _row(rows: list[Row], method: str) -> Row | None:
+    return next((r for r in rows if r.method == method), None)
+
+
+def targets(report: EvalReport) -> list[str]:
+    """Issue 3's bars: fidelity (best of our settings) and default setting vs the classical baseline."""
+    out = []
+    tasks = dict.fromkeys(r.task for r in report.rows)
+    for task in tasks:
+        rows = [r for r in report.rows if r.task == task]
+        ours = [r for r in rows if r.method.startswith("ours")]
+        if not ours:
+            continue
+        best = max(ours, key=lambda r: r.psnr or -1.0)
+        if task == "colorization":
+            d = _row(rows, DEFAULT_FILL.label)
+            g = _row(rows, "grey input")
+            if d and g and d.psnr is not None and g.psnr is not None:
+                ok = d.psnr >= g.psnr and d.chroma_ratio is not None and 0.5 <= d.chroma_ratio <= 1.5
+                out.append(f"{task}: {'MET' if ok else 'NOT MET'}: {d.psnr:.2f} dB vs grey {g.psnr:.2f} dB, "
+                           f"chroma {_fmt(d.chroma_ratio, 'pct')} of the truth (bar 50-150 %); hues: look at the sheet")
+            continue
+        base_name = "bicubic" if "super" in task else ("OpenCV Telea" if _row(rows, "OpenCV Telea") else "mean fill")
+        base = _row(rows, base_name)
+        d = _row(rows, (DEFAULT_SR if "super" in task else DEFAULT_FILL).label)
+        if base is None or d is None or base.psnr is None or d.psnr is None or best.psnr is None:
+            continue
+        fid = best.psnr >= base.psnr
+        det = d.psnr >= base.psnr - 1 and d.hf_ratio is not None and 0.75 <= d.hf_ratio <= 1.25
+        out.append(f"{task}: fidelity {'MET' if fid else 'NOT MET'} ({best.method} {best.psnr:.2f} dB vs {base_name} "
+                   f"{base.psnr:.2f} dB); detail {'MET' if det else 'NOT MET'} ({d.method}: {d.psnr:.2f} dB, HF "
+                   f"{_fmt(d.hf_ratio, 'pct')} of the truth; {base_name} HF {_fmt(base.hf_ratio, 'pct')})")
+    return out
+
+
+def contact_sheet(labels: tuple[str, ...], columns: tuple[np.ndarray, ...], rows: int = 8, tile: int = 96) -> Image.Image:
+    """Grid with one column per method (label on top), `rows` crops, each scaled to `tile` px (nearest)."""
+    n = min(rows, len(columns[0]))
+    head = 28
+    img = Image.new("RGB", (len(columns) * (tile + 4), head + n * (tile + 4)), "white")
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    for c, (label, col) in enumerate(zip(labels, columns)):
+        x = c * (tile + 4)
+        # Labels can be longer than a tile: split in two lines at a comma. The bitmap font has no Greek.
+        for i, part in enumerate(label.replace("σ", "sigma").split(", ", 1)):
+            draw.text((x + 2, 2 + 12 * i), part, fill="black", font=font)
+        for r in range(n):
+            img.paste(Image.fromarray(col[r]).resize((tile, tile), Image.Resampling.NEAREST), (x, head + r * (tile + 4)))
+    return img
+
+
+def write_report(report: EvalReport, out: Path) -> dict[str, Path]:
+    """eval.md (table, targets, notes), eval.json (rows) and one contact-sheet PNG per task."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for sheet in report.sheets:
+        slug = sheet.task.replace("×", "x").replace(" ", "-").replace("(", "").replace(")", "")
+        buf = io.BytesIO()
+        contact_sheet(sheet.labels, sheet.columns).save(buf, format="PNG")
+        paths[sheet.task] = out / f"sheet-{slug}.png"
+        atomic_write_bytes(paths[sheet.task], buf.getvalue())
+    text = [f"# Evaluation of {report.model}", "", markdown_table(report), "", "Targets (issue 3):", ""]
+    text += [f"- {t}" for t in targets(report)] + ["", *[f"Note: {n}" for n in report.notes], ""]
+    paths["markdown"] = out / "eval.md"
+    atomic_write_bytes(paths["markdown"], "\n".join(text).encode())
+    paths["json"] = out / "eval.json"
+    data = {"model": report.model, "resolution": report.resolution, "n": report.n,
+            "rows": [asdict(r) for r in report.rows], "notes": list(report.notes)}
+    atomic_write_bytes(paths["json"], json.dumps(data, indent=1).encode())
+    return paths

@@ -1,0 +1,57 @@
+"""`cstudio train CONFIG`: argument parsing for the training loop (wired into the main CLI by `add_cli`).
+
+Multi-process: ``torchrun --nproc_per_node 2 -m engine.training.cli train CONFIG`` (or the
+`cstudio` entry point under torchrun); rank 0 writes the run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register the `train` sub-command."""
+    p = subparsers.add_parser("train", help="train a consistency model from a JSON config (configs/*.json)",
+                              description="Train or continue training; outputs go to runs/<name>/ (checkpoints, "
+                                          "log.csv, loss.png, samples/, exports/, model.safetensors).")
+    p.add_argument("config", help="training config (JSON), e.g. configs/studio32-edm-then-ict.json")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    p.add_argument("--init", metavar="FILE", help="start from a model file's weights (e.g. the shipped default); "
+                   "its step count is kept if it was exported by this config")
+    p.add_argument("--init-step", type=int, metavar="N", help="with --init: the step to start counting from")
+    p.add_argument("--out", metavar="DIR", help="run folder (default runs/<config name>)")
+    p.add_argument("--steps", type=int, metavar="N", help="stop after N steps in this invocation "
+                   "(schedules still span the config's total_steps)")
+    p.add_argument("--minutes", type=float, metavar="M", help="stop (with a checkpoint) after M minutes")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads per process (default: config, "
+                   "$CSTUDIO_THREADS, or physical cores / processes)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .config import TrainConfig
+    from .trainer import train
+
+    try:
+        cfg = TrainConfig.load(args.config)
+        train(cfg, out=args.out, resume=args.resume, init=args.init, init_step=args.init_step, steps=args.steps,
+              minutes=args.minutes, threads=args.threads, device=args.device)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"cstudio train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (`python -m engine.training.cli train ...`), handy under torchrun."""
+    parser = argparse.ArgumentParser(prog="cstudio")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_cli(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Evaluation: colour conversions and metrics on known inputs, and a whole run on two tiny images."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.config import preset
+from engine.eval import evaluate, markdown_table, targets, write_report
+from engine.eval.baselines import area_downsample, box_mask, grey, mean_fill, stroke_mask, upscale
+from engine.eval.color import colourfulness, lab_to_rgb, rgb_to_lab
+from engine.eval.metrics import PSNR_CAP, ab_error, hf_energy, psnr
+from engine.pipeline import Model
+
+
+def test_lab_known_values_and_round_trip() -> None:
+    lab = rgb_to_lab(np.array([[255, 255, 255], [0, 0, 0], [255, 0, 0]], np.uint8))
+    np.testing.assert_allclose(lab[0], [100, 0, 0], atol=0.01)
+    np.testing.assert_allclose(lab[1], [0, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(lab[2], [53.24, 80.09, 67.20], atol=0.02)
+    rgb = np.random.default_rng(0).random((50, 3))
+    np.testing.assert_allclose(lab_to_rgb(rgb_to_lab(rgb)), rgb, atol=1e-9)
+
+
+def test_psnr_and_colour_errors() -> None:
+    a = np.full((8, 8, 3), 100, np.uint8)
+    assert psnr(a, a) == PSNR_CAP
+    assert psnr(a + 1, a) == pytest.approx(10 * math.log10(255**2))
+    region = np.zeros((8, 8), bool)
+    region[:2] = True
+    b = a.copy()
+    b[4:] = 0  # outside the region
+    assert psnr(b, a, region) == PSNR_CAP
+    assert ab_error(grey(a), a) == pytest.approx(0, abs=1e-6)
+    assert colourfulness(grey(np.random.default_rng(1).integers(0, 255, (8, 8, 3), dtype=np.uint8))) == 0.0
+
+
+def test_high_frequency_energy() -> None:
+    flat = np.full((32, 32, 3), 90, np.uint8)
+    checker = ((np.indices((32, 32)).sum(0) % 2) * 255).astype(np.uint8)[..., None].repeat(3, 2)
+    assert hf_energy(flat) == 0.0
+    assert hf_energy(checker) > 1000
+    blurred = upscale(area_downsample(checker, 2), 2, "bicubic")
+    assert hf_energy(blurred) < 0.01 * hf_energy(checker)
+
+
+def test_masks_and_baselines() -> None:
+    assert box_mask(32).mean() == pytest.approx(0.25)
+    s = stroke_mask(32, seed=3)
+    assert s.shape == (32, 32) and 0.05 < s.mean() < 0.6 and np.array_equal(s, stroke_mask(32, seed=3))
+    img = np.random.default_rng(2).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    hole = box_mask(16)
+    filled = mean_fill(img, hole)
+    assert np.array_equal(filled[~hole], img[~hole]) and len(np.unique(filled[hole].reshape(-1, 3), axis=0)) == 1
+    np.testing.assert_array_equal(area_downsample(np.full((8, 8, 3), 7, np.uint8), 4), np.full((2, 2, 3), 7))
+
+
+def _two_image_photoset(folder: Path) -> Path:
+    (folder / "images").mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    rows = []
+    for i, split in enumerate(("heldout", "heldout", "train")):
+        low = (rng.random((6, 7, 3)) * 255).astype(np.uint8)
+        img = Image.fromarray(low).resize((40 + 8 * i, 36), Image.Resampling.BICUBIC)
+        img.save(folder / "images" / f"p{i}.png")
+        rows.append({"file": f"images/p{i}.png", "source_group": "g", "package": "p", "path": f"p{i}.png", "licence": "CC0-1.0",
+                     "author": "t", "split": split, "width": img.width, "height": img.height, "sha256": ""})
+    with (folder / "manifest.tsv").open("w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]), delimiter="\t")
+        w.writeheader()
+        w.writerows(rows)
+    return folder
+
+
+def test_eval_on_two_tiny_images(tmp_path: Path) -> None:
+    data = _two_image_photoset(tmp_path / "photos")
+    model = Model.random(preset("tiny"), device="cpu", precision="fp32", threads=1)
+    report = evaluate(model, data, n=4, log=lambda _m: None)
+    methods = {(r.task, r.method) for r in report.rows}
+    ours = {"ours σ0=1, 2 NFE", "ours σ0=4, 3 NFE", "ours σ0=80, 4 NFE"}
+    for task in ("×2 super-resolution", "×4 super-resolution"):
+        assert {(task, m) for m in ("nearest", "bicubic", "lanczos", *ours)} <= methods
+    assert {("colorization", m) for m in ("grey input", "truth", *ours)} <= methods
+    for task in ("inpainting (box)", "inpainting (stroke)"):
+        assert {(task, m) for m in ("mean fill", *ours)} <= methods
+    for r in report.rows:
+        for v in (r.psnr, r.hf_ratio, r.ab_error, r.colourfulness, r.chroma_ratio):
+            assert v is None or math.isfinite(v), r
+        assert r.psnr is not None and r.ab_error is not None
+    table = markdown_table(report)
+    assert table.count("\n") == len(report.rows) + 1 and "| ×4 super-resolution | bicubic |" in table
+    assert len(targets(report)) == 5
+    paths = write_report(report, tmp_path / "out")
+    assert paths["markdown"].is_file() and paths["json"].is_file()
+    with Image.open(paths["×4 super-resolution"]) as sheet:
+        assert sheet.width > 5 * 96

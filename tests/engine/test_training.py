@@ -1,0 +1,263 @@
+"""Training: config parsing, curriculum formulas, crop sampler, loss decrease, exact resume, DDP, no pickle."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from engine.checkpoint import load_model
+from engine.training.config import TrainConfig
+from engine.training.data import CropSampler, fixed_crops, load_photos
+from engine.training.ema import EMA
+from engine.training.losses import (ascending_sigmas, huber_c, ict_num_scales, lognormal_index_probs,
+                                    pseudo_huber)
+from engine.training.state import list_checkpoints
+from engine.training.trainer import Trainer, train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_photoset(folder: Path, n: int = 6, seed: int = 0) -> Path:
+    """A tiny fabricated manifest + JPEGs: smooth colour fields with grain, two source groups."""
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        h, w = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+        low = (rng.random((h // 8 + 2, w // 8 + 2, 3)) * 255).astype(np.uint8)
+        img = np.asarray(Image.fromarray(low).resize((w, h), Image.Resampling.BICUBIC), dtype=np.float64)
+        img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / "images" / f"img{i}.jpg", quality=95)
+        rows.append({"file": f"images/img{i}.jpg", "source_group": f"g{i % 2}", "package": "p", "path": f"img{i}.jpg",
+                     "licence": "CC0-1.0", "author": "test", "split": "heldout" if i % 3 == 2 else "train",
+                     "width": w, "height": h, "sha256": ""})
+    with (folder / "manifest.tsv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]), delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_photoset(tmp_path_factory.mktemp("photos"))
+
+
+def tiny_config(data: Path, **overrides: object) -> TrainConfig:
+    base = json.loads((REPO / "configs" / "tiny-test.json").read_text())
+    base.update({"name": "tiny-test", "data": {"path": str(data)}, "log_every": 1000, "sample_every": 1000})
+    base.update(overrides)
+    return TrainConfig.from_dict(base)
+
+
+# -- configs --------------------------------------------------------------------------------------
+
+
+def test_repo_configs_load() -> None:
+    names = sorted(p.name for p in (REPO / "configs").glob("*.json"))
+    assert "tiny-test.json" in names and "studio32-edm-then-ict.json" in names
+    for name in names:
+        cfg = TrainConfig.load(REPO / "configs" / name)
+        assert cfg.name == Path(name).stem
+        cfg.model_spec()
+
+
+def test_config_refuses_unknown_and_mistyped_keys() -> None:
+    with pytest.raises(ValueError, match="unknown config key"):
+        TrainConfig.from_dict({"learning_rate": 1e-4})
+    with pytest.raises(ValueError, match="unknown config.ict key"):
+        TrainConfig.from_dict({"ict": {"s2": 4}})
+    with pytest.raises(ValueError, match="unknown UNet config field"):
+        TrainConfig.from_dict({"preset": "tiny", "unet": {"width": 3}})
+    with pytest.raises(ValueError, match="expected int"):
+        TrainConfig.from_dict({"total_steps": "10"})
+    with pytest.raises(ValueError, match="recipe"):
+        TrainConfig.from_dict({"recipe": "gan"})
+
+
+# -- formulas -------------------------------------------------------------------------------------
+
+
+def test_ict_curriculum_doubles_from_s0_to_s1() -> None:
+    K = 800  # K' = floor(800 / (log2(128) + 1)) = 100
+    assert [ict_num_scales(k, K) for k in (0, 99, 100, 199, 200, 600, 699, 700, 799)] == \
+        [11, 11, 21, 21, 41, 641, 641, 1281, 1281]
+    assert ict_num_scales(10**9, K) == 1281
+    assert ict_num_scales(0, 10, s0=4, s1=32) == 5
+
+
+def test_lognormal_index_probabilities() -> None:
+    from engine.config import DenoiserConfig
+
+    sig = ascending_sigmas(1281, DenoiserConfig())
+    assert sig[0] == pytest.approx(0.002) and sig[-1] == pytest.approx(80.0)
+    p = lognormal_index_probs(sig, -1.1, 2.0)
+    assert p.shape == (1280,) and torch.all(p > 0) and float(p.sum()) == pytest.approx(1.0)
+    # The mass is centred on ln(sigma) = P_mean: half of it below sigma = exp(-1.1).
+    below = float(p[sig[1:] <= math.exp(-1.1)].sum())
+    assert below == pytest.approx(0.5, abs=0.01)
+
+
+def test_pseudo_huber() -> None:
+    x = torch.zeros(2, 3, 4, 4)
+    y = x.clone()
+    y[1] += 1.0
+    c = huber_c(x.shape)
+    assert c == pytest.approx(0.00054 * math.sqrt(48))
+    d = pseudo_huber(x, y, c)
+    assert float(d[0]) == 0.0
+    assert float(d[1]) == pytest.approx(math.sqrt(48 + c * c) - c)
+
+
+def test_ict_teacher_shares_noise_and_dropout_masks() -> None:
+    """With x = 0 and D(y, s) = dropout(y / s), student and teacher agree exactly iff z and the masks are shared."""
+    from engine.config import DenoiserConfig
+    from engine.training.losses import ICTLoss
+
+    def denoise(y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.dropout(y / sigma.view(-1, 1, 1, 1), 0.5, training=True)
+
+    loss = ICTLoss(DenoiserConfig(), total_steps=100)
+    assert float(loss(denoise, torch.zeros(4, 3, 8, 8), 0, torch.Generator().manual_seed(0))) == 0.0
+
+
+def test_ema_warmup_and_power() -> None:
+    net = torch.nn.Linear(2, 2)
+    ema = EMA(net, decay=0.999)
+    assert ema.beta(1) == pytest.approx(2 / 11) and ema.beta(10**6) == 0.999
+    assert EMA(net, power=6.94).beta(1) == 0.0
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    ema.update(net, 10**6)
+    assert torch.all(ema.module.weight < 1.0)
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+
+def test_crop_sampler_is_deterministic_and_in_range(photos: Path) -> None:
+    cfg = TrainConfig.from_dict({"preset": "tiny"}).data
+    a = CropSampler.from_folder(photos, 16, cfg, seed=3).batch(6)
+    b = CropSampler.from_folder(photos, 16, cfg, seed=3).batch(6)
+    c = CropSampler.from_folder(photos, 16, cfg, seed=4).batch(6)
+    assert a.shape == (6, 3, 16, 16) and a.dtype == torch.float32
+    assert float(a.min()) >= -1 and float(a.max()) <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    held = load_photos(photos, "heldout")
+    assert {p.file for p in held}.isdisjoint(p.file for p in load_photos(photos, "train"))
+    crops = fixed_crops(held, 16, 5)
+    assert crops.shape == (5, 16, 16, 3) and np.array_equal(crops, fixed_crops(held, 16, 5))
+
+
+# -- training -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("recipe", ["edm", "ict"])
+def test_steps_on_a_fixed_batch_lower_the_loss(photos: Path, tmp_path: Path, recipe: str) -> None:
+    cfg = tiny_config(photos, recipe=recipe, edm_steps=0, total_steps=1000, dropout=0.0, lr=1e-3, optimizer="adam")
+    trainer = Trainer(cfg, tmp_path, device="cpu", threads=1)
+    trainer.enter_phase(0, switching=False)
+    x = trainer.sampler.batch(4)
+    kind = "edm" if recipe == "edm" else "cm"
+
+    def fixed_loss() -> float:
+        with torch.no_grad():
+            return float(trainer.loss(trainer.students[kind], x, 0, torch.Generator().manual_seed(7)))
+
+    before = fixed_loss()
+    for _ in range(30):
+        trainer.step = 0  # keep the iCT discretisation fixed
+        trainer.train_step(x)
+    # iCT chases a moving target (its own stop-gradient output), so it falls more slowly than EDM.
+    assert fixed_loss() < (0.8 if recipe == "edm" else 0.98) * before
+
+
+def _final_state(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(list_checkpoints(run / "checkpoints")[-1].with_suffix(".safetensors")))
+
+
+@pytest.mark.parametrize(("recipe", "stop"), [("edm_then_ict", 3), ("edm_then_ict", 5), ("edm_then_cd", 5)])
+def test_resume_reproduces_an_uninterrupted_run(photos: Path, tmp_path: Path, recipe: str, stop: int) -> None:
+    cfg = tiny_config(photos, recipe=recipe, edm_steps=3, total_steps=7, checkpoint_every=100, dropout=0.1)
+    train(cfg, out=tmp_path / "a", device="cpu", threads=1, log=lambda _m: None)
+    train(cfg, out=tmp_path / "b", steps=stop, device="cpu", threads=1, log=lambda _m: None)
+    train(cfg, out=tmp_path / "b", resume=True, device="cpu", threads=1, log=lambda _m: None)
+    a, b = _final_state(tmp_path / "a"), _final_state(tmp_path / "b")
+    assert set(a) == set(b)
+    assert any(k.startswith("optim.") for k in a) and any(k.startswith("rng.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    rows = list(csv.DictReader((tmp_path / "b" / "log.csv").read_text().splitlines()))
+    assert [int(r["step"]) for r in rows] == sorted({stop, 7})
+
+
+def test_run_outputs_and_no_pickle(photos: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(photos, log_every=2, sample_every=4, checkpoint_every=4)
+    train(cfg, out=tmp_path, device="cpu", threads=1, log=lambda _m: None)
+    for name in ("log.csv", "loss.png", "samples/step-00000004.png", "samples/step-00000008.png", "model.safetensors"):
+        assert (tmp_path / name).is_file(), name
+    spec, sd, meta = load_model(tmp_path / "model.safetensors")
+    assert spec.denoiser.kind == "cm" and meta["train_step"] == "8" and meta["recipe"] == "edm_then_ict"
+    assert all(v.dtype == torch.float16 for v in sd.values())
+    edm_spec, _, _ = load_model(tmp_path / "exports" / "tiny-test-step-00000004.safetensors")
+    assert edm_spec.denoiser.kind == "edm"  # exported during the EDM phase
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            head = f.read_bytes()[:2]
+            # Pickle streams start with PROTO (0x80); torch.save archives are zip files ("PK").
+            assert head[:1] != b"\x80" and head != b"PK", f
+    for side in (tmp_path / "checkpoints").glob("*.json"):
+        json.loads(side.read_text())
+        load_file(str(side.with_suffix(".safetensors")))
+
+
+def test_init_continues_from_an_exported_model(photos: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(photos)
+    train(cfg, out=tmp_path / "a", steps=5, device="cpu", threads=1, log=lambda _m: None)
+    t = train(cfg, out=tmp_path / "b", init=tmp_path / "a" / "model.safetensors", device="cpu", threads=1,
+              log=lambda _m: None)
+    assert t.step == cfg.total_steps
+    rows = list(csv.DictReader((tmp_path / "b" / "log.csv").read_text().splitlines()))
+    assert int(rows[0]["step"]) > 5 and rows[0]["phase"] == "ict"
+
+
+# -- DDP ------------------------------------------------------------------------------------------
+
+
+def _ddp_worker(rank: int, port: int, data: str, out: str) -> None:
+    warnings.simplefilter("error")  # the parent's -W error does not reach spawned processes
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2")
+    cfg = tiny_config(Path(data), recipe="edm_then_ict", edm_steps=2, total_steps=4, checkpoint_every=100)
+    trainer = train(cfg, out=Path(out) / "run", device="cpu", threads=1, log=lambda _m: None)
+    state = {f"net.{k}": v.contiguous() for k, v in trainer.net.state_dict().items()}
+    state["data_rng"] = trainer.sampler.generator.get_state()
+    save_file(state, str(Path(out) / f"rank{rank}.safetensors"))
+
+
+def test_ddp_two_cpu_processes_stay_in_sync(photos: Path, tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_ddp_worker, args=(port, str(photos), str(tmp_path)), nprocs=2, start_method="spawn")
+    r0, r1 = (load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1))
+    for key in r0:
+        if key.startswith("net."):
+            assert torch.equal(r0[key], r1[key]), key
+    assert not torch.equal(r0["data_rng"], r1["data_rng"])  # each rank drew its own crops
+    ckpt = _final_state(tmp_path / "run")
+    assert {"rng.data.0", "rng.data.1"} <= set(ckpt)
+    assert torch.equal(ckpt["model.out.2.weight"], r0["net.out.2.weight"])
