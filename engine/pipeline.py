@@ -246,7 +246,7 @@ class Model:
             return restore(self.denoise, y.to(self.device), op, sig, noise=gaussian(self._generator(seed + bi)),
                            x_start=start.to(self.device), sigma_min=d.sigma_min, sigma_max=d.sigma_max, callback=cb)
 
-        out = from_float(np.clip(upscale_tiled(as_float(image), k, R, restore_fn, batch=batch, overlap=overlap), 0, 1), image.dtype)
+        out = upscale_tiled(image, k, R, restore_fn, batch=batch, overlap=overlap)
         if alpha is None:
             return out
         a = np.asarray(alpha)

@@ -68,7 +68,10 @@ def _bicubic(tile: np.ndarray, k: int) -> np.ndarray:
 
 def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restore, *, batch: int = 16,
                   overlap: float = 0.25, progress: Progress | None = None) -> np.ndarray:
-    """Upscale a float32 (h, w, 3) image in [0, 1] by k; returns float32 (h*k, w*k, 3) in [0, 1].
+    """Upscale a uint8/uint16 (h, w, 3) image by k into a preallocated array of the same dtype.
+
+    Only tiles in flight and one band of output rows exist in float; an 8000 x 8000 x2 upscale
+    holds the input, a padded copy and the uint8 output (about 1.2 GB) plus a few MB.
 
     `restore_fn(y, start, batch_index)` runs the projected loop on a batch of tiles given the
     known block-mean image y and the start image, both (B, 3, R, R) in [-1, 1].
@@ -80,7 +83,8 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
     # Reflect-pad images smaller than a tile; a margin of 2 px lets bicubic see real neighbours.
     pad_h, pad_w = plan.height - h, plan.width - w
     src = np.pad(image, ((2, pad_h + 2), (2, pad_w + 2), (0, 0)), mode="reflect" if min(h, w) > 2 else "edge")
-    out = np.empty((h * k, w * k, 3), np.float32)
+    peak = 65535.0 if image.dtype == np.uint16 else 255.0
+    out = np.empty((h * k, w * k, 3), image.dtype)
     win = blend_window(resolution)[..., None]
     R = resolution
     coords = [(y, x) for y in plan.ys for x in plan.xs]
@@ -98,15 +102,17 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
             return
         lo, hi = band_top, min(upto, h * k)
         if hi > lo:
-            out[lo:hi] = (acc[: hi - lo, : w * k] / wsum[: hi - lo, : w * k])
+            rows_f = acc[: hi - lo, : w * k] / wsum[: hi - lo, : w * k]
+            out[lo:hi] = np.clip(rows_f * peak + 0.5, 0, peak).astype(image.dtype)
         acc = np.concatenate([acc[rows:], np.zeros((rows, acc.shape[1], 3), np.float32)])
         wsum = np.concatenate([wsum[rows:], np.zeros((rows, wsum.shape[1], 1), np.float32)])
         band_top = upto
 
     for bi in range(n_batches):
         chunk = coords[bi * batch:(bi + 1) * batch]
-        lows = np.stack([src[y + 2:y + 2 + t, x + 2:x + 2 + t] for y, x in chunk])
-        starts = np.stack([_bicubic(src[y:y + t + 4, x:x + t + 4], k)[2 * k:2 * k + R, 2 * k:2 * k + R] for y, x in chunk])
+        lows = np.stack([src[y + 2:y + 2 + t, x + 2:x + 2 + t] for y, x in chunk]).astype(np.float32) / peak
+        starts = np.stack([_bicubic(src[y:y + t + 4, x:x + t + 4].astype(np.float32) / peak, k)[2 * k:2 * k + R, 2 * k:2 * k + R]
+                           for y, x in chunk])
         lo_t = torch.from_numpy(lows).permute(0, 3, 1, 2) * 2 - 1
         st_t = torch.from_numpy(starts).permute(0, 3, 1, 2).clamp(0, 1) * 2 - 1
         tiles = restore_fn(op.from_low(lo_t), st_t, bi).float().cpu().clamp(-1, 1)

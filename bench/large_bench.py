@@ -1,0 +1,115 @@
+"""Large-photo benchmark: inpaint, colorize and x4 upscale of a 1024x768 photo, and a huge x2 upscale.
+
+Each task runs in its own subprocess so its peak RSS (ru_maxrss) is its own. Prints seconds, peak
+RSS and tiles per second. The model is the embedded default when present (else a random-weights
+`studio64`, said so in the output); the huge upscale's memory is dominated by image buffers, so it
+may use the `tiny` preset to finish in minutes (--huge-model).
+
+    python bench/large_bench.py                   # 1024x768 tasks + 8000x8000 x2
+    python bench/large_bench.py --huge 4000       # a smaller huge run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients, edges and texture: a stand-in when no held-out photo is available."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([xx / w, yy / h, 0.5 + 0.3 * np.sin(xx / 37) * np.cos(yy / 53)], -1)
+    img += (((xx // 97 + yy // 71) % 2) * 0.15)[..., None]
+    img += rng.normal(0, 0.03, img.shape).astype(np.float32)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def photo(h: int, w: int) -> tuple[np.ndarray, str]:
+    from PIL import Image
+
+    manifest = ROOT / "data-cache" / "photos" / "manifest.tsv"
+    if manifest.is_file():
+        import csv
+
+        rows = [r for r in csv.DictReader(manifest.open(), delimiter="\t") if r["split"] == "heldout"]
+        rows.sort(key=lambda r: int(r["width"]) * int(r["height"]), reverse=True)
+        if rows:
+            im = Image.open(manifest.parent / "images" / rows[0]["file"]).convert("RGB")
+            return np.asarray(im.resize((w, h), Image.Resampling.LANCZOS)), f"held-out photo {rows[0]['file']}"
+    return synthetic_photo(h, w), "synthetic photo"
+
+
+def child(task: str, size: tuple[int, int], model_name: str) -> None:
+    """Run one task and print a JSON line with its figures."""
+    from engine import Model, preset
+    from engine.paths import default_model_path
+
+    path = default_model_path()
+    if model_name == "default" and path is not None:
+        model, label = Model.load(path), "default model"
+    else:
+        name = "studio64" if model_name == "default" else model_name
+        model, label = Model.random(preset(name), seed=0), f"random-weights {name}"
+    h, w = size
+    img, source = photo(h, w) if max(h, w) <= 4096 else (synthetic_photo(h, w), "synthetic photo")
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    tiles = 0
+    if task == "inpaint":
+        mask = np.zeros((h, w), bool)
+        mask[h // 3:h // 3 + h // 5, w // 4:w // 4 + w // 5] = True
+        model.inpaint(img, mask, seed=0)
+    elif task == "colorize":
+        grey = np.repeat(img.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
+        model.colorize(grey, seed=0)
+    else:
+        k = 4 if task == "upscale4" else 2
+        from engine.upscale import plan_tiles
+
+        t = model.resolution // k
+        tiles = plan_tiles(h, w, t, max(1, round(t * 0.25))).count
+        model.upscale(img, k, seed=0, batch=64)
+    secs = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"task": task, "size": f"{w}x{h}", "seconds": secs, "peak_rss_mb": peak / 1024,
+                      "rss_before_mb": rss0 / 1024, "tiles": tiles, "model": label, "source": source}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--huge", type=int, default=8000, help="side of the square huge x2 upscale (0 = skip)")
+    ap.add_argument("--huge-model", default="tiny", help="preset for the huge run, or 'default'")
+    ap.add_argument("--model", default="default", help="'default' or a preset name for the 1024x768 tasks")
+    ap.add_argument("--child", nargs=3, metavar=("TASK", "SIZE", "MODEL"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        task, size, model = args.child
+        h, w = map(int, size.split("x"))
+        child(task, (h, w), model)
+        return
+    runs = [("inpaint", "768x1024", args.model), ("colorize", "768x1024", args.model), ("upscale4", "768x1024", args.model)]
+    if args.huge:
+        runs.append(("upscale2", f"{args.huge}x{args.huge}", args.huge_model))
+    print(f"{'task':10s} {'size':>11s} {'seconds':>9s} {'peak RSS':>10s} {'tiles/s':>8s}  model / input")
+    for task, size, model in runs:
+        res = subprocess.run([sys.executable, __file__, "--child", task, size, model], capture_output=True, text=True, cwd=ROOT)
+        if res.returncode != 0:
+            print(f"{task:10s} {size:>11s} FAILED: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}")
+            continue
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        tps = f"{r['tiles'] / r['seconds']:.1f}" if r["tiles"] else "-"
+        print(f"{r['task']:10s} {r['size']:>11s} {r['seconds']:9.1f} {r['peak_rss_mb']:8.0f} MB {tps:>8s}  {r['model']} / {r['source']}")
+
+
+if __name__ == "__main__":
+    main()
