@@ -157,3 +157,17 @@ def test_saves_are_atomic_and_never_clobber(tmp_path):
         save_picture(tmp_path / "x.xyz", Picture(rgb8()))
     save_picture(p, Picture(rgb8()), overwrite=True)
     assert not list(tmp_path.glob(".*part"))
+
+
+def test_saved_files_follow_umask_or_keep_the_replaced_mode(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        p = save_picture(tmp_path / "m.png", Picture(rgb8()))
+        assert p.stat().st_mode & 0o777 == 0o644
+        os.chmod(p, 0o640)
+        save_picture(p, Picture(rgb8()), overwrite=True)
+        assert p.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

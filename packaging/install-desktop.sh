@@ -1,0 +1,79 @@
+#!/usr/bin/env sh
+# Install (or remove) the desktop integration of Consistency Studio from a checkout: the .desktop entry (so it
+# shows in the app menu and in "Open with" for images), the hicolor icons and the AppStream metainfo.
+#
+#   packaging/install-desktop.sh                       # for you: ~/.local/share/{applications,icons,metainfo}
+#   packaging/install-desktop.sh --exec "$PWD/.venv/bin/cstudio"   # when cstudio is not on PATH (a venv)
+#   sudo packaging/install-desktop.sh --prefix /usr/local/share      # for everyone
+#   packaging/install-desktop.sh --uninstall [--prefix DIR]
+#
+# Layout (freedesktop icon theme spec; APP_ID = io.github.consistency_studio.ConsistencyStudio):
+#   DIR/applications/APP_ID.desktop
+#   DIR/metainfo/APP_ID.metainfo.xml
+#   DIR/icons/hicolor/scalable/apps/APP_ID.svg
+#   DIR/icons/hicolor/NxN/apps/APP_ID.png          N = 16 32 48 64 128 256 512
+set -eu
+
+APP_ID=io.github.consistency_studio.ConsistencyStudio
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+PREFIX=${XDG_DATA_HOME:-$HOME/.local/share}
+EXEC=""
+UNINSTALL=0
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) PREFIX=$2; shift 2 ;;
+    --exec) EXEC=$2; shift 2 ;;
+    --uninstall) UNINSTALL=1; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+SIZES="16 32 48 64 128 256 512"
+files() {
+  echo "applications/$APP_ID.desktop"
+  echo "metainfo/$APP_ID.metainfo.xml"
+  echo "icons/hicolor/scalable/apps/$APP_ID.svg"
+  for n in $SIZES; do echo "icons/hicolor/${n}x${n}/apps/$APP_ID.png"; done
+}
+
+refresh() {
+  command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q "$PREFIX/applications" || true
+  # Refresh an existing icon cache only: creating one in a user folder would hide icons installed later.
+  if [ -f "$PREFIX/icons/hicolor/icon-theme.cache" ] && command -v gtk-update-icon-cache >/dev/null 2>&1; then
+    gtk-update-icon-cache -q -f -t "$PREFIX/icons/hicolor" || true
+  fi
+}
+
+if [ "$UNINSTALL" = 1 ]; then
+  for f in $(files); do rm -f "$PREFIX/$f"; done
+  refresh
+  echo "removed Consistency Studio's desktop files from $PREFIX"
+  exit 0
+fi
+
+if [ -z "$EXEC" ]; then
+  if ! command -v cstudio >/dev/null 2>&1; then
+    echo "warning: cstudio is not on PATH; the menu entry will not start until it is (or pass --exec /path/to/cstudio)" >&2
+  fi
+  EXEC=cstudio
+fi
+case "$EXEC" in
+  *" "*) EXEC_FIELD="\"$EXEC\"" ;;  # the desktop entry spec quotes arguments with spaces in double quotes
+  *) EXEC_FIELD=$EXEC ;;
+esac
+
+install -d "$PREFIX/applications" "$PREFIX/metainfo" "$PREFIX/icons/hicolor/scalable/apps"
+sed -e "s|^Exec=cstudio |Exec=$EXEC_FIELD |" -e "s|^TryExec=cstudio\$|TryExec=$EXEC|" \
+  "$HERE/$APP_ID.desktop" > "$PREFIX/applications/$APP_ID.desktop"
+chmod 644 "$PREFIX/applications/$APP_ID.desktop"
+install -m 644 "$HERE/$APP_ID.metainfo.xml" "$PREFIX/metainfo/$APP_ID.metainfo.xml"
+install -m 644 "$ROOT/resources/icons/hicolor/scalable/apps/$APP_ID.svg" "$PREFIX/icons/hicolor/scalable/apps/"
+for n in $SIZES; do
+  install -d "$PREFIX/icons/hicolor/${n}x${n}/apps"
+  install -m 644 "$ROOT/resources/icons/hicolor/${n}x${n}/apps/$APP_ID.png" "$PREFIX/icons/hicolor/${n}x${n}/apps/"
+done
+refresh
+echo "installed Consistency Studio's desktop entry, icons and metainfo under $PREFIX (Exec: $EXEC_FIELD)"
