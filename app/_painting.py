@@ -1,20 +1,19 @@
 """Painting intents of the controller: brush strokes and whole-mask operations.
 
 A mixin of `EditorController` (kept apart only for size): it uses the host's `document`,
-`history`, `brush`, `params` and `view`, and calls `_show_history`, `live_available` and `run`.
+`history`, `brush`, `params` and `view`, and calls `_show_history`, `live_available`, `run` and
+`_autosave` (an autosave tick that came mid-stroke runs when the stroke ends).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .model import brush as brushes
 from .model.brush import BrushTool, Stroke
-from .model.document import Snapshot
-from .model.imageio import ImageError, read_mask, write_mask
+from .model.document import Snapshot, to_uint8
 
 if TYPE_CHECKING:
     from .controller import EditorController
@@ -24,6 +23,7 @@ class PaintingMixin:
     _stroke: Stroke | None
     _stroke_before: Snapshot | None
     _stroke_image: np.ndarray | None
+    _stroke_display: np.ndarray | None
 
     # -- brush ----------------------------------------------------------------------------------
 
@@ -35,6 +35,8 @@ class PaintingMixin:
         self._stroke = Stroke(self.document.mask.shape, self.brush.replace(tool=tool))
         if tool == BrushTool.colour:
             self._stroke_image = self.document.image.copy()
+            # 16-bit documents: the canvas gets 8-bit pixels, converted only where the stroke paints.
+            self._stroke_display = to_uint8(self._stroke_image).copy() if self._stroke_image.dtype != np.uint8 else None
         self.extend_stroke(x, y)
 
     def extend_stroke(self: EditorController, x: float, y: float) -> None:
@@ -49,7 +51,9 @@ class PaintingMixin:
             patch = brushes.apply_to_image(before.image[y0:y1, x0:x1], stroke.coverage[y0:y1, x0:x1],
                                            stroke.settings.colour, (0, 0, x1 - x0, y1 - y0))
             self._stroke_image[y0:y1, x0:x1] = patch
-            self.view.set_image(self._stroke_image, rect)
+            if self._stroke_display is not None:
+                self._stroke_display[y0:y1, x0:x1] = to_uint8(patch)
+            self.view.set_image(self._stroke_image if self._stroke_display is None else self._stroke_display, rect)
         else:
             brushes.apply_to_mask(self.document.mask, before.mask, stroke.coverage, rect,
                                   erase=stroke.settings.tool == BrushTool.erase)
@@ -63,10 +67,12 @@ class PaintingMixin:
         tool = stroke.settings.tool
         if tool == BrushTool.colour and self._stroke_image is not None:
             self.document.set_image(self._stroke_image, keep_before=False)
-            self._stroke_image = None
+            self._stroke_image = self._stroke_display = None
         labels = {BrushTool.mask: "Brush stroke", BrushTool.erase: "Erase stroke", BrushTool.colour: "Colour stroke"}
         self.history.record(before, labels[tool])
         self._show_history()
+        if self._autosave_pending:
+            self._autosave()
         if self.params.live and self.live_available() and tool != BrushTool.colour:
             self.run(live=True)
 
@@ -98,21 +104,3 @@ class PaintingMixin:
 
     def feather_mask(self: EditorController) -> None:
         self._change_mask(brushes.feather(self.document.mask, 2 * self._edge_pixels()), "Feather mask")
-
-    def import_mask(self: EditorController, path: Path) -> bool:
-        try:
-            mask = read_mask(path, self.document.mask.shape)
-        except ImageError as e:
-            self.view.show_error("Could not import the mask", str(e))
-            return False
-        self._change_mask(mask, "Import mask")
-        return True
-
-    def export_mask(self: EditorController, path: Path) -> bool:
-        try:
-            write_mask(path, self.document.mask)
-        except ImageError as e:
-            self.view.show_error("Could not export the mask", str(e))
-            return False
-        self.view.set_status(f"Mask saved to {path.name}.")
-        return True

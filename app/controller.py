@@ -3,6 +3,7 @@
 Data flows one way: the view calls intent methods (`run`, `begin_stroke`, `undo`, ...), the
 controller changes `app.model` state and pushes the result back with the view's `set_*` methods.
 Engine messages arrive through `on_progress/on_finished/on_failed`, always on the UI thread.
+Images reach the view as 8-bit (`set_image`); the document keeps the file's own depth.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ from typing import Protocol
 
 import numpy as np
 
+from ._documents import DocumentsMixin
 from ._painting import PaintingMixin
+from .model.autosave import Autosave
 from .model.brush import BrushSettings, Rect, Stroke
 from .model.catalog import ModelInfo, scan_models
-from .model.document import Document, Snapshot
+from .model.document import Document, Snapshot, to_uint8
 from .model.history import History
-from .model.imageio import ImageError, read_image, write_image
-from .model.jobs import (ImportDone, ImportRequest, JobFailed, JobIds, JobRequest, JobResult, LoadModelRequest,
-                         ModelReady, Progress)
+from .model.jobs import (BatchDone, ImportDone, ImportRequest, JobFailed, JobIds, JobRequest, JobResult,
+                         LoadModelRequest, ModelReady, Progress)
 from .model.params import NEEDS_MASK, TASK_LABELS, USES_MASK, GenerationParams, Task
-from .model.settings import Settings, load_settings, save_settings, user_models_dir
+from .model.settings import Settings, load_settings, save_settings, state_dir, user_models_dir
 
 BLANK_SIZE = 256
 MISSING_DEFAULT = ("No trained default model found (resources/models/default.safetensors): using an untrained "
@@ -45,6 +47,8 @@ class EditorView(Protocol):
     def set_history(self, undo_label: str, redo_label: str) -> None: ...
     def set_recent_files(self, paths: list[str]) -> None: ...
     def show_error(self, title: str, message: str) -> None: ...
+    def confirm_overwrite(self, name: str, backup_name: str) -> bool: ...
+    def ask_recover(self, description: str) -> bool: ...
 
 
 class EngineClient(Protocol):
@@ -52,9 +56,10 @@ class EngineClient(Protocol):
     def cancel(self, job_id: int) -> None: ...
 
 
-class EditorController(PaintingMixin):
+class EditorController(PaintingMixin, DocumentsMixin):
     def __init__(self, view: EditorView, engine: EngineClient, *, settings_file: Path | None = None,
-                 default_model: Path | None = None, models_dir: Path | None = None) -> None:
+                 default_model: Path | None = None, models_dir: Path | None = None,
+                 autosave_dir: Path | None = None) -> None:
         self.view = view
         self.engine = engine
         self.settings_file = settings_file
@@ -72,6 +77,7 @@ class EditorController(PaintingMixin):
         self._ids = JobIds()
         self._job: int | None = None  # the task in flight (at most one)
         self._job_live = False
+        self._job_batch = False  # the job in flight is a batch of files, not an edit of the document
         self._job_mask: np.ndarray | None = None  # the mask the running job fills
         self._live_pending = False  # a live request arrived while a job ran; the latest state wins
         self._model_job: int | None = None
@@ -79,6 +85,11 @@ class EditorController(PaintingMixin):
         self._stroke: Stroke | None = None
         self._stroke_before: Snapshot | None = None
         self._stroke_image: np.ndarray | None = None  # writable copy while a colour stroke is drawn
+        self._stroke_display: np.ndarray | None = None  # its 8-bit view, for 16-bit documents
+        self.autosave = Autosave(autosave_dir or state_dir() / "autosave")
+        self._autosaved: tuple[int, int] | None = None  # (image revision, history version) last written
+        self._autosave_pending = False
+        self._written: set[str] = set()  # files saved this session: replacing them again needs no question
 
     # -- start-up and shutdown ------------------------------------------------------------------
 
@@ -87,8 +98,10 @@ class EditorController(PaintingMixin):
         self.view.set_params(self.params)
         self.view.set_brush(self.brush)
         self.view.set_recent_files(list(self.settings.recent_files))
-        opened = False
-        if files:
+        opened = self._offer_recovery()
+        if opened and files:
+            self.view.set_status(f"Recovered the autosaved work; {Path(files[0]).name} was not opened.")
+        elif files:
             opened = self.open_path(Path(files[0]))
             if len(files) > 1:
                 self.view.set_status(f"Opened {Path(files[0]).name}; one image at a time, the other files were ignored.")
@@ -99,9 +112,11 @@ class EditorController(PaintingMixin):
         self.refresh_models(select=self.settings.model_path or None)
 
     def shutdown(self) -> None:
+        """A clean exit: the view has already saved or discarded the work, so the autosave goes."""
         if self._job is not None:
             self.engine.cancel(self._job)
         self.save_settings()
+        self.autosave.clear()
 
     def save_settings(self, **changes: object) -> None:
         self.settings = self.settings.replace(task=self.params.task.value, steps=self.params.steps,
@@ -201,8 +216,10 @@ class EditorController(PaintingMixin):
             return None
         mask = doc.mask.copy()
         mask.flags.writeable = False
-        job = JobRequest(self._ids.next(), params, doc.image, mask, doc.image_revision, live=live)
-        self._job, self._job_live, self._job_mask = job.job_id, live, mask if params.task in USES_MASK else None
+        job = JobRequest(self._ids.next(), params, doc.image, mask, doc.image_revision, live=live,
+                         alpha=doc.alpha if params.task == Task.upscale else None)
+        self._job, self._job_live, self._job_batch = job.job_id, live, False
+        self._job_mask = mask if params.task in USES_MASK else None
         self._live_pending = False
         self.view.set_busy(True)
         self.view.set_progress(0, 0, f"{TASK_LABELS[params.task]}: starting")
@@ -217,8 +234,9 @@ class EditorController(PaintingMixin):
 
     def on_progress(self, p: Progress) -> None:
         if p.job_id == self._job:
-            self.view.set_progress(p.done, p.total, f"{TASK_LABELS[self.params.task if not self._job_live else Task.inpaint]}: "
-                                   f"step {p.done}/{p.total}")
+            label = TASK_LABELS[self.params.task if not self._job_live else Task.inpaint]
+            text = f"{label}: {p.stage}" if p.stage else f"{label}: step {p.done}/{p.total}"
+            self.view.set_progress(p.done, p.total, text)
         elif p.job_id in (self._model_job, self._import_job):
             self.view.set_progress(p.done, p.total, p.stage)
 
@@ -229,6 +247,8 @@ class EditorController(PaintingMixin):
             self._on_import_done(msg)
         elif isinstance(msg, JobResult):
             self._on_result(msg)
+        elif isinstance(msg, BatchDone):
+            self._on_batch_done(msg)
 
     def on_failed(self, f: JobFailed) -> None:
         if f.job_id == self._model_job:
@@ -252,6 +272,7 @@ class EditorController(PaintingMixin):
     def _end_job(self) -> None:
         self._job = None
         self._job_live = False
+        self._job_batch = False
         self._job_mask = None
         self.view.set_busy(False)
 
@@ -287,70 +308,18 @@ class EditorController(PaintingMixin):
             self.view.set_status("Result discarded: the image changed while the task ran.")
         else:
             before = self.document.snapshot()
-            self.document.set_image(r.image)
+            self.document.set_image(r.image, alpha=r.alpha)
             if job_mask is not None and job_mask.shape == self.document.mask.shape:
                 # The filled area is done: clear it so the overlay does not hide the result (IOPaint does
                 # the same). Only what this job used: strokes painted while it ran stay for the next run.
                 self.document.set_mask(np.where(job_mask > 0, 0, self.document.mask).astype(np.uint8))
             self.history.record(before, TASK_LABELS[r.task] + (" (live)" if live else ""))
             self._show_document()
-            self.view.set_status(f"{TASK_LABELS[r.task]} done in {r.elapsed_s:.2f} s.")
+            notes = "".join(f" {n}" for n in r.notes)
+            self.view.set_status(f"{TASK_LABELS[r.task]} done in {r.elapsed_s:.2f} s.{notes}")
+            self._autosave()  # an accepted result is the work most worth keeping
         if self._live_pending:
             self.run(live=True)
-
-    # -- documents ------------------------------------------------------------------------------
-
-    def open_path(self, path: Path, *, as_sample: bool = False) -> bool:
-        """Open an image file; on failure the current document is left untouched."""
-        try:
-            loaded = read_image(path)
-        except ImageError as e:
-            self.view.show_error("Could not open the image", str(e))
-            return False
-        doc = Document(loaded.rgb, None if as_sample else Path(path), alpha=loaded.alpha,
-                       icc_profile=loaded.icc_profile, name=Path(path).name)
-        if as_sample:
-            doc.saved_revision = doc.image_revision  # a pristine sample is nothing to save
-        self._replace_document(doc)
-        if not as_sample:
-            self.save_settings(**self._recent_changes(path))
-            self.view.set_recent_files(list(self.settings.recent_files))
-        self.view.set_status(f"Opened {Path(path).name} ({doc.size[0]}x{doc.size[1]}).")
-        return True
-
-    def open_array(self, image: np.ndarray, name: str = "Pasted image") -> None:
-        self._replace_document(Document(image, None, name=name))
-        self.view.set_status(f"{name} ({image.shape[1]}x{image.shape[0]}).")
-
-    def _recent_changes(self, path: Path) -> dict[str, object]:
-        s = self.settings.with_recent(path)
-        return {"recent_files": s.recent_files, "last_dir": s.last_dir}
-
-    def _replace_document(self, doc: Document) -> None:
-        if self._job is not None:
-            self.engine.cancel(self._job)  # its result would be dropped anyway (stale revision)
-        self._stroke = self._stroke_before = self._stroke_image = None
-        self.document = doc
-        self.history.clear()
-        self._show_document()
-
-    def save(self, path: Path | None = None) -> bool:
-        """Save the image (to its own path if none is given); False means the view must ask where."""
-        doc = self.document
-        target = Path(path) if path is not None else doc.path
-        if target is None:
-            return False
-        try:
-            write_image(target, doc.image, alpha=doc.alpha, icc_profile=doc.icc_profile)
-        except ImageError as e:
-            self.view.show_error("Could not save the image", str(e))
-            return False
-        doc.mark_saved(target)
-        self.save_settings(**self._recent_changes(target))
-        self.view.set_recent_files(list(self.settings.recent_files))
-        self.view.set_title(doc.name, doc.dirty)
-        self.view.set_status(f"Saved {target.name}.")
-        return True
 
     # -- history --------------------------------------------------------------------------------
 
@@ -374,9 +343,9 @@ class EditorController(PaintingMixin):
 
     def _show_document(self) -> None:
         doc = self.document
-        self.view.set_image(doc.image)
+        self.view.set_image(to_uint8(doc.image))
         self.view.set_mask(doc.mask)
-        self.view.set_before(doc.before)
+        self.view.set_before(None if doc.before is None else to_uint8(doc.before))
         self._show_history()
 
 

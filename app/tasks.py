@@ -1,7 +1,9 @@
 """The engine side of a job, without Qt: load a model, run a request, import a checkpoint.
 
-`app.worker` calls these on its thread; tests call them directly. Every function reports through
-`progress(done, total)`, which may raise `engine.Cancelled` to stop within one network evaluation.
+`app.runner` calls these on the engine thread; tests call them directly. Every function reports
+through `progress(done, total)`, which may raise `engine.Cancelled` to stop within one network
+evaluation. Engine calls go through `engine.fallback`, so GPU out-of-memory is retried with smaller
+batches and then on the CPU, and the user is told so.
 """
 
 from __future__ import annotations
@@ -9,16 +11,21 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from engine import CheckpointError, Model, load_model, preset, save_model
+from engine.fallback import run_with_fallback
+from engine.imageio import ImageError
+from engine.inpaint import InpaintOptions
 
 from .model.catalog import ModelInfo
 from .model.jobs import JobRequest
-from .model.params import NEEDS_MASK, Task, ts_for_steps
+from .model.params import NEEDS_MASK, GenerationParams, Task, ts_for_steps
 
 ProgressFn = Callable[[int, int], None]
 StageFn = Callable[[int, int, str], None]
@@ -49,41 +56,82 @@ def _ts(model: Model, steps: int) -> tuple[int, ...]:
 
 
 def _composite(original: np.ndarray, generated: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Blend through the soft mask: pixels where mask == 0 come back bit-identical."""
+    """Blend through the soft mask: pixels where mask == 0 come back bit-identical (any pixel dtype)."""
+    peak = 65535.0 if original.dtype == np.uint16 else 255.0
     a = mask.astype(np.float32)[..., None] / 255
     out = original.astype(np.float32) * (1 - a) + generated.astype(np.float32) * a
-    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    out = np.clip(out + 0.5, 0, peak).astype(original.dtype)
     out[mask == 0] = original[mask == 0]
     return out
 
 
-def execute(model: Model, request: JobRequest, progress: ProgressFn) -> np.ndarray:
-    """Run one request; returns the new document image (H', W', 3) uint8."""
-    p = request.params
-    image, mask = request.image, request.mask
-    if p.task in NEEDS_MASK and not mask.any():
-        raise TaskError("Paint over the area to replace first: the mask is empty.")
+def user_message(e: BaseException) -> str:
+    """One or two plain sentences for a failed job."""
+    if isinstance(e, (TaskError, CheckpointError, ImageError, ValueError)):
+        return str(e)
+    if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
+        return "Out of memory: try a smaller image, fewer steps, or a smaller model."
+    return f"{type(e).__name__}: {e}"
+
+
+@dataclass(frozen=True, eq=False)
+class TaskOutput:
+    image: np.ndarray  # (H', W', 3), the input's dtype
+    alpha: np.ndarray | None  # resampled transparency (upscale with alpha), else None
+    notes: tuple[str, ...]  # what the user should know (out-of-memory retries, CPU fallback)
+
+
+def task_call(model: Model, params: GenerationParams, image: np.ndarray, mask: np.ndarray | None,
+              alpha: np.ndarray | None, progress: ProgressFn) -> tuple[str, dict[str, Any]]:
+    """(method name, keyword arguments) of the engine call for `params.task` on this image."""
+    p = params
     if p.task == Task.generate:
-        ts = _ts(model, p.steps) if model.kind == "cm" else None
-        return model.generate(1, seed=p.seed, ts=ts, progress=progress)[0]
+        return "generate", {"n": 1, "seed": p.seed, "ts": _ts(model, p.steps) if model.kind == "cm" else None,
+                            "progress": progress}
     if p.task == Task.inpaint:
         # The engine blends its fill into the surroundings itself (grown mask, feathered band) and
         # keeps pixels away from the mask bit-identical; a second blend here would re-harden the seam.
-        return model.inpaint(image, mask, seed=p.seed, ts=_ts(model, p.steps), progress=progress)
+        opts = InpaintOptions(context=p.context, min_context=p.min_context, grow=p.grow, feather=p.feather)
+        return "inpaint", {"image": image, "mask": mask, "seed": p.seed, "ts": _ts(model, p.steps), "options": opts,
+                           "progress": progress}
     if p.task == Task.colorize:
-        return model.colorize(image, seed=p.seed, ts=_ts(model, p.steps), progress=progress)
+        return "colorize", {"image": image, "seed": p.seed, "ts": _ts(model, p.steps),
+                            "render_size": p.render_size or None, "progress": progress}
     if p.task == Task.upscale:
         if model.resolution % p.upscale_factor:
             ok = [f for f in (2, 4, 8) if model.resolution % f == 0]
             raise TaskError(f"This model ({model.resolution} px) can upscale by {', '.join(f'{f}x' for f in ok)} only.")
         # The engine starts from a bicubic upscale at a low sigma: 3 evaluations unless asked otherwise.
-        return model.upscale(image, p.upscale_factor, seed=p.seed, num_steps=p.steps or 3, progress=progress)
+        return "upscale", {"image": image, "factor": p.upscale_factor, "seed": p.seed, "num_steps": p.steps or 3,
+                           "alpha": alpha, "progress": progress}
     if p.task == Task.stroke_edit:
-        region = mask if mask.any() else None
-        out = model.stroke_edit(image, strength=p.strength, mask=region, seed=p.seed, num_steps=p.steps or 3,
-                                progress=progress)
-        return out if region is None else _composite(image, out, mask)
+        region = mask if mask is not None and mask.any() else None
+        return "stroke_edit", {"guide": image, "strength": p.strength, "mask": region, "seed": p.seed,
+                               "num_steps": p.steps or 3, "progress": progress}
     raise TaskError(f"unknown task {p.task!r}")
+
+
+def run_task(model: Model, request: JobRequest, progress: ProgressFn) -> TaskOutput:
+    """Run one request, recovering from GPU out-of-memory (engine.fallback); the result keeps the input's dtype."""
+    p, image, mask = request.params, request.image, request.mask
+    if p.task in NEEDS_MASK and not mask.any():
+        raise TaskError("Paint over the area to replace first: the mask is empty.")
+    notes: list[str] = []
+    name, kwargs = task_call(model, p, image, mask, request.alpha, progress)
+    out = run_with_fallback(model, name, kwargs, notes.append)
+    alpha = None
+    if name == "generate":
+        out = out[0].astype(image.dtype) * 257 if image.dtype == np.uint16 else out[0]  # keep the document's depth
+    elif name == "upscale" and isinstance(out, tuple):
+        out, alpha = out
+    elif name == "stroke_edit" and kwargs["mask"] is not None:
+        out = _composite(image, out, mask)
+    return TaskOutput(out, alpha, tuple(notes))
+
+
+def execute(model: Model, request: JobRequest, progress: ProgressFn) -> np.ndarray:
+    """Run one request; returns the new document image (H', W', 3) in the request's dtype."""
+    return run_task(model, request, progress).image
 
 
 def _safe_name(name: str) -> str:

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .pipeline import Cancelled
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 
 
@@ -53,6 +55,8 @@ def run_batch(items: list[tuple[Path, Path]], process: Callable[[Path, Path], No
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
             process(src, dst)
+        except Cancelled:
+            raise  # the user stopped the whole batch, not this file
         except Exception as e:  # noqa: BLE001 - one bad file must not stop a batch; the reason is reported
             report.failed.append((src, str(e)))
             log(f"[{n}/{len(items)}] {src}: FAILED: {e}")

@@ -14,6 +14,7 @@ import torch
 from .checkpoint import CheckpointError, load_model, save_model
 from .batch import collect_inputs, run_batch
 from .imageio import ImageError, Picture, load_picture, read_mask, save_picture, write_image
+from .fallback import run_with_fallback
 from .inpaint import InpaintOptions
 from .paths import default_model_path
 from .schedules import even_ts
@@ -133,8 +134,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     model = _load(args)
-    imgs = model.generate(args.n, seed=args.seed, class_label=args.class_label, progress=ProgressBar("generate", args.quiet),
-                          **_sampling_kwargs(args, model))
+    imgs = run_with_fallback(model, "generate", dict(n=args.n, seed=args.seed, class_label=args.class_label,
+                             progress=ProgressBar("generate", args.quiet), **_sampling_kwargs(args, model)), log=_warn)
     out = _out_path(args, None, "generated")
     if args.n == 1:
         write_image(out, imgs[0], overwrite=args.overwrite)
@@ -145,6 +146,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
             write_image(p, im, overwrite=args.overwrite)
             print(p)
     return 0
+
+
+def _warn(message: str) -> None:
+    print(f"cstudio: {message}", file=sys.stderr)
 
 
 def _save(args: argparse.Namespace, out: Path, pic: Picture) -> None:
@@ -160,8 +165,9 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     model = _load(args)
     opts = InpaintOptions(context=args.context, min_context=args.min_context, grow=args.grow, feather=args.feather,
                           colour_match=not args.no_colour_match)
-    rgb = model.inpaint(pic.rgb, mask, seed=args.seed, sigma_start=args.start_sigma, options=opts,
-                        progress=ProgressBar("inpaint", args.quiet), **_sampling_kwargs(args, model))
+    rgb = run_with_fallback(model, "inpaint", dict(image=pic.rgb, mask=mask, seed=args.seed, sigma_start=args.start_sigma,
+                            options=opts, progress=ProgressBar("inpaint", args.quiet), **_sampling_kwargs(args, model)),
+                            log=_warn)
     _save(args, _out_path(args, Path(args.image), "inpaint"), pic.with_pixels(rgb, pic.alpha))
     return 0
 
@@ -199,8 +205,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     kw = _sampling_kwargs(args, model)
 
     def run_one(pic: Picture) -> Picture:
-        rgb = model.colorize(pic.rgb, seed=args.seed, sigma_start=args.start_sigma, render_size=args.render_size,
-                             progress=ProgressBar("colorize", args.quiet), **kw)
+        rgb = run_with_fallback(model, "colorize", dict(image=pic.rgb, seed=args.seed, sigma_start=args.start_sigma,
+                                render_size=args.render_size, progress=ProgressBar("colorize", args.quiet), **kw), log=_warn)
         return pic.with_pixels(rgb, pic.alpha)
 
     return _batch(args, "colorize", run_one)
@@ -216,8 +222,9 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     start = args.start_sigma if args.start_sigma is not None else (None if kw["ts"] else 4.0)
 
     def run_one(pic: Picture) -> Picture:
-        out = model.upscale(pic.rgb, args.factor, seed=args.seed, sigma_start=start, overlap=args.overlap,
-                            alpha=pic.alpha, progress=ProgressBar(f"upscale x{args.factor}", args.quiet), **kw)
+        out = run_with_fallback(model, "upscale", dict(image=pic.rgb, factor=args.factor, seed=args.seed, sigma_start=start,
+                                overlap=args.overlap, alpha=pic.alpha,
+                                progress=ProgressBar(f"upscale x{args.factor}", args.quiet), **kw), log=_warn)
         rgb, alpha = out if isinstance(out, tuple) else (out, None)
         return pic.with_pixels(rgb, alpha)
 

@@ -200,6 +200,8 @@ def encode_picture(pic: Picture, fmt: str, *, quality: int = 95) -> bytes:
         kw["exif"] = pic.info["exif"]
     if fmt in ("JPEG", "WEBP"):
         kw["quality"] = quality
+    if fmt == "JPEG" and quality >= 90:
+        kw["subsampling"] = 0  # 4:4:4: at high quality, halving chroma resolution is the biggest loss
     if fmt == "WEBP" and quality >= 100:
         kw["lossless"] = True
     if rgb.dtype == np.uint16:

@@ -4,13 +4,15 @@ from .brush import BrushSettings, BrushTool, Stroke
 from .catalog import TEST_MODEL, ModelInfo, read_model_info, scan_models
 from .document import Document, Snapshot
 from .history import History
-from .jobs import ImportDone, ImportRequest, JobFailed, JobIds, JobRequest, JobResult, LoadModelRequest, ModelReady, Progress
+from .jobs import (BatchDone, BatchRequest, ImportDone, ImportRequest, JobFailed, JobIds, JobRequest, JobResult,
+                   LoadModelRequest, ModelReady, Progress)
 from .params import STEP_CHOICES, TASK_LABELS, GenerationParams, Task, ts_for_steps
 from .settings import Settings, load_settings, save_settings
 
 __all__ = [
-    "STEP_CHOICES", "TASK_LABELS", "TEST_MODEL", "BrushSettings", "BrushTool", "Document", "GenerationParams", "History",
-    "ImportDone", "ImportRequest", "JobFailed", "JobIds", "JobRequest", "JobResult", "LoadModelRequest", "ModelInfo",
+    "STEP_CHOICES", "TASK_LABELS", "TEST_MODEL", "BatchDone", "BatchRequest", "BrushSettings", "BrushTool", "Document",
+    "GenerationParams", "History", "ImportDone", "ImportRequest", "JobFailed", "JobIds", "JobRequest", "JobResult",
+    "LoadModelRequest", "ModelInfo",
     "ModelReady", "Progress", "Settings", "Snapshot", "Stroke", "Task", "load_settings", "read_model_info",
     "save_settings", "scan_models", "ts_for_steps",
 ]

@@ -113,12 +113,14 @@ def apply_to_mask(mask: np.ndarray, base: np.ndarray, coverage: np.ndarray, rect
 
 
 def apply_to_image(base: np.ndarray, coverage: np.ndarray, colour: tuple[int, int, int], rect: Rect) -> np.ndarray:
-    """`base` with the stroke painted in `colour` over `rect` (a new array; base is read-only)."""
+    """`base` with the stroke painted in `colour` (8-bit RGB) over `rect`; a new array, base's dtype."""
     x0, y0, x1, y1 = rect
     out = base.copy()
+    peak = 65535.0 if base.dtype == np.uint16 else 255.0
     a = coverage[y0:y1, x0:x1, None].astype(np.float32) / 255
     region = base[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = (region * (1 - a) + np.asarray(colour, np.float32) * a + 0.5).astype(np.uint8)
+    paint = np.asarray(colour, np.float32) * (peak / 255)
+    out[y0:y1, x0:x1] = np.clip(region * (1 - a) + paint * a + 0.5, 0, peak).astype(base.dtype)
     return out
 
 

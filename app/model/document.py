@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -16,6 +18,46 @@ _revisions = itertools.count(1)
 def _frozen(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
+
+
+def new_revision() -> int:
+    """A revision number never used before (recovered autosaves get fresh ones)."""
+    return next(_revisions)
+
+
+# Pixels keep the file's depth: 16-bit scans stay 16-bit through edits and saves.
+PIXEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
+
+
+def peak(dtype: np.dtype) -> int:
+    """The value of full white for a pixel dtype."""
+    return 65535 if np.dtype(dtype) == np.uint16 else 255
+
+
+def to_uint8(a: np.ndarray) -> np.ndarray:
+    """8-bit pixels for display (rounded); uint8 input is returned as is, not copied."""
+    if a.dtype == np.uint8:
+        return a
+    return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def convert_depth(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """uint8 <-> uint16 with full white mapped to full white (x 257 up, rounded down)."""
+    dtype = np.dtype(dtype)
+    if a.dtype == dtype:
+        return a
+    if dtype == np.uint16:
+        return a.astype(np.uint16) * 257
+    return to_uint8(a)
+
+
+def _pixels(image: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(image)
+    if a.dtype not in PIXEL_DTYPES:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) image, got {a.shape}")
+    return _frozen(a)
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,18 +76,22 @@ class Snapshot:
 
 
 class Document:
-    """Image (H, W, 3) uint8 plus a mask (H, W) uint8 where 255 = fill; soft values blend."""
+    """Image (H, W, 3) uint8 or uint16 plus a mask (H, W) uint8 where 255 = fill; soft values blend.
+
+    `alpha` (same dtype as the image, or None) and `info` (EXIF, ICC profile, PNG text, DPI: what
+    the file carried) are set aside while editing and written back on save.
+    """
 
     def __init__(self, image: np.ndarray, path: Path | None = None, *, alpha: np.ndarray | None = None,
-                 icc_profile: bytes | None = None, name: str | None = None) -> None:
-        self.image = _frozen(np.ascontiguousarray(image, dtype=np.uint8))
-        if self.image.ndim != 3 or self.image.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) image, got {self.image.shape}")
+                 info: Mapping[str, object] | None = None, notes: tuple[str, ...] = (),
+                 name: str | None = None) -> None:
+        self.image = _pixels(image)
         self.mask = np.zeros(self.image.shape[:2], np.uint8)  # mutated in place by strokes
-        self.alpha = alpha  # transparency is set aside and re-attached on save
+        self.alpha = None if alpha is None else _frozen(np.ascontiguousarray(alpha))
         self.before: np.ndarray | None = None  # the image before the last result, for compare
         self.path = path
-        self.icc_profile = icc_profile
+        self.info: Mapping[str, object] = MappingProxyType(dict(info or {}))
+        self.notes = tuple(notes)  # what the user was told on opening (e.g. "first of 12 frames")
         self._name = name
         self.image_revision = next(_revisions)
         self.saved_revision = self.image_revision if path is not None else -1
@@ -74,16 +120,23 @@ class Document:
         self.mask = snap.mask.copy()
         self.image_revision = snap.image_revision
 
-    def set_image(self, image: np.ndarray, *, keep_before: bool = True) -> None:
-        """Replace the image (a result or a colour stroke); the mask follows a size change."""
-        image = _frozen(np.ascontiguousarray(image, dtype=np.uint8))
+    def set_image(self, image: np.ndarray, *, keep_before: bool = True, alpha: np.ndarray | None = None) -> None:
+        """Replace the image (a result or a colour stroke); the mask and alpha follow a size change.
+
+        `alpha` is the result's own transparency (the upscaler resamples it properly); without it
+        the old alpha is stretched (nearest) to the new size.
+        """
+        image = _pixels(image)
         old_h, old_w = self.image.shape[:2]
         h, w = image.shape[:2]
         if keep_before:
             self.before = self.image
+        if alpha is not None and alpha.shape == (h, w):
+            self.alpha = _frozen(np.ascontiguousarray(alpha))
+        elif (h, w) != (old_h, old_w) and self.alpha is not None:
+            self.alpha = _frozen(_resize_nearest(self.alpha, h, w))
         if (h, w) != (old_h, old_w):
             self.mask = _resize_nearest(self.mask, h, w)
-            self.alpha = None if self.alpha is None else _resize_nearest(self.alpha, h, w)
         self.image = image
         self.image_revision = next(_revisions)
 

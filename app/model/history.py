@@ -22,6 +22,7 @@ class History:
         self.max_bytes = max_bytes
         self._undo: deque[_Entry] = deque()
         self._redo: list[_Entry] = []
+        self.version = 0  # bumped on every change: autosave writes only when it moved
 
     @property
     def can_undo(self) -> bool:
@@ -43,12 +44,14 @@ class History:
         self._undo.append(_Entry(before, label))
         self._redo.clear()
         self._trim()
+        self.version += 1
 
     def undo(self, current: Snapshot) -> Snapshot | None:
         if not self._undo:
             return None
         entry = self._undo.pop()
         self._redo.append(_Entry(current, entry.label))
+        self.version += 1
         return entry.snapshot
 
     def redo(self, current: Snapshot) -> Snapshot | None:
@@ -56,11 +59,24 @@ class History:
             return None
         entry = self._redo.pop()
         self._undo.append(_Entry(current, entry.label))
+        self.version += 1
         return entry.snapshot
 
     def clear(self) -> None:
         self._undo.clear()
         self._redo.clear()
+        self.version += 1
+
+    def entries(self) -> tuple[list[tuple[Snapshot, str]], list[tuple[Snapshot, str]]]:
+        """(undo, redo) as (snapshot, label) lists, oldest undo first, next redo last: for autosave."""
+        return [(e.snapshot, e.label) for e in self._undo], [(e.snapshot, e.label) for e in self._redo]
+
+    def load(self, undo: list[tuple[Snapshot, str]], redo: list[tuple[Snapshot, str]]) -> None:
+        """Replace both stacks (a recovered session), in the order `entries` gives them."""
+        self._undo = deque(_Entry(s, label) for s, label in undo)
+        self._redo = [_Entry(s, label) for s, label in redo]
+        self._trim()
+        self.version += 1
 
     def _trim(self) -> None:
         # Snapshots share arrays, so this over-counts; erring towards keeping less is the safe side.

@@ -33,6 +33,7 @@ class JobRequest:
     mask: np.ndarray  # (H, W) uint8, 0 = keep, 255 = fill; soft values blend
     image_revision: int  # the document revision the result applies to
     live: bool = False  # started by live mode rather than the Run button
+    alpha: np.ndarray | None = None  # (H, W) transparency, same dtype as the image; upscaled with it
 
     @property
     def task(self) -> Task:
@@ -63,10 +64,41 @@ class Progress:
 @dataclass(frozen=True, eq=False)
 class JobResult:
     job_id: int
-    image: np.ndarray  # (H', W', 3) uint8; already composited through a soft mask
+    image: np.ndarray  # (H', W', 3), the request's dtype; already composited through a soft mask
     image_revision: int
     elapsed_s: float
     task: Task
+    alpha: np.ndarray | None = None  # the result's own transparency (upscale), else None
+    notes: tuple[str, ...] = ()  # e.g. "out of GPU memory: ran on the CPU"
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """Run `params.task` (upscale or colorize) on every image in `inputs` (files or folders)."""
+
+    job_id: int
+    params: GenerationParams
+    inputs: tuple[Path, ...]
+    out_dir: Path | None = None  # None = each result next to its input
+    skip_existing: bool = True
+
+    @property
+    def task(self) -> Task:
+        return self.params.task
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    job_id: int
+    written: tuple[Path, ...]
+    skipped: tuple[Path, ...]  # outputs that existed already
+    failed: tuple[tuple[Path, str], ...]  # (input, reason)
+    cancelled: bool = False
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        text = f"{len(self.written)} written, {len(self.skipped)} skipped (output exists), {len(self.failed)} failed"
+        return text + (" - cancelled" if self.cancelled else "")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ TASK_HINTS: dict[Task, str] = {
 # Tasks that read the mask, and those where it is required rather than optional.
 USES_MASK = frozenset({Task.inpaint, Task.stroke_edit})
 NEEDS_MASK = frozenset({Task.inpaint})
+# Tasks that make sense on a folder of photos (dropping several files queues one of these).
+BATCH_TASKS = (Task.upscale, Task.colorize)
 
 # Network evaluations offered in the picker; 0 means "the checkpoint's published ts".
 STEP_CHOICES: tuple[int, ...] = (0, 1, 2, 4, 8)
@@ -50,6 +52,14 @@ class GenerationParams:
     strength: float = 0.5  # stroke edit: 0 keeps the strokes, 1 ignores them
     upscale_factor: int = 4  # must divide the model resolution
     live: bool = False  # re-run inpainting whenever a stroke is released (one-step models)
+    # Inpainting on big photos (engine.inpaint.InpaintOptions): the context window around each hole is
+    # max(min_context, context x the hole's side); the fill is pasted inside the mask grown by `grow`
+    # and blended over `feather` more pixels.
+    context: float = 0.3
+    min_context: int = 128
+    grow: int = 4
+    feather: int = 8
+    render_size: int = 0  # colorize: the size the model sees; 0 = the model's own resolution
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task(self.task))
@@ -59,6 +69,11 @@ class GenerationParams:
             raise ValueError(f"seed must lie in 0..2^32-1, got {self.seed}")
         if not 0.0 <= self.strength <= 1.0:
             raise ValueError(f"strength must lie in 0..1, got {self.strength}")
+        if not 0.0 <= self.context <= 4.0:
+            raise ValueError(f"context must lie in 0..4 (a fraction of the hole's size), got {self.context}")
+        for name in ("min_context", "grow", "feather", "render_size"):
+            if not 0 <= getattr(self, name) <= 4096:
+                raise ValueError(f"{name.replace('_', ' ')} must lie in 0..4096 px, got {getattr(self, name)}")
         if self.upscale_factor not in UPSCALE_FACTORS:
             raise ValueError(f"upscale factor must be one of {UPSCALE_FACTORS}, got {self.upscale_factor}")
 

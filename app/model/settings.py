@@ -1,7 +1,7 @@
 """User settings: a frozen value saved as JSON under platformdirs, written atomically.
 
-Environment overrides (CSTUDIO_CONFIG_DIR, CSTUDIO_DATA_DIR) give tests and portable installs
-their own folders without touching the user's.
+Environment overrides (CSTUDIO_CONFIG_DIR, CSTUDIO_DATA_DIR, CSTUDIO_STATE_DIR) give tests and
+portable installs their own folders without touching the user's.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import platformdirs
 
-from .imageio import atomic_write
+from .safe_write import atomic_write
 
 APP_NAME = "consistency-studio"
 MAX_RECENT = 10
@@ -27,6 +27,11 @@ def config_dir() -> Path:
 def user_models_dir() -> Path:
     base = os.environ.get("CSTUDIO_DATA_DIR") or platformdirs.user_data_dir(APP_NAME)
     return Path(base) / "models"
+
+
+def state_dir() -> Path:
+    """Where autosaves live: machine state, not configuration (kept out of synced config folders)."""
+    return Path(os.environ.get("CSTUDIO_STATE_DIR") or platformdirs.user_state_dir(APP_NAME))
 
 
 def settings_path() -> Path:
@@ -43,6 +48,7 @@ class Settings:
     brush_size: float = 48.0
     brush_hardness: float = 0.6
     live: bool = False
+    batch_out_dir: str = ""  # where batch results go; "" = next to each input
     window_geometry: str = ""  # Qt's saveGeometry() as hex; opaque here
     extra: dict[str, str] = field(default_factory=dict)  # forward compatibility: keys we do not know yet
 

@@ -18,6 +18,26 @@ from ..model.params import (STEP_CHOICES, TASK_HINTS, TASK_LABELS, UPSCALE_FACTO
                             default_steps, steps_label)
 
 
+def _spin(lo: int, hi: int, suffix: str, step: int, tip: str) -> QSpinBox:
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setSuffix(suffix)
+    s.setSingleStep(step)
+    s.setToolTip(tip)
+    s.setKeyboardTracking(False)  # one change per edit, not one per digit typed
+    return s
+
+
+def _row(*widgets: QWidget) -> QWidget:
+    """Several controls on one form row, shown and hidden together."""
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        layout.addWidget(w)
+    return row
+
+
 def _slider(lo: int, hi: int) -> QSlider:
     s = QSlider(Qt.Orientation.Horizontal)
     s.setRange(lo, hi)
@@ -33,6 +53,11 @@ class ControlPanel(QWidget):
     strength_changed = Signal(float)
     factor_changed = Signal(int)
     live_toggled = Signal(bool)
+    context_changed = Signal(float)
+    min_context_changed = Signal(int)
+    grow_changed = Signal(int)
+    feather_changed = Signal(int)
+    render_size_changed = Signal(int)
     brush_tool_changed = Signal(str)
     brush_size_changed = Signal(float)
     brush_hardness_changed = Signal(float)
@@ -77,6 +102,18 @@ class ControlPanel(QWidget):
         for f in UPSCALE_FACTORS:
             self.factor.addItem(f"{f}x", f)
         self.factor_label = QLabel("Factor")
+        # Inpainting on big photos: how much surrounding image the model sees, and how the fill is pasted.
+        self.context = _spin(0, 400, " %", 10, "Context around each painted area, as a share of its size")
+        self.min_context = _spin(0, 4096, " px", 16, "... but at least this many pixels on each side")
+        self.context_row = _row(self.context, QLabel("at least"), self.min_context)
+        self.context_label = QLabel("Context")
+        self.grow = _spin(0, 256, " px", 1, "Grow the painted area before filling (tight masks leave halos)")
+        self.feather = _spin(0, 512, " px", 1, "Soft blend of the fill into its surroundings")
+        self.edge_row = _row(self.grow, QLabel("feather"), self.feather)
+        self.edge_label = QLabel("Grow")
+        self.render_size = _spin(0, 2048, " px", 16, "Size the model colours at: smaller gives bolder, coarser colour")
+        self.render_size.setSpecialValueText("Model's own")
+        self.render_size_label = QLabel("Render size")
         self.live = QCheckBox("Live: re-run after each stroke")
         self.live.setToolTip("Inpaint again whenever you release the brush (one-step models only)")
         form.addRow(self.task)
@@ -87,6 +124,9 @@ class ControlPanel(QWidget):
         form.addRow("Seed", seed_row)
         form.addRow(self.strength_label, self.strength)
         form.addRow(self.factor_label, self.factor)
+        form.addRow(self.context_label, self.context_row)
+        form.addRow(self.edge_label, self.edge_row)
+        form.addRow(self.render_size_label, self.render_size)
         form.addRow(self.live)
         layout.addWidget(task_box)
 
@@ -145,6 +185,11 @@ class ControlPanel(QWidget):
         self.strength.valueChanged.connect(lambda v: self.strength_changed.emit(v / 100))
         self.factor.currentIndexChanged.connect(lambda i: self.factor_changed.emit(int(self.factor.itemData(i))))
         self.live.toggled.connect(self.live_toggled)
+        self.context.valueChanged.connect(lambda v: self.context_changed.emit(v / 100))
+        self.min_context.valueChanged.connect(self.min_context_changed)
+        self.grow.valueChanged.connect(self.grow_changed)
+        self.feather.valueChanged.connect(self.feather_changed)
+        self.render_size.valueChanged.connect(self.render_size_changed)
         self.tools.idClicked.connect(lambda i: self.brush_tool_changed.emit(self.tools.button(i).property("tool")))
         self.size.valueChanged.connect(lambda v: self.brush_size_changed.emit(float(v)))
         self.hardness.valueChanged.connect(lambda v: self.brush_hardness_changed.emit(v / 100))
@@ -186,6 +231,15 @@ class ControlPanel(QWidget):
             self.factor.setCurrentIndex(max(0, self.factor.findData(p.upscale_factor)))
         with QSignalBlocker(self.live):
             self.live.setChecked(p.live)
+        for spin, value in ((self.context, round(p.context * 100)), (self.min_context, p.min_context),
+                            (self.grow, p.grow), (self.feather, p.feather), (self.render_size, p.render_size)):
+            with QSignalBlocker(spin):
+                spin.setValue(value)
+        inpaint = p.task == Task.inpaint
+        for w in (self.context_row, self.context_label, self.edge_row, self.edge_label):
+            w.setVisible(inpaint)
+        for w in (self.render_size, self.render_size_label):
+            w.setVisible(p.task == Task.colorize)
         for w in (self.strength, self.strength_label):
             w.setVisible(p.task == Task.stroke_edit)
         for w in (self.factor, self.factor_label):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QColorDialog, QFileDialog, QMessageBox, QWidget
 
-from ..model.imageio import OPEN_SUFFIXES
+from ..files import OPEN_SUFFIXES
 
 IMAGE_FILTER = "Images ({})".format(" ".join(f"*{s}" for s in OPEN_SUFFIXES))
 SAVE_FILTERS = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp);;TIFF (*.tif *.tiff)"
@@ -31,6 +31,34 @@ def ask_unsaved(parent: QWidget | None, name: str) -> str:
     answer = box.exec()
     return {QMessageBox.StandardButton.Save: "save", QMessageBox.StandardButton.Discard: "discard"}.get(
         QMessageBox.StandardButton(answer), "cancel")
+
+
+def confirm_overwrite(parent: QWidget | None, name: str, backup_name: str) -> bool:
+    """Replace an existing file (usually the original the user opened)? If so, it is kept as a backup."""
+    box = QMessageBox(QMessageBox.Icon.Question, "Replace the original?",
+                      f"Save over {name}?", parent=parent)
+    box.setInformativeText(f"The current {name} will be kept as {backup_name}. "
+                           "Choose Save As to write a new file instead.")
+    replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Save As...", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(replace)
+    box.exec()
+    return box.clickedButton() is replace
+
+
+def ask_recover(parent: QWidget | None, description: str) -> bool:
+    """Recover the autosave of a session that ended in a crash? No discards it."""
+    answer = QMessageBox.question(
+        parent, "Recover unsaved work?",
+        f"Consistency Studio did not close normally last time.\n\nRecover {description}?\n\n"
+        "If you choose No, this autosave is deleted.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def pick_batch_folder(parent: QWidget | None, start: str) -> str | None:
+    path = QFileDialog.getExistingDirectory(parent, "Folder for batch results", start)
+    return path or None
 
 
 def open_image_file(parent: QWidget | None, start: str) -> str | None:

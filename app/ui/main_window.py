@@ -9,14 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
                                QProgressBar, QScrollArea, QSlider, QStyle, QVBoxLayout, QWidget)
 
 from ..model.brush import BrushSettings, Rect
 from ..model.catalog import ModelInfo
-from ..model.imageio import SAVE_FORMATS
+from ..model.document import to_uint8
+from .._documents import AUTOSAVE_INTERVAL_S
+from ..files import SAVE_SUFFIXES
 from ..model.params import GenerationParams
 from . import dialogs
 from .canvas import CanvasView, zoom_label
@@ -81,6 +83,8 @@ class MainWindow(QMainWindow):
                                 self.act_feather_mask, self.act_import_mask, self.act_export_mask])
         self.set_busy(False)
         self.set_history("", "")
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(AUTOSAVE_INTERVAL_S * 1000)
         self.resize(1200, 800)
 
     # -- actions and menus ----------------------------------------------------------------------
@@ -128,6 +132,9 @@ class MainWindow(QMainWindow):
         self.act_seed = self._action("Random &Seed", "Ctrl+R")
         self.act_import = self._action("&Import Checkpoint...", None, "document-import", SP.SP_DirOpenIcon)
         self.act_import_folder = self._action("Import &Diffusers Folder...")
+        self.act_batch_folder = self._action("Batch Results &Folder...")
+        self.act_batch_folder.setToolTip("Where batches (several files or a folder dropped on the window) write")
+        self.act_batch_beside = self._action("Batch Results &Next to Inputs")
         self.act_clear_mask = self._action("Clear", "Ctrl+Shift+A")
         self.act_invert_mask = self._action("Invert", "Ctrl+I")
         self.act_grow_mask = self._action("Grow", "Ctrl+Alt+=")
@@ -146,6 +153,8 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_open])
         self.recent_menu = m.addMenu("Open &Recent")
         m.addActions([self.act_save, self.act_save_as])
+        m.addSeparator()
+        m.addActions([self.act_batch_folder, self.act_batch_beside])
         m.addSeparator()
         m.addActions([self.act_copy, self.act_paste])
         m.addSeparator()
@@ -183,6 +192,11 @@ class MainWindow(QMainWindow):
         p.strength_changed.connect(lambda v: c.set_params(strength=v))
         p.factor_changed.connect(lambda f: c.set_params(upscale_factor=f))
         p.live_toggled.connect(lambda on: c.set_params(live=on))
+        p.context_changed.connect(lambda v: c.set_params(context=v))
+        p.min_context_changed.connect(lambda v: c.set_params(min_context=v))
+        p.grow_changed.connect(lambda v: c.set_params(grow=v))
+        p.feather_changed.connect(lambda v: c.set_params(feather=v))
+        p.render_size_changed.connect(lambda v: c.set_params(render_size=v))
         p.brush_tool_changed.connect(lambda t: c.set_brush(tool=t))
         p.brush_size_changed.connect(lambda v: c.set_brush(size=v))
         p.brush_hardness_changed.connect(lambda v: c.set_brush(hardness=v))
@@ -210,6 +224,10 @@ class MainWindow(QMainWindow):
         self.act_seed.triggered.connect(c.randomise_seed)
         self.act_import.triggered.connect(lambda: self._on_import(folder=False))
         self.act_import_folder.triggered.connect(lambda: self._on_import(folder=True))
+        self.act_batch_folder.triggered.connect(self._on_batch_folder)
+        self.act_batch_beside.triggered.connect(lambda: c.set_batch_out_dir(None))
+        self.autosave_timer.timeout.connect(c.autosave_tick)
+        self.autosave_timer.start()
         self.act_clear_mask.triggered.connect(c.clear_mask)
         self.act_invert_mask.triggered.connect(c.invert_mask)
         self.act_grow_mask.triggered.connect(c.grow_mask)
@@ -304,6 +322,12 @@ class MainWindow(QMainWindow):
     def show_error(self, title: str, message: str) -> None:
         dialogs.show_error(self, title, message)
 
+    def confirm_overwrite(self, name: str, backup_name: str) -> bool:
+        return dialogs.confirm_overwrite(self, name, backup_name)
+
+    def ask_recover(self, description: str) -> bool:
+        return dialogs.ask_recover(self, description)
+
     # -- user input -> controller ---------------------------------------------------------------
 
     def _maybe_save(self) -> bool:
@@ -325,7 +349,17 @@ class MainWindow(QMainWindow):
             self._open(Path(path))
 
     def _on_files_dropped(self, files: list[str]) -> None:
-        self._open(Path(files[0]))
+        paths = [Path(f) for f in files]
+        if len(paths) == 1 and not paths[0].is_dir():
+            self._open(paths[0])
+        else:  # several files or a folder: a batch of the current task; the open document stays
+            self.controller.run_batch(paths)
+
+    def _on_batch_folder(self) -> None:
+        start = self.controller.settings.batch_out_dir or self.controller.settings.last_dir
+        folder = dialogs.pick_batch_folder(self, start)
+        if folder:
+            self.controller.set_batch_out_dir(Path(folder))
 
     def _on_save(self) -> bool:
         return self.controller.save() or self._on_save_as()
@@ -337,12 +371,13 @@ class MainWindow(QMainWindow):
         if not path:
             return False
         target = Path(path)
-        if target.suffix.lower() not in SAVE_FORMATS:
+        if target.suffix.lower() not in SAVE_SUFFIXES:
             target = target.with_name(target.name + ".png")
-        return self.controller.save(target)
+        # The file dialog asked before choosing an existing file; not for a name we extended ourselves.
+        return self.controller.save(target, confirmed=str(target) == path)
 
     def _on_copy(self) -> None:
-        QGuiApplication.clipboard().setImage(to_qimage(self.controller.document.image))
+        QGuiApplication.clipboard().setImage(to_qimage(to_uint8(self.controller.document.image)))
         self.set_status("Image copied to the clipboard.")
 
     def _on_paste(self) -> None:
@@ -403,6 +438,7 @@ class MainWindow(QMainWindow):
             if not self._maybe_save():
                 event.ignore()
                 return
+            self.autosave_timer.stop()
             self.controller.shutdown()
             self.controller.save_settings(window_geometry=bytes(self.saveGeometry().toHex()).decode())
             QApplication.instance().removeEventFilter(self)

@@ -17,9 +17,10 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Settings and imported models go to a temp folder, never the developer's own."""
+    """Settings, imported models and autosaves go to a temp folder, never the developer's own."""
     monkeypatch.setenv("CSTUDIO_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("CSTUDIO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CSTUDIO_STATE_DIR", str(tmp_path / "state"))
     return tmp_path
 
 

@@ -21,6 +21,11 @@ class DialogLog:
         self.unsaved_answer = "discard"
         self.unsaved_asked = 0
         self.save_path: str | None = None
+        self.overwrite_answer = True
+        self.overwrite_asked: list[str] = []
+        self.recover_answer = True
+        self.recover_asked: list[str] = []
+        self.batch_folder: str | None = None
 
 
 @pytest.fixture
@@ -35,6 +40,18 @@ def dialog_log(monkeypatch: pytest.MonkeyPatch) -> DialogLog:
     monkeypatch.setattr(dialogs, "show_text", lambda *a: None)
     monkeypatch.setattr(dialogs, "ask_unsaved", ask_unsaved)
     monkeypatch.setattr(dialogs, "save_image_file", lambda parent, suggested: log.save_path)
+
+    def confirm_overwrite(parent, name, backup_name):
+        log.overwrite_asked.append(name)
+        return log.overwrite_answer
+
+    def ask_recover(parent, description):
+        log.recover_asked.append(description)
+        return log.recover_answer
+
+    monkeypatch.setattr(dialogs, "confirm_overwrite", confirm_overwrite)
+    monkeypatch.setattr(dialogs, "ask_recover", ask_recover)
+    monkeypatch.setattr(dialogs, "pick_batch_folder", lambda parent, start: log.batch_folder)
     return log
 
 

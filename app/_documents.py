@@ -1,0 +1,236 @@
+"""Document intents of the controller: open, save, masks in and out, autosave and recovery, batches.
+
+A mixin of `EditorController` (kept apart only for size, like `_painting`). Nothing here may lose
+work: a failed open leaves the document as it was, a failed save leaves the file on disk as it was
+(and the document open and dirty), a file the user opened is only replaced after they confirm, and
+its previous version is then kept as `name.bak.ext`. The document is autosaved every
+`AUTOSAVE_INTERVAL_S` (the view's timer calls `autosave_tick`) and after each accepted result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .files import ImageError, backup_path, open_document, read_mask, save_document, write_mask
+from .model.autosave import AutosaveError
+from .model.document import Document
+from .model.jobs import BatchDone, BatchRequest
+from .model.params import BATCH_TASKS, TASK_LABELS, Task
+
+if TYPE_CHECKING:
+    from .controller import EditorController
+
+AUTOSAVE_INTERVAL_S = 30
+MAX_LISTED_FAILURES = 12
+
+
+def _same_file_key(path: Path) -> str:
+    try:
+        return str(Path(path).resolve())
+    except OSError:
+        return str(Path(path).absolute())
+
+
+class DocumentsMixin:
+    _written: set[str]
+    _autosaved: tuple[int, int] | None
+    _autosave_pending: bool
+
+    # -- open -----------------------------------------------------------------------------------
+
+    def open_path(self: EditorController, path: Path, *, as_sample: bool = False) -> bool:
+        """Open an image file; on failure the current document is left untouched."""
+        path = Path(path)
+        try:
+            doc = open_document(path)
+        except ImageError as e:
+            self.view.show_error("Could not open the image", str(e))
+            return False
+        if as_sample:
+            doc = Document(doc.image, None, alpha=doc.alpha, info=doc.info, notes=doc.notes, name=path.name)
+            doc.saved_revision = doc.image_revision  # a pristine sample is nothing to save
+        self._replace_document(doc)
+        if not as_sample:
+            self.save_settings(**self._recent_changes(path))
+            self.view.set_recent_files(list(self.settings.recent_files))
+        depth = ", 16-bit" if doc.image.dtype == np.uint16 else ""
+        alpha = ", transparency kept" if doc.alpha is not None else ""
+        notes = "".join(f" Note: {n}." for n in doc.notes)
+        self.view.set_status(f"Opened {path.name} ({doc.size[0]}x{doc.size[1]}{depth}{alpha}).{notes}")
+        return True
+
+    def open_array(self: EditorController, image: np.ndarray, name: str = "Pasted image") -> None:
+        self._replace_document(Document(image, None, name=name))
+        self.view.set_status(f"{name} ({image.shape[1]}x{image.shape[0]}).")
+
+    def _recent_changes(self: EditorController, path: Path) -> dict[str, object]:
+        s = self.settings.with_recent(path)
+        return {"recent_files": s.recent_files, "last_dir": s.last_dir}
+
+    def _replace_document(self: EditorController, doc: Document) -> None:
+        if self._job is not None and not self._job_batch:
+            self.engine.cancel(self._job)  # its result would be dropped anyway (stale revision)
+        self._stroke = self._stroke_before = self._stroke_image = None
+        self.document = doc
+        self.history.clear()
+        self._show_document()
+
+    # -- save -----------------------------------------------------------------------------------
+
+    def save(self: EditorController, path: Path | None = None, *, confirmed: bool = False) -> bool:
+        """Save the image (to its own path if none is given); False if not saved (no path, declined, failed).
+
+        An existing file this session has not written yet is only replaced after the view's
+        `confirm_overwrite` (or `confirmed=True` when a file dialog already asked), and its old
+        version is kept as `name.bak.ext`.
+        """
+        doc = self.document
+        target = Path(path) if path is not None else doc.path
+        if target is None:
+            return False
+        key = _same_file_key(target)
+        replacing = target.exists() and key not in self._written
+        if replacing and not confirmed and not self.view.confirm_overwrite(target.name, backup_path(target).name):
+            return False
+        try:
+            save_document(doc, target, backup=replacing)
+        except ImageError as e:
+            self.view.show_error("Could not save the image", f"{e}\nYour work is still open (and autosaved).")
+            return False
+        self._written.add(key)
+        doc.mark_saved(target)
+        self.save_settings(**self._recent_changes(target))
+        self.view.set_recent_files(list(self.settings.recent_files))
+        self.view.set_title(doc.name, doc.dirty)
+        kept = f" The previous version is kept as {backup_path(target).name}." if replacing else ""
+        self.view.set_status(f"Saved {target.name}.{kept}")
+        self._autosave()
+        return True
+
+    # -- mask files -----------------------------------------------------------------------------
+
+    def import_mask(self: EditorController, path: Path) -> bool:
+        try:
+            mask, note = read_mask(path, self.document.mask.shape)
+        except ImageError as e:
+            self.view.show_error("Could not import the mask", str(e))
+            return False
+        self._change_mask(mask, "Import mask")
+        if note:
+            self.view.set_status(note)
+        return True
+
+    def export_mask(self: EditorController, path: Path) -> bool:
+        try:
+            write_mask(path, self.document.mask)
+        except ImageError as e:
+            self.view.show_error("Could not export the mask", str(e))
+            return False
+        self.view.set_status(f"Mask saved to {Path(path).name}.")
+        return True
+
+    # -- autosave and recovery ------------------------------------------------------------------
+
+    def _has_work(self: EditorController) -> bool:
+        d, h = self.document, self.history
+        return d.dirty or h.can_undo or h.can_redo or bool(d.mask.any())
+
+    def autosave_tick(self: EditorController) -> None:
+        """Called by the view's timer every AUTOSAVE_INTERVAL_S; writes only when something changed."""
+        if self._stroke is not None:
+            self._autosave_pending = True  # mid-stroke: save once the stroke is in the history
+            return
+        self._autosave()
+
+    def _autosave(self: EditorController) -> None:
+        self._autosave_pending = False
+        failed = self.autosave.take_error()  # from the writer thread, since the last call
+        if failed is not None:
+            self._autosaved = None  # write again now
+        state = (self.document.image_revision, self.history.version)
+        if state == self._autosaved:
+            self.autosave.heartbeat()
+            return
+        try:
+            if self._has_work():
+                self.autosave.save(self.document, self.history)
+            else:
+                self.autosave.clear()
+        except OSError as e:
+            failed = e
+        else:
+            self._autosaved = state
+        if failed is not None:
+            # Not modal: it would repeat every 30 s. The work is still open; the last good autosave stays.
+            self.view.set_status(f"Autosave failed ({failed.strerror or failed}); save your work to another folder.")
+
+    def _offer_recovery(self: EditorController) -> bool:
+        """Offer each autosave left by a crashed app, newest first; True once one is recovered."""
+        for orphan in self.autosave.orphans():
+            if not self.view.ask_recover(orphan.describe()):
+                self.autosave.discard(orphan)
+                continue
+            try:
+                recovered = self.autosave.load(orphan)
+            except AutosaveError as e:
+                self.view.show_error("Could not recover the autosave", str(e))
+                self.autosave.discard(orphan)
+                continue
+            self._replace_document(recovered.document)
+            self.history.load(recovered.undo, recovered.redo)
+            self._show_history()
+            self._autosave()
+            self.autosave.flush()
+            if self.autosave.take_error() is None:  # our own copy exists: only now may the old one go
+                self.autosave.discard(orphan)
+            else:
+                self._autosaved = None
+            self.view.set_status(f"Recovered {orphan.describe()}.")
+            return True
+        return False
+
+    # -- batches --------------------------------------------------------------------------------
+
+    def set_batch_out_dir(self: EditorController, folder: Path | None) -> None:
+        self.save_settings(batch_out_dir=str(folder) if folder else "")
+        where = str(folder) if folder else "next to each input"
+        self.view.set_status(f"Batch results go {'to ' if folder else ''}{where}.")
+
+    def run_batch(self: EditorController, inputs: list[Path]) -> int | None:
+        """Queue the current task (upscale or colorize) on files and folders; returns the job id or None."""
+        p = self.params
+        if p.task not in BATCH_TASKS:
+            names = " or ".join(TASK_LABELS[t] for t in BATCH_TASKS)
+            self.view.set_status(f"Several files or a folder run as a batch: choose {names} first.")
+            return None
+        if self._job is not None:
+            self.view.set_status("A task is already running: cancel it first.")
+            return None
+        if self.model is None:
+            self.view.set_status("The model is still loading; try again in a moment.")
+            return None
+        if p.task == Task.upscale and self.model.resolution % p.upscale_factor:
+            self.view.set_status(f"This model ({self.model.resolution} px) cannot upscale by {p.upscale_factor}x.")
+            return None
+        out = Path(self.settings.batch_out_dir) if self.settings.batch_out_dir else None
+        job = BatchRequest(self._ids.next(), p, tuple(Path(i) for i in inputs), out_dir=out)
+        self._job, self._job_live, self._job_batch, self._job_mask = job.job_id, False, True, None
+        self.view.set_busy(True)
+        self.view.set_progress(0, 0, f"{TASK_LABELS[p.task]} batch: starting")
+        self.engine.submit(job)
+        return job.job_id
+
+    def _on_batch_done(self: EditorController, msg: BatchDone) -> None:
+        if msg.job_id != self._job:
+            return
+        self._end_job()
+        notes = "".join(f" {n}." for n in msg.notes[:3])
+        self.view.set_status(f"Batch done: {msg.summary()}.{notes}")
+        if msg.failed:
+            lines = [f"{p.name}: {reason}" for p, reason in msg.failed[:MAX_LISTED_FAILURES]]
+            if len(msg.failed) > MAX_LISTED_FAILURES:
+                lines.append(f"... and {len(msg.failed) - MAX_LISTED_FAILURES} more")
+            self.view.show_error("Some files could not be processed", "\n".join(lines))

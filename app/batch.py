@@ -1,0 +1,95 @@
+"""Batches of files dropped on the window: every image in some files or folders through upscale or colorize.
+
+Runs on the engine thread as one job. Each file is read, processed and written (atomically, with
+its depth, alpha and metadata, like the CLI) before the next one starts. A file that fails is
+recorded with its reason and the batch goes on (chaiNNer #900: one bad file must not stop a
+batch); an existing output is skipped, so a batch that was stopped resumes where it was. Cancel
+stops within one network step; the file in progress is dropped whole, never half-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from engine import Cancelled, Model
+from engine.batch import collect_inputs, output_name
+from engine.fallback import run_with_fallback
+from engine.imageio import load_picture
+
+from .files import save_picture_safely
+from .model.jobs import BatchDone, BatchRequest
+from .model.params import GenerationParams, Task
+from .tasks import TaskError, task_call, user_message
+
+STEPS_PER_FILE = 1000  # progress resolution inside one file
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+def op_name(params: GenerationParams) -> str:
+    """The part of output names that says what was done: `upscale_4x`, `colorize`."""
+    if params.task == Task.upscale:
+        return f"upscale_{params.upscale_factor}x"
+    if params.task == Task.colorize:
+        return "colorize"
+    raise TaskError(f"{params.task.value} cannot run as a batch: choose Upscale or Colorize")
+
+
+def plan(request: BatchRequest) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: `name_upscale_4x.png` next to the input, or under `out_dir` keeping sub-folders."""
+    op = op_name(request.params)
+    pairs: list[tuple[Path, Path]] = []
+    for src, rel in collect_inputs(request.inputs):
+        if src.stem.endswith(f"_{op}"):
+            continue  # an output of an earlier run of this batch, found in the same folder
+        if request.out_dir is None:
+            dst = src.parent / output_name(Path(src.name), op)
+        else:
+            dst = request.out_dir / output_name(rel, op)
+        pairs.append((src, dst))
+    return pairs
+
+
+def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> BatchDone:
+    """Process every file; `progress(done, total, stage)` may raise `Cancelled` to stop the batch."""
+    pairs = plan(request)
+    if not pairs:
+        raise TaskError("No image files among the dropped items.")
+    written: list[Path] = []
+    skipped: list[Path] = []
+    failed: list[tuple[Path, str]] = []
+    notes: list[str] = []
+    n = len(pairs)
+    for i, (src, dst) in enumerate(pairs):
+        stage = f"{i + 1}/{n} {src.name}"
+
+        def file_progress(done: int, total: int, i: int = i, stage: str = stage) -> None:
+            progress(i * STEPS_PER_FILE + STEPS_PER_FILE * done // max(total, 1), n * STEPS_PER_FILE, stage)
+
+        try:
+            progress(i * STEPS_PER_FILE, n * STEPS_PER_FILE, stage)  # also where a cancel between files lands
+        except Cancelled:
+            return BatchDone(request.job_id, tuple(written), tuple(skipped), tuple(failed), True, tuple(notes))
+        if dst.exists() and request.skip_existing:
+            skipped.append(dst)
+            continue
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            pic = load_picture(src)
+            notes.extend(f"{src.name}: {note}" for note in pic.notes)
+            name, kwargs = task_call(model, request.params, pic.rgb, None, pic.alpha, file_progress)
+            out = run_with_fallback(model, name, kwargs, lambda m, s=src.name: notes.append(f"{s}: {m}"))
+            rgb, alpha = out if isinstance(out, tuple) else (out, pic.alpha)
+            save_picture_safely(dst, pic.with_pixels(rgb, alpha))
+        except Cancelled:
+            return BatchDone(request.job_id, tuple(written), tuple(skipped), tuple(failed), True, tuple(notes))
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch; its reason is reported
+            failed.append((src, user_message(e)))
+            continue
+        written.append(dst)
+    try:
+        progress(n * STEPS_PER_FILE, n * STEPS_PER_FILE, "done")
+    except Cancelled:
+        pass  # everything is written already: report it rather than a cancel
+    return BatchDone(request.job_id, tuple(written), tuple(skipped), tuple(failed), False, tuple(notes))

@@ -1,0 +1,129 @@
+"""The app's file I/O on top of `engine.imageio`: documents in and out, mask files, safe replacement.
+
+Decoding and encoding (EXIF orientation, 16-bit, alpha, EXIF/ICC/PNG text, the pixel limit, clear
+errors) belong to the engine, so the CLI and the app treat files alike. What is app-specific lives
+here: a `Picture` becomes a `Document` and back, masks are soft 8-bit planes, and every write goes
+through `safe_write` (temp file, fsync, rename; a backup when the user agreed to replace a file).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from engine.batch import IMAGE_SUFFIXES
+from engine.imageio import SAVE_FORMATS, ImageError, Picture, encode_picture, load_picture
+
+from .model.document import Document, convert_depth, to_uint8
+from .model.safe_write import atomic_write, backup_path
+
+OPEN_SUFFIXES: tuple[str, ...] = tuple(sorted(IMAGE_SUFFIXES))
+SAVE_SUFFIXES: tuple[str, ...] = tuple(SAVE_FORMATS)
+ASPECT_TOLERANCE = 0.01  # a mask this close to the image's shape is a scaled export: resize it
+
+__all__ = ["ImageError", "OPEN_SUFFIXES", "SAVE_SUFFIXES", "backup_path", "open_document", "read_mask",
+           "save_document", "save_picture_safely", "write_mask"]
+
+
+def _reason(e: OSError) -> str:
+    return os.strerror(e.errno) if e.errno else str(e)
+
+
+def _source_notes(path: Path) -> list[str]:
+    """What was converted on the way in, worth a word to the user (the header only: nothing is decoded twice)."""
+    notes = []
+    try:
+        with Image.open(path) as im:
+            mode, palette_alpha = im.mode, im.mode == "P" and "transparency" in im.info
+            orientation = im.getexif().get(0x0112, 1)
+    except (OSError, ValueError):
+        return notes
+    if mode == "CMYK":
+        notes.append("CMYK converted to RGB")
+    if orientation not in (0, 1):
+        notes.append(f"rotated upright (EXIF orientation {orientation})")
+    if palette_alpha:
+        notes.append("palette image with transparency: converted to RGB, transparency kept")
+    return notes
+
+
+def open_document(path: Path) -> Document:
+    """A document with the file's own depth, alpha and metadata; ImageError says what is wrong."""
+    path = Path(path)
+    pic = load_picture(path)
+    notes = tuple(pic.notes) + tuple(_source_notes(path))
+    return Document(pic.rgb, path, alpha=pic.alpha, info=pic.info, notes=notes)
+
+
+def document_picture(doc: Document) -> Picture:
+    alpha = None if doc.alpha is None else convert_depth(doc.alpha, doc.image.dtype)
+    return Picture(rgb=doc.image, alpha=alpha, info=dict(doc.info))
+
+
+def save_picture_safely(path: Path, pic: Picture, *, backup: bool = False) -> None:
+    """Encode by extension and replace `path` atomically; `backup` keeps the old file as `name.bak.ext`.
+
+    Raises ImageError; the file on disk is then unchanged and no temporary file is left.
+    """
+    path = Path(path)
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"{path.name}: cannot save as {path.suffix or 'a file without extension'}; "
+                         f"use {', '.join(sorted({s.lstrip('.') for s in SAVE_FORMATS}))}")
+    if not path.parent.is_dir():
+        raise ImageError(f"{path.parent}: the folder does not exist")
+    try:
+        # WebP lossless (quality 100 means that to the engine): pixels the user never touched stay untouched.
+        data = encode_picture(pic, fmt, quality=100 if fmt == "WEBP" else 95)
+    except (OSError, ValueError) as e:
+        raise ImageError(f"{path.name}: cannot encode the image as {fmt} ({e})") from None
+    try:
+        atomic_write(path, data, backup=backup_path(path) if backup else None)
+    except OSError as e:
+        raise ImageError(f"{path.name}: could not save ({_reason(e)}); the file on disk was not changed") from None
+
+
+def save_document(doc: Document, path: Path, *, backup: bool = False) -> None:
+    save_picture_safely(path, document_picture(doc), backup=backup)
+
+
+def read_mask(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """A mask file as ((H, W) uint8 with 255 = fill, a note for the user or "").
+
+    White pixels are the mask; a black image whose alpha carries the mask (what many editors
+    export) is read from its alpha. A mask of another size but the image's shape (a scaled export)
+    is resized; any other size is refused, since it belongs to another image.
+    """
+    path = Path(path)
+    pic = load_picture(path)
+    rgb = to_uint8(pic.rgb)
+    alpha = None if pic.alpha is None else to_uint8(pic.alpha)
+    if alpha is not None and rgb.max() == 0:
+        m = alpha
+    else:
+        m = np.asarray(Image.fromarray(rgb).convert("L"))
+        if alpha is not None:  # transparent = not painted
+            m = (m.astype(np.uint16) * alpha // 255).astype(np.uint8)
+    h, w = shape
+    mh, mw = m.shape
+    if (mh, mw) == (h, w):
+        return np.ascontiguousarray(m), ""
+    if abs(mw / mh - w / h) > ASPECT_TOLERANCE * (w / h):
+        raise ImageError(f"{path.name}: the mask is {mw}x{mh} but the image is {w}x{h}; "
+                         "a mask must have the image's size (or its shape, to be scaled)")
+    m = np.asarray(Image.fromarray(m).resize((w, h), Image.Resampling.NEAREST))
+    return np.ascontiguousarray(m), f"The mask was {mw}x{mh}: scaled to the image's {w}x{h}."
+
+
+def write_mask(path: Path, mask: np.ndarray) -> None:
+    path = Path(path)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(mask, np.uint8), "L").save(buf, "PNG")
+    try:
+        atomic_write(path, buf.getvalue())
+    except OSError as e:
+        raise ImageError(f"{path.name}: could not save ({_reason(e)}); the file on disk was not changed") from None

@@ -1,0 +1,132 @@
+"""Durable file writes: temporary file, flush and fsync, rename; optionally keep a backup of what is replaced.
+
+Every file the app writes (images, masks, settings, autosaves) goes through `atomic_write`, so a
+crash, a kill or a full disk at any moment leaves either the old file or the complete new one,
+never a truncated mix. Temporary files are hidden siblings (`.name.<random>.cstudio-tmp`) so the
+rename never crosses a file system.
+
+Backups: when the user agrees to replace a file, the old version is kept once per session as
+`<stem>.bak<suffix>` next to it (`photo.bak.jpg` stays openable by any viewer and sits where the
+user will look for it). It is made by hard link where possible (instant, no extra space) and
+only after the new data is safely on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TEMP_SUFFIX = ".cstudio-tmp"
+STALE_TEMP_S = 600  # a temp file this old belongs to a writer that died; a live one finishes in seconds
+# Test hook, "<file name>:<seconds>": sleep between fsync and rename when writing that file,
+# announced on stderr, so a test can kill a real process at the worst moment. Unset in normal use.
+PAUSE_ENV = "CSTUDIO_TEST_SAVE_PAUSE"
+
+
+def _read_umask() -> int:
+    # Read once, at import: os.umask can only be read by setting it, which is not thread-safe later.
+    try:
+        with open("/proc/self/status") as f:  # Linux: readable without changing it
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def backup_path(path: Path) -> Path:
+    """Where the previous version of `path` is kept: `photo.jpg` -> `photo.bak.jpg`."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.bak{path.suffix}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; POSIX only (Windows cannot open a directory).
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(folder, os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files of earlier writers of `path` that were killed before their rename."""
+    now = time.time()
+    try:
+        candidates = list(path.parent.glob(f".{path.name}.*{TEMP_SUFFIX}"))
+    except OSError:
+        return
+    for tmp in candidates:
+        try:
+            if now - tmp.stat().st_mtime > STALE_TEMP_S:
+                tmp.unlink()
+        except OSError:
+            pass  # gone already, or not ours to delete: harmless either way
+
+
+def _pause_for_tests(path: Path, tmp: str) -> None:
+    name, _, seconds = os.environ.get(PAUSE_ENV, "").rpartition(":")
+    if seconds and name == path.name:
+        sys.stderr.write(f"cstudio: paused before rename: {tmp}\n")
+        sys.stderr.flush()
+        time.sleep(float(seconds))
+
+
+def _keep_backup(path: Path, backup: Path) -> None:
+    """Make `backup` a copy of `path` atomically (link or copy to a temp name, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{backup.name}.", suffix=TEMP_SUFFIX, dir=backup.parent)
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+        try:
+            os.link(path, tmp)
+        except OSError:  # no hard links here (FAT, some network shares): copy instead
+            shutil.copy2(path, tmp)
+        os.replace(tmp, backup)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | Path, data: bytes, *, backup: Path | None = None, private: bool = False) -> None:
+    """Replace `path` with `data` atomically; with `backup`, the previous file is kept there first.
+
+    The file gets the replaced file's permissions, or what a plain open() would give (umask);
+    `private` keeps mkstemp's owner-only mode (autosaves). Raises OSError (ENOSPC, EROFS, EACCES,
+    ...) with `path` unchanged and no temp file left.
+    """
+    path = Path(path)
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            if not private and hasattr(os, "fchmod"):  # mkstemp made it 0600: saving must not hide a photo
+                os.fchmod(f.fileno(), path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
+            os.fsync(f.fileno())
+        _pause_for_tests(path, tmp)
+        if backup is not None and path.exists():
+            _keep_backup(path, backup)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)

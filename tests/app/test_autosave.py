@@ -1,0 +1,230 @@
+"""Autosave and crash recovery: what is written, when, and what the next start offers after a kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.model.autosave import Autosave
+from app.model.document import Document
+
+from .conftest import make_photo
+from .fakes import make_controller, scripted_view
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _stroke(c, *points, **kw) -> None:
+    c.begin_stroke(*points[0], **kw)
+    for p in points[1:]:
+        c.extend_stroke(*p)
+    c.end_stroke()
+
+
+def _crash(c) -> None:
+    """What kill -9 does to the autosave: the lock goes with the process, the files stay."""
+    c.autosave.flush()
+    os.close(c.autosave._lock)
+    c.autosave._lock = c.autosave._folder = None
+
+
+def _sessions(tmp_path: Path) -> list[Path]:
+    root = tmp_path / "state" / "autosave"
+    return sorted(p for p in root.iterdir()) if root.is_dir() else []
+
+
+@pytest.fixture
+def photo_file(tmp_path: Path) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray(make_photo(48, 64)).save(path)
+    return path
+
+
+def test_work_is_recovered_with_its_history_after_a_crash(tmp_path: Path, photo_file: Path) -> None:
+    c, _, engine = make_controller(tmp_path, start=[str(photo_file)])
+    _stroke(c, (10, 10), (30, 12))
+    c.run()
+    engine.process()  # an accepted inpaint result: autosaved at once
+    _stroke(c, (40, 30), (50, 35))
+    c.set_brush(tool="colour", colour=(0, 0, 255))
+    _stroke(c, (5, 40), (20, 40))
+    c.undo()  # one redo step must survive too
+    c.autosave_tick()
+    image, mask, labels = c.document.image.copy(), c.document.mask.copy(), []
+    while c.history.can_undo:
+        labels.append(c.history.undo_label)
+        c.undo()
+    first = c.document.image.copy()
+    for _ in labels:
+        c.redo()
+    _crash(c)
+
+    c2, view2, _ = make_controller(tmp_path)
+    view2.ask_recover.assert_called_once()
+    assert "photo.png" in view2.ask_recover.call_args.args[0] and "3 undo steps" in view2.ask_recover.call_args.args[0]
+    d = c2.document
+    assert d.path == photo_file and d.dirty and np.array_equal(d.image, image) and np.array_equal(d.mask, mask)
+    assert c2.history.redo_label == "Colour stroke"
+    got = []
+    while c2.history.can_undo:
+        got.append(c2.history.undo_label)
+        c2.undo()
+    assert got == labels == ["Brush stroke", "Inpaint", "Brush stroke"]
+    assert np.array_equal(c2.document.image, first)
+    assert len(_sessions(tmp_path)) == 1  # the recovered work lives in the new session only
+
+
+def test_an_accepted_result_is_autosaved_at_once(tmp_path: Path, photo_file: Path) -> None:
+    c, _, engine = make_controller(tmp_path, start=[str(photo_file)])
+    _stroke(c, (10, 10), (30, 12))
+    c.autosave.flush()
+    c.run()
+    engine.process()  # no timer tick: the result itself triggers the autosave
+    _crash(c)
+    c2, _, _ = make_controller(tmp_path, load_model=False)
+    assert np.array_equal(c2.document.image, c.document.image) and c2.history.undo_label == "Inpaint"
+
+
+def test_declining_discards_the_autosave(tmp_path: Path, photo_file: Path) -> None:
+    c, _, _ = make_controller(tmp_path, start=[str(photo_file)], load_model=False)
+    _stroke(c, (10, 10), (30, 12))
+    c.autosave_tick()
+    _crash(c)
+    c2, view2, _ = make_controller(tmp_path, start=[str(photo_file)], load_model=False,
+                                   view=scripted_view(recover=False))
+    view2.ask_recover.assert_called_once()
+    assert not c2.document.mask.any() and _sessions(tmp_path) == []
+    c3, view3, _ = make_controller(tmp_path, load_model=False)
+    view3.ask_recover.assert_not_called()
+
+
+def test_a_running_app_is_not_offered_to_another(tmp_path: Path, photo_file: Path) -> None:
+    c, _, _ = make_controller(tmp_path, start=[str(photo_file)], load_model=False)
+    _stroke(c, (10, 10), (30, 12))
+    c.autosave_tick()
+    c.autosave.flush()
+    assert len(_sessions(tmp_path)) == 1
+    _, view2, _ = make_controller(tmp_path, load_model=False)
+    view2.ask_recover.assert_not_called()  # the first app still holds its lock
+    assert len(_sessions(tmp_path)) == 1
+    c.shutdown()  # a clean exit leaves nothing behind
+    assert _sessions(tmp_path) == []
+
+
+def test_autosave_writes_only_changes_and_only_when_there_is_work(tmp_path: Path, photo_file: Path,
+                                                                   monkeypatch) -> None:
+    c, _, _ = make_controller(tmp_path, start=[str(photo_file)], load_model=False)
+    saves = []
+    real = Autosave.save
+    monkeypatch.setattr(Autosave, "save", lambda self, d, h: (saves.append(1), real(self, d, h)))
+    c.autosave_tick()
+    assert saves == [] and _sessions(tmp_path) == []  # a freshly opened file: nothing to lose
+    _stroke(c, (10, 10), (30, 12))
+    c.autosave_tick()
+    c.autosave_tick()
+    assert len(saves) == 1
+    c.autosave.flush()
+    blobs = {p.name for p in next(iter(_sessions(tmp_path))).glob("blobs/*.z")}
+    _stroke(c, (40, 30), (50, 35))
+    c.autosave_tick()
+    c.autosave.flush()
+    new = {p.name for p in next(iter(_sessions(tmp_path))).glob("blobs/*.z")}
+    assert len(saves) == 2 and len(new - blobs) == 1  # only the new mask was written
+    c.begin_stroke(5, 5)  # a tick mid-stroke waits for the stroke to end
+    c.autosave_tick()
+    assert len(saves) == 2
+    c.end_stroke()
+    assert len(saves) == 3
+
+
+def test_autosave_writes_on_its_own_thread(tmp_path: Path, photo_file: Path, monkeypatch) -> None:
+    """The UI thread only captures the state: a slow disk must not freeze the canvas."""
+    import time
+
+    from app.model import autosave as module
+
+    real = module.atomic_write
+
+    def slow_disk(path, data, **kw):
+        time.sleep(0.2)
+        real(path, data, **kw)
+
+    monkeypatch.setattr(module, "atomic_write", slow_disk)
+    c, _, _ = make_controller(tmp_path, start=[str(photo_file)], load_model=False)
+    _stroke(c, (10, 10), (30, 12))
+    t0 = time.perf_counter()
+    c.autosave_tick()
+    assert time.perf_counter() - t0 < 0.15
+    c.autosave.flush()
+    assert any((tmp_path / "state" / "autosave").glob("*/session.json"))
+
+
+def test_sixteen_bit_alpha_and_metadata_survive_recovery(tmp_path: Path) -> None:
+    rgb = (np.arange(24 * 32 * 3, dtype=np.uint32).reshape(24, 32, 3) * 23 % 65536).astype(np.uint16)
+    alpha = np.full((24, 32), 40000, np.uint16)
+    info = {"exif": b"Exif\x00\x00MM", "icc_profile": b"\x00icc", "text": {"parameters": "seed 7"},
+            "dpi": (300.0, 300.0)}
+    c, _, _ = make_controller(tmp_path, load_model=False)
+    c._replace_document(Document(rgb, tmp_path / "scan.png", alpha=alpha, info=info, notes=("16-bit scan",)))
+    _stroke(c, (10, 10), (20, 12))
+    c.autosave_tick()
+    _crash(c)
+    c2, _, _ = make_controller(tmp_path, load_model=False)
+    d = c2.document
+    assert d.image.dtype == np.uint16 and np.array_equal(d.image, rgb) and np.array_equal(d.alpha, alpha)
+    assert dict(d.info) == info and d.notes == ("16-bit scan",) and not d.dirty  # the image itself was unchanged
+
+
+def test_a_damaged_autosave_gives_a_message_and_is_discarded(tmp_path: Path, photo_file: Path) -> None:
+    c, _, _ = make_controller(tmp_path, start=[str(photo_file)], load_model=False)
+    _stroke(c, (10, 10), (30, 12))
+    c.autosave_tick()
+    c.autosave.flush()
+    session = c.autosave._folder
+    _crash(c)
+    for blob in session.glob("blobs/*.z"):
+        blob.write_bytes(blob.read_bytes()[:10])  # a disk error ate the data
+    c2, view2, _ = make_controller(tmp_path, start=[str(photo_file)], load_model=False)
+    title, message = view2.show_error.call_args.args
+    assert title == "Could not recover the autosave" and "damaged" in message
+    assert c2.document.path == photo_file and _sessions(tmp_path) == []
+
+
+CHILD = """
+import sys, time
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from tests.app.fakes import make_controller
+tmp, photo = Path(sys.argv[1]), sys.argv[2]
+c, view, _ = make_controller(tmp, start=[photo], load_model=False)
+for y in (10, 20, 30):
+    c.begin_stroke(5, y); c.extend_stroke(50, y + 3); c.end_stroke()
+c.autosave_tick()
+c.autosave.flush()  # the writer thread has put it on disk
+print("autosaved", int(c.document.mask.astype(int).sum()), flush=True)
+time.sleep(120)
+"""
+
+
+def test_kill_9_then_the_next_start_offers_recovery(tmp_path: Path, photo_file: Path) -> None:
+    env = {**os.environ, "CSTUDIO_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(root=str(ROOT)), str(tmp_path / "child"),
+                             str(photo_file)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().split()
+        assert line and line[0] == "autosaved", proc.stderr.read()
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        proc.kill()
+    c, view, _ = make_controller(tmp_path, load_model=False)
+    view.ask_recover.assert_called_once()
+    assert int(c.document.mask.astype(int).sum()) == int(line[1]) > 0
+    assert c.history.undo_label == "Brush stroke" and c.document.path == photo_file

@@ -1,0 +1,114 @@
+"""Batches: several files or a folder through upscale/colorize on the engine side, one bad file never stops them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.batch import plan
+from app.model import BatchRequest, GenerationParams, Progress, Task
+from engine.imageio import Picture, load_picture, save_picture
+
+from .conftest import make_photo
+from .fakes import make_controller
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "photos"
+    d.mkdir()
+    Image.fromarray(make_photo(16, 16, seed=1)).save(d / "a.png")
+    rgb16 = make_photo(16, 16, seed=2).astype(np.uint16) * 257
+    alpha16 = np.full((16, 16), 30000, np.uint16)
+    save_picture(d / "b_deep.png", Picture(rgb=rgb16, alpha=alpha16, info={"text": {"Title": "scan"}}))
+    (d / "c_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    Image.fromarray(make_photo(16, 16, seed=3)).save(d / "d.jpg")
+    (d / "notes.txt").write_text("not an image: ignored")
+    return d
+
+
+def _upscaling(tmp_path: Path, photo: Path | None = None):
+    c, view, engine = make_controller(tmp_path, start=[str(photo)] if photo else None)
+    c.set_params(task="upscale", upscale_factor=2, steps=1)
+    progress: list[Progress] = []
+    real = c.on_progress
+    c.on_progress = lambda p: (progress.append(p), real(p))  # type: ignore[method-assign]
+    view.reset_mock()
+    return c, view, engine, progress
+
+
+def test_dropping_a_folder_upscales_every_image_next_to_it(tmp_path: Path, folder: Path) -> None:
+    existing = folder / "d_upscale_2x.png"
+    existing.write_bytes(b"made by an earlier run")  # skip-existing: never overwritten
+    c, view, engine, progress = _upscaling(tmp_path, folder / "a.png")
+    doc = c.document
+    assert c.run_batch([folder]) is not None and c.busy
+    engine.process()
+    assert not c.busy and c.document is doc  # the open document is not part of the batch
+    assert (folder / "a_upscale_2x.png").is_file() and existing.read_bytes() == b"made by an earlier run"
+    deep = load_picture(folder / "b_deep_upscale_2x.png")
+    assert deep.rgb.dtype == np.uint16 and deep.size == (32, 32)
+    assert deep.alpha is not None and deep.alpha.min() == deep.alpha.max() == 30000
+    assert deep.info.get("text", {}).get("Title") == "scan"
+    assert not (folder / "c_broken_upscale_2x.png").exists()
+    status = view.set_status.call_args.args[0]
+    assert "2 written, 1 skipped (output exists), 1 failed" in status
+    title, message = view.show_error.call_args.args
+    assert title == "Some files could not be processed" and message.startswith("c_broken.jpg:")
+    stages = [p.stage for p in progress if p.stage]
+    assert {"1/4 a.png", "2/4 b_deep.png", "3/4 c_broken.jpg", "4/4 d.jpg"} <= set(stages)
+    assert all(p.total == 4000 for p in progress if p.stage) and progress[-1].done == 4000
+    # A second run finds every output in place and does not take its own outputs for inputs.
+    c.run_batch([folder])
+    engine.process()
+    assert "0 written, 3 skipped (output exists), 1 failed" in view.set_status.call_args.args[0]
+    assert not list(folder.glob("*_upscale_2x_upscale_2x.png"))
+
+
+def test_several_files_into_a_chosen_folder_with_colorize(tmp_path: Path, folder: Path) -> None:
+    c, view, engine, _ = _upscaling(tmp_path)
+    c.set_params(task="colorize")
+    out = tmp_path / "results"
+    c.set_batch_out_dir(out)
+    c.run_batch([folder / "a.png", folder / "d.jpg"])
+    engine.process()
+    assert sorted(p.name for p in out.iterdir()) == ["a_colorize.png", "d_colorize.png"]
+    assert "2 written" in view.set_status.call_args.args[0]
+    c.set_batch_out_dir(None)
+    assert c.settings.batch_out_dir == ""
+
+
+def test_cancel_stops_between_files_and_reports_what_was_done(tmp_path: Path, folder: Path) -> None:
+    c, view, engine, progress = _upscaling(tmp_path)
+    job = c.run_batch([folder])
+    real = c.on_progress
+
+    def cancel_after_first_file(p: Progress) -> None:
+        real(p)
+        if p.stage.startswith("2/4"):
+            c.cancel()
+
+    c.on_progress = cancel_after_first_file  # type: ignore[method-assign]
+    engine.process()
+    assert job in engine.cancelled and not c.busy
+    assert (folder / "a_upscale_2x.png").is_file() and not (folder / "b_deep_upscale_2x.png").exists()
+    assert "1 written" in view.set_status.call_args.args[0] and "cancelled" in view.set_status.call_args.args[0]
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # no half-written file
+
+
+def test_batches_need_a_batch_task(tmp_path: Path, folder: Path) -> None:
+    c, view, engine, _ = _upscaling(tmp_path)
+    c.set_params(task="inpaint")
+    assert c.run_batch([folder]) is None and not engine.queue
+    assert "choose Upscale or Colorize" in view.set_status.call_args.args[0]
+
+
+def test_plan_names_outputs_like_the_cli(tmp_path: Path, folder: Path) -> None:
+    req = BatchRequest(1, GenerationParams(task=Task.upscale, upscale_factor=4), (folder,), out_dir=tmp_path / "o")
+    pairs = plan(req)
+    assert [(s.name, d.relative_to(tmp_path).as_posix()) for s, d in pairs] == [
+        ("a.png", "o/a_upscale_4x.png"), ("b_deep.png", "o/b_deep_upscale_4x.png"),
+        ("c_broken.jpg", "o/c_broken_upscale_4x.png"), ("d.jpg", "o/d_upscale_4x.png")]
