@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 from .controller import EditorController
-from .resources import default_model_path, sample_image_path
+from .resources import APP_ID, default_model_path, resources_root, sample_image_path
 from .ui.main_window import MainWindow
 from .worker import EngineClient
 
@@ -34,7 +35,11 @@ def launch(argv: list[str]) -> tuple[QApplication, MainWindow]:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Consistency Studio")
     app.setOrganizationName("consistency-studio")
-    app.setDesktopFileName("consistency-studio")
+    # Must equal the .desktop file's name so docks and Wayland match windows to the launcher.
+    app.setDesktopFileName(APP_ID)
+    icon = resources_root() / "icons" / "hicolor" / "scalable" / "apps" / f"{APP_ID}.svg"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     window = build(default_model=default_model_path())
     window.controller.start([a for a in argv if not a.startswith("-")], sample=sample_image_path())
     window.show()
@@ -43,5 +48,12 @@ def launch(argv: list[str]) -> tuple[QApplication, MainWindow]:
 
 def run(argv: list[str]) -> int:
     """argv: image files to open (the first is opened; none = the bundled sample). Returns the exit code."""
-    app, _window = launch(argv)
+    app, window = launch(argv)
+    # SIGTERM/SIGINT close the window normally (autosave, worker shutdown) instead of killing Qt mid-paint.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: window.close())
+    # Python only runs signal handlers between bytecodes; a timer gives it a chance while Qt idles.
+    tick = QTimer()
+    tick.start(250)
+    tick.timeout.connect(lambda: None)
     return app.exec()

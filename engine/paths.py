@@ -11,12 +11,26 @@ APP_NAME = "consistency-studio"
 DEFAULT_MODEL_NAME = "default.safetensors"
 
 
+_CHECKOUT_RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+
+
 def resources_dir() -> Path:
-    """The shipped `resources/` folder (works from a checkout, an installed wheel and a frozen bundle)."""
+    """The shipped `resources/` folder (works from a checkout, an installed wheel and a frozen bundle).
+
+    The folder next to `engine/` wins, so a stray package named `resources` elsewhere on sys.path is
+    never picked; an installed wheel has it there too.
+    """
+    if _CHECKOUT_RESOURCES.is_dir():
+        return _CHECKOUT_RESOURCES
     try:
-        return Path(str(importlib_resources.files("resources")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[1] / "resources"
+        root = importlib_resources.files("resources")
+    except (ModuleNotFoundError, TypeError):
+        return _CHECKOUT_RESOURCES
+    # Namespace packages give a MultiplexedPath; torch and Qt need one real folder.
+    for candidate in getattr(root, "_paths", [root]):
+        if Path(str(candidate)).is_dir():
+            return Path(str(candidate))
+    return _CHECKOUT_RESOURCES
 
 
 def default_model_path() -> Path | None:

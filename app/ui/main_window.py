@@ -39,7 +39,6 @@ class MainWindow(QMainWindow):
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle(APP_TITLE)
-        self.setWindowIcon(QIcon.fromTheme("applications-graphics"))
         self.setAcceptDrops(True)
         self.controller = None  # set by bind(); the view never acts before that
         self.canvas = CanvasView()
