@@ -239,12 +239,12 @@ class Model:
         n_batches = math.ceil(plan.count / batch)
 
         def restore_fn(y: torch.Tensor, start: torch.Tensor, bi: int) -> torch.Tensor:
-            cb = None
-            if progress is not None:
-                def cb(info: StepInfo) -> None:
-                    progress(bi * steps + info.i + 1, n_batches * steps)
+            def cb(info: StepInfo) -> None:
+                progress(bi * steps + info.i + 1, n_batches * steps)
+
             return restore(self.denoise, y.to(self.device), op, sig, noise=gaussian(self._generator(seed + bi)),
-                           x_start=start.to(self.device), sigma_min=d.sigma_min, sigma_max=d.sigma_max, callback=cb)
+                           x_start=start.to(self.device), sigma_min=d.sigma_min, sigma_max=d.sigma_max,
+                           callback=cb if progress is not None else None)
 
         out = upscale_tiled(image, k, R, restore_fn, batch=batch, overlap=overlap)
         if alpha is None:

@@ -47,15 +47,3 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"Note: {note}")
     print(f"\nwrote {paths['markdown']} and {len(report.sheets)} contact sheets in {out}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cstudio")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_cli(sub)
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """`cstudio train CONFIG`: argument parsing for the training loop (wired into the main CLI by `add_cli`).
 
-Multi-process: ``torchrun --nproc_per_node 2 -m engine.training.cli train CONFIG`` (or the
+Multi-process: ``torchrun --nproc_per_node 2 -m engine.cli train CONFIG`` (or the
 `cstudio` entry point under torchrun); rank 0 writes the run folder.
 """
 
@@ -42,16 +42,3 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"cstudio train: error: {e}", file=sys.stderr)
         return 2
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m engine.training.cli train ...`), handy under torchrun."""
-    parser = argparse.ArgumentParser(prog="cstudio")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_cli(sub)
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from engine import CheckpointError, Model, load_model, preset, save_model
+from engine import CheckpointError, Model, load_model, save_model
 from engine.checkpoint import (diffusers_config, diffusers_to_official, infer_unet_config, official_to_diffusers,
                                unet_from_diffusers_config)
 from engine.config import PRESETS
