@@ -223,7 +223,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     def run_one(pic: Picture) -> Picture:
         out = run_with_fallback(model, "upscale", dict(image=pic.rgb, factor=args.factor, seed=args.seed, sigma_start=start,
-                                overlap=args.overlap, alpha=pic.alpha,
+                                overlap=args.overlap, alpha=pic.alpha, samples=args.average,
                                 progress=ProgressBar(f"upscale x{args.factor}", args.quiet), **kw), log=_warn)
         rgb, alpha = out if isinstance(out, tuple) else (out, None)
         return pic.with_pixels(rgb, alpha)
@@ -304,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--factor", type=int, default=4)
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap as a fraction of the tile")
+    p.add_argument("--average", type=int, default=1, metavar="N",
+                   help="average N samples per tile: truer to the input on average, less invented detail")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders (keeping their structure)")
     _model_args(p)
     _edit_args(p)

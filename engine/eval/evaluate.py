@@ -33,14 +33,16 @@ class Setting:
 
     sigma: float
     steps: int
+    samples: int = 1  # >1: the mean of this many samples (the fidelity answer: a sample pays ~3 dB vs the mean)
 
     @property
     def label(self) -> str:
-        return f"ours σ0={self.sigma:g}, {self.steps} NFE"
+        mean = f", mean of {self.samples}" if self.samples > 1 else ""
+        return f"ours σ0={self.sigma:g}, {self.steps} NFE{mean}"
 
 
 # Low start = fidelity; 4 = the app's upscale default; 80 = from pure noise (the app's inpaint/colour default).
-SETTINGS = (Setting(1.0, 2), Setting(4.0, 3), Setting(80.0, 4))
+SETTINGS = (Setting(1.0, 2), Setting(4.0, 3), Setting(80.0, 4), Setting(4.0, 3, samples=8))
 DEFAULT_SR, DEFAULT_FILL = Setting(4.0, 3), Setting(80.0, 4)
 
 
@@ -106,8 +108,9 @@ class _Ours:
             sl = slice(b, b + self.batch)
             g = torch.Generator().manual_seed(self.seed + b)
             start = None if x_start is None else x_start[sl].to(m.device)
-            x = restore(m.denoise, y[sl].to(m.device), make_op(sl), sigmas, noise=gaussian(g), x_start=start,
-                        sigma_min=d.sigma_min, sigma_max=d.sigma_max)
+            x = sum(restore(m.denoise, y[sl].to(m.device), make_op(sl), sigmas, noise=gaussian(g), x_start=start,
+                            sigma_min=d.sigma_min, sigma_max=d.sigma_max).clamp(-1, 1)
+                    for _ in range(setting.samples)) / setting.samples
             out.append(to_uint8(x))
         return np.concatenate(out)
 

@@ -120,3 +120,17 @@ def test_tensor_conversions_round_trip():
     assert np.array_equal(to_uint8(to_tensor(img))[0], img)
     ycc = rgb_to_ycbcr(img)
     assert np.abs(ycbcr_to_rgb(ycc) - img).max() < 0.01
+
+
+def test_upscale_average_of_samples_is_smoother(tiny_model):
+    img = photo(8, 8)
+    one = tiny_model.upscale(img, 2, seed=0, samples=1).astype(np.float64)
+    four = tiny_model.upscale(img, 2, seed=0, samples=4).astype(np.float64)
+    seen = []
+    tiny_model.upscale(img, 2, seed=0, samples=3, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1][0] == seen[-1][1] == 3 * 3  # three samples of three evaluations each, one batch
+
+    def roughness(a):
+        return np.abs(np.diff(a, axis=0)).mean() + np.abs(np.diff(a, axis=1)).mean()
+
+    assert roughness(four) < roughness(one)
