@@ -44,7 +44,7 @@ def photo(h: int, w: int) -> tuple[np.ndarray, str]:
         rows = [r for r in csv.DictReader(manifest.open(), delimiter="\t") if r["split"] == "heldout"]
         rows.sort(key=lambda r: int(r["width"]) * int(r["height"]), reverse=True)
         if rows:
-            im = Image.open(manifest.parent / "images" / rows[0]["file"]).convert("RGB")
+            im = Image.open(manifest.parent / rows[0]["file"]).convert("RGB")
             return np.asarray(im.resize((w, h), Image.Resampling.LANCZOS)), f"held-out photo {rows[0]['file']}"
     return synthetic_photo(h, w), "synthetic photo"
 
