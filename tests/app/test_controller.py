@@ -15,22 +15,15 @@ from app.controller import MISSING_DEFAULT, EditorController, EditorView
 from app.model import (ImportDone, ImportRequest, JobFailed, JobRequest, JobResult, LoadModelRequest, ModelReady,
                        Progress, Task)
 from app.model.settings import load_settings
+from tests.app.fakes import SyncEngine
 
 
-class StepEngine:
-    """Queues requests; `process()` runs them on the tiny model and answers like the worker would."""
+class StepEngine(SyncEngine):
+    """Like SyncEngine, but answers through `app.tasks` directly so tests can reach the loaded model."""
 
     def __init__(self) -> None:
-        self.queue: list[object] = []
-        self.cancelled: set[int] = set()
+        super().__init__()
         self.model = None
-        self.controller: EditorController | None = None
-
-    def submit(self, request: object) -> None:
-        self.queue.append(request)
-
-    def cancel(self, job_id: int) -> None:
-        self.cancelled.add(job_id)
 
     def process(self) -> int:
         c, n = self.controller, 0
