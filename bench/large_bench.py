@@ -90,6 +90,7 @@ def main() -> None:
     ap.add_argument("--huge", type=int, default=8000, help="side of the square huge x2 upscale (0 = skip)")
     ap.add_argument("--huge-model", default="tiny", help="preset for the huge run, or 'default'")
     ap.add_argument("--model", default="default", help="'default' or a preset name for the 1024x768 tasks")
+    ap.add_argument("--only-huge", action="store_true", help="skip the 1024x768 tasks")
     ap.add_argument("--child", nargs=3, metavar=("TASK", "SIZE", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -97,7 +98,8 @@ def main() -> None:
         h, w = map(int, size.split("x"))
         child(task, (h, w), model)
         return
-    runs = [("inpaint", "768x1024", args.model), ("colorize", "768x1024", args.model), ("upscale4", "768x1024", args.model)]
+    runs = [] if args.only_huge else [("inpaint", "768x1024", args.model), ("colorize", "768x1024", args.model),
+                                      ("upscale4", "768x1024", args.model)]
     if args.huge:
         runs.append(("upscale2", f"{args.huge}x{args.huge}", args.huge_model))
     print(f"{'task':10s} {'size':>11s} {'seconds':>9s} {'peak RSS':>10s} {'tiles/s':>8s}  model / input")

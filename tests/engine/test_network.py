@@ -93,3 +93,23 @@ def test_scalings_identities(kind):
     torch.testing.assert_close(c_out, shift * 0.5 / (s**2 + 0.25).sqrt())
     if kind == "edm":  # unit-variance training target (Karras et al., 2022, Eq. 7): c_skip^2 sd^2 + c_out^2 ... = sd^2
         torch.testing.assert_close(c_skip**2 * (s**2 + 0.25) - 2 * c_skip * 0.25 + 0.25, c_out**2)
+
+
+@pytest.mark.parametrize("shape", [(8, 32, 16, 16), (4, 64, 8, 8), (2, 64, 32, 32), (1, 64, 8, 8)])
+def test_group_norm_bf16_channels_last_matches_fp32(shape):
+    """Both CPU paths (the direct kernel and the layout-copy one for batches of small maps)
+    give the fp32 result to bf16 rounding, and keep the channels_last layout for the next conv."""
+    from engine.unet import GroupNorm32
+
+    g = torch.Generator().manual_seed(0)
+    norm = GroupNorm32(shape[1])
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(shape[1], generator=g))
+        norm.bias.copy_(torch.randn(shape[1], generator=g))
+    x = (torch.randn(shape, generator=g) * 3 + 1).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    ref = torch.nn.functional.group_norm(x.float(), 32, norm.weight, norm.bias, 1e-5)
+    with torch.no_grad():
+        out = norm(x)
+    assert out.dtype == torch.bfloat16
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert (out.float() - ref).abs().max() < 0.05
