@@ -55,6 +55,11 @@ def _ts(model: Model, steps: int) -> tuple[int, ...]:
     return tuple(model.spec.sampler.ts) if steps == 0 else ts_for_steps(steps, model.spec.sampler.steps)
 
 
+def _steps(steps: int) -> dict[str, int]:
+    """0 = the engine's per-task default loop; otherwise that many evaluations from its start sigma."""
+    return {"num_steps": steps} if steps else {}
+
+
 def _composite(original: np.ndarray, generated: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Blend through the soft mask: pixels where mask == 0 come back bit-identical (any pixel dtype)."""
     peak = 65535.0 if original.dtype == np.uint16 else 255.0
@@ -92,18 +97,19 @@ def task_call(model: Model, params: GenerationParams, image: np.ndarray, mask: n
         # The engine blends its fill into the surroundings itself (grown mask, feathered band) and
         # keeps pixels away from the mask bit-identical; a second blend here would re-harden the seam.
         opts = InpaintOptions(context=p.context, min_context=p.min_context, grow=p.grow, feather=p.feather)
-        return "inpaint", {"image": image, "mask": mask, "seed": p.seed, "ts": _ts(model, p.steps), "options": opts,
-                           "progress": progress}
+        # Steps = evaluations from the engine's start (a smooth fill noised to a low sigma).
+        return "inpaint", {"image": image, "mask": mask, "seed": p.seed, "options": opts, "progress": progress,
+                           **_steps(p.steps)}
     if p.task == Task.colorize:
-        return "colorize", {"image": image, "seed": p.seed, "ts": _ts(model, p.steps),
-                            "render_size": p.render_size or None, "progress": progress}
+        return "colorize", {"image": image, "seed": p.seed, "render_size": p.render_size or None, "progress": progress,
+                            **_steps(p.steps)}
     if p.task == Task.upscale:
         if model.resolution % p.upscale_factor:
             ok = [f for f in (2, 4, 8) if model.resolution % f == 0]
             raise TaskError(f"This model ({model.resolution} px) can upscale by {', '.join(f'{f}x' for f in ok)} only.")
-        # The engine starts from a bicubic upscale at a low sigma: 3 evaluations unless asked otherwise.
-        return "upscale", {"image": image, "factor": p.upscale_factor, "seed": p.seed, "num_steps": p.steps or 3,
-                           "alpha": alpha, "progress": progress}
+        # The engine starts from a bicubic upscale at a low sigma.
+        return "upscale", {"image": image, "factor": p.upscale_factor, "seed": p.seed, "alpha": alpha,
+                           "progress": progress, **_steps(p.steps)}
     if p.task == Task.stroke_edit:
         region = mask if mask is not None and mask.any() else None
         return "stroke_edit", {"guide": image, "strength": p.strength, "mask": region, "seed": p.seed,

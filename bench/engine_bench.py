@@ -42,6 +42,12 @@ def conv_peak(dtype: torch.dtype, repeat: int = 5) -> float:
     return flops / s / 1e9
 
 
+def gemm_peak(dtype: torch.dtype, n: int = 2048, repeat: int = 3) -> float:
+    """GFLOP/s of a square matrix product: a second, layout-free estimate of what the cores can do."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    return 2 * n**3 / timed(lambda: a @ b, repeat) / 1e9
+
+
 def forward_gflop(model: Model, batch: int) -> float:
     x = torch.randn(batch, 3, model.resolution, model.resolution)
     with FlopCounterMode(display=False) as fc:
@@ -86,7 +92,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {threads} threads, CPU bf16: {cpu_has_bf16()}")
     peaks = {p: conv_peak(torch.float32 if p == "fp32" else torch.bfloat16) for p in args.precisions}
     for p, g in peaks.items():
-        print(f"3x3 conv peak {p}: {g:.0f} GFLOP/s")
+        gemm = gemm_peak(torch.float32 if p == "fp32" else torch.bfloat16)
+        print(f"3x3 conv peak {p}: {g:.0f} GFLOP/s (2048^2 matrix product: {gemm:.0f} GFLOP/s)")
     print(f"\n{'preset':20s} {'prec':5s} {'batch':>5s} {'GFLOP/img':>10s} {'s/step':>8s} {'s/img':>8s} {'GFLOP/s':>8s} {'of peak':>8s} {'vs diffusers':>12s}")
     for name in args.presets:
         spec = preset(name)

@@ -24,14 +24,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def synthetic_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """Smooth gradients, edges and texture: a stand-in when no held-out photo is available."""
+def synthetic_photo(h: int, w: int, seed: int = 0, rows: int = 512) -> np.ndarray:
+    """Smooth gradients, edges and texture: a stand-in when no held-out photo is available.
+
+    Made in bands of `rows` so that building an 8000 x 8000 input does not itself need GBs of
+    float temporaries (that would hide the upscaler's own peak RSS).
+    """
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.stack([xx / w, yy / h, 0.5 + 0.3 * np.sin(xx / 37) * np.cos(yy / 53)], -1)
-    img += (((xx // 97 + yy // 71) % 2) * 0.15)[..., None]
-    img += rng.normal(0, 0.03, img.shape).astype(np.float32)
-    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    out = np.empty((h, w, 3), np.uint8)
+    xx = np.arange(w, dtype=np.float32)[None, :]
+    for top in range(0, h, rows):
+        yy = np.arange(top, min(top + rows, h), dtype=np.float32)[:, None]
+        xb, yb = np.broadcast_to(xx, (len(yy), w)), np.broadcast_to(yy, (len(yy), w))
+        img = np.stack([xb / w, yb / h, 0.5 + 0.3 * np.sin(xb / 37) * np.cos(yb / 53)], -1)
+        img += (((xb // 97 + yb // 71) % 2) * 0.15)[..., None]
+        img += rng.normal(0, 0.03, img.shape).astype(np.float32)
+        out[top:top + len(yy)] = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    return out
 
 
 def photo(h: int, w: int) -> tuple[np.ndarray, str]:
@@ -49,7 +58,7 @@ def photo(h: int, w: int) -> tuple[np.ndarray, str]:
     return synthetic_photo(h, w), "synthetic photo"
 
 
-def child(task: str, size: tuple[int, int], model_name: str) -> None:
+def child(task: str, size: tuple[int, int], model_name: str, steps: int | None = None) -> None:
     """Run one task and print a JSON line with its figures."""
     from engine import Model, preset
     from engine.paths import default_model_path
@@ -78,9 +87,11 @@ def child(task: str, size: tuple[int, int], model_name: str) -> None:
 
         t = model.resolution // k
         tiles = plan_tiles(h, w, t, max(1, round(t * 0.25))).count
-        model.upscale(img, k, seed=0, batch=64)
+        model.upscale(img, k, seed=0, batch=64, **({"num_steps": steps} if steps else {}))
     secs = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if steps:
+        label += f", {steps} step(s) per tile"
     print(json.dumps({"task": task, "size": f"{w}x{h}", "seconds": secs, "peak_rss_mb": peak / 1024,
                       "rss_before_mb": rss0 / 1024, "tiles": tiles, "model": label, "source": source}))
 
@@ -91,20 +102,23 @@ def main() -> None:
     ap.add_argument("--huge-model", default="tiny", help="preset for the huge run, or 'default'")
     ap.add_argument("--model", default="default", help="'default' or a preset name for the 1024x768 tasks")
     ap.add_argument("--only-huge", action="store_true", help="skip the 1024x768 tasks")
-    ap.add_argument("--child", nargs=3, metavar=("TASK", "SIZE", "MODEL"), help=argparse.SUPPRESS)
+    ap.add_argument("--huge-steps", type=int, default=1, help="network evaluations per tile in the huge run "
+                    "(memory does not depend on it; time scales with it)")
+    ap.add_argument("--child", nargs=4, metavar=("TASK", "SIZE", "MODEL", "STEPS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        task, size, model = args.child
+        task, size, model, steps = args.child
         h, w = map(int, size.split("x"))
-        child(task, (h, w), model)
+        child(task, (h, w), model, int(steps) or None)
         return
-    runs = [] if args.only_huge else [("inpaint", "768x1024", args.model), ("colorize", "768x1024", args.model),
-                                      ("upscale4", "768x1024", args.model)]
+    runs = [] if args.only_huge else [("inpaint", "768x1024", args.model, 0), ("colorize", "768x1024", args.model, 0),
+                                      ("upscale4", "768x1024", args.model, 0)]
     if args.huge:
-        runs.append(("upscale2", f"{args.huge}x{args.huge}", args.huge_model))
+        runs.append(("upscale2", f"{args.huge}x{args.huge}", args.huge_model, args.huge_steps))
     print(f"{'task':10s} {'size':>11s} {'seconds':>9s} {'peak RSS':>10s} {'tiles/s':>8s}  model / input")
-    for task, size, model in runs:
-        res = subprocess.run([sys.executable, __file__, "--child", task, size, model], capture_output=True, text=True, cwd=ROOT)
+    for task, size, model, steps in runs:
+        res = subprocess.run([sys.executable, __file__, "--child", task, size, model, str(steps)],
+                             capture_output=True, text=True, cwd=ROOT)
         if res.returncode != 0:
             print(f"{task:10s} {size:>11s} FAILED: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}")
             continue

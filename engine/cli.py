@@ -82,6 +82,26 @@ def _sampling_kwargs(args: argparse.Namespace, model) -> dict:
     return {"ts": ts}
 
 
+def _edit_kwargs(args: argparse.Namespace) -> dict:
+    """Loop settings of an editing task: --ts (a grid from sigma_max) or --start-sigma/--steps;
+    what is not given keeps the engine's per-task default (engine.pipeline.*_DEFAULT)."""
+    ts = _parse_ts(args.ts)
+    if ts is not None:
+        if args.start_sigma is not None:
+            raise UsageError("--ts and --start-sigma exclude each other: --ts runs a grid from sigma_max")
+        return {"ts": ts}
+    kw: dict = {}
+    if args.start_sigma is not None:
+        if args.start_sigma <= 0:
+            raise UsageError("--start-sigma must be positive")
+        kw["sigma_start"] = args.start_sigma
+    if args.steps is not None:
+        if args.steps < 1:
+            raise UsageError("--steps must be at least 1")
+        kw["num_steps"] = args.steps
+    return kw
+
+
 def _out_path(args: argparse.Namespace, src: Path | None, suffix: str) -> Path:
     if args.out:
         return Path(args.out)
@@ -165,8 +185,8 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     model = _load(args)
     opts = InpaintOptions(context=args.context, min_context=args.min_context, grow=args.grow, feather=args.feather,
                           colour_match=not args.no_colour_match)
-    rgb = run_with_fallback(model, "inpaint", dict(image=pic.rgb, mask=mask, seed=args.seed, sigma_start=args.start_sigma,
-                            options=opts, progress=ProgressBar("inpaint", args.quiet), **_sampling_kwargs(args, model)),
+    rgb = run_with_fallback(model, "inpaint", dict(image=pic.rgb, mask=mask, seed=args.seed, options=opts,
+                            progress=ProgressBar("inpaint", args.quiet), **_edit_kwargs(args)),
                             log=_warn)
     _save(args, _out_path(args, Path(args.image), "inpaint"), pic.with_pixels(rgb, pic.alpha))
     return 0
@@ -201,12 +221,12 @@ def _batch(args: argparse.Namespace, op: str, run_one: Callable[[Picture], Pictu
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
+    kw = _edit_kwargs(args)
     model = _load(args)
-    kw = _sampling_kwargs(args, model)
 
     def run_one(pic: Picture) -> Picture:
-        rgb = run_with_fallback(model, "colorize", dict(image=pic.rgb, seed=args.seed, sigma_start=args.start_sigma,
-                                render_size=args.render_size, progress=ProgressBar("colorize", args.quiet), **kw), log=_warn)
+        rgb = run_with_fallback(model, "colorize", dict(image=pic.rgb, seed=args.seed, render_size=args.render_size,
+                                progress=ProgressBar("colorize", args.quiet), **kw), log=_warn)
         return pic.with_pixels(rgb, pic.alpha)
 
     return _batch(args, "colorize", run_one)
@@ -218,11 +238,10 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     model = _load(args)
     if model.resolution % args.factor:
         raise UsageError(f"this model ({model.resolution}px) cannot upscale by {args.factor}")
-    kw = _sampling_kwargs(args, model)
-    start = args.start_sigma if args.start_sigma is not None else (None if kw["ts"] else 4.0)
+    kw = _edit_kwargs(args)
 
     def run_one(pic: Picture) -> Picture:
-        out = run_with_fallback(model, "upscale", dict(image=pic.rgb, factor=args.factor, seed=args.seed, sigma_start=start,
+        out = run_with_fallback(model, "upscale", dict(image=pic.rgb, factor=args.factor, seed=args.seed,
                                 overlap=args.overlap, alpha=pic.alpha, samples=args.average,
                                 progress=ProgressBar(f"upscale x{args.factor}", args.quiet), **kw), log=_warn)
         rgb, alpha = out if isinstance(out, tuple) else (out, None)
@@ -237,7 +256,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model file or diffusers folder (default: the embedded default model)")
-    p.add_argument("--steps", type=int, help="network evaluations, spread evenly over the model's grid")
+    p.add_argument("--steps", type=int, help="network evaluations (generate: spread over the model's grid; "
+                   "edits: from the start sigma; default per task)")
     p.add_argument("--ts", help="explicit grid indices, e.g. 0,22,39 (overrides --steps)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
@@ -250,7 +270,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 def _edit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start-sigma", type=float, default=None,
-                   help="start the loop from the known image noised to this level (2-10: faithful; 80: most freedom)")
+                   help="start the loop from the task's first guess (bicubic, grey, smooth fill) noised to this "
+                   "level: 0.3-2 faithful, 4 default for upscale/colorize, 2 for inpaint, 80 most freedom")
 
 
 def build_parser() -> argparse.ArgumentParser:

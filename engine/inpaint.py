@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
 # (y, x_start, known_mask, sigma_start or None for the coarse pass, num_steps, seed, on_step) -> (1, 3, h, w) in [-1, 1]
@@ -166,9 +167,9 @@ def fill_window(crop: np.ndarray, hole: np.ndarray, fill: Fill, resolution: int,
         y_t = torch.from_numpy(y).permute(2, 0, 1)[None].clamp(0, 1) * 2 - 1
         m_t = torch.from_numpy(known.astype(np.float32))[None, None]
         if prev is None:
-            # Coarsest pass: the hole starts at the mean known colour and the loop runs from sigma_start.
-            mean = (y_t * m_t).sum((2, 3), keepdim=True) / m_t.sum().clamp(min=1)
-            start = y_t * m_t + mean * (1 - m_t)
+            # Coarsest pass: the hole starts from a smooth membrane through its border (a mid noise
+            # level then keeps that layout) and the loop runs from sigma_start.
+            start = smooth_fill(y_t, m_t) if m_t.any() else y_t * 0
             out = fill(y_t, start, m_t, None, 0, seed, on_step)
         else:
             up = torch.from_numpy(_resize(prev, (sw, sh), Image.Resampling.BICUBIC)).permute(2, 0, 1)[None]
@@ -178,6 +179,40 @@ def fill_window(crop: np.ndarray, hole: np.ndarray, fill: Fill, resolution: int,
     if prev.shape[:2] != (h, w):
         prev = np.clip(_resize(prev, (w, h), Image.Resampling.LANCZOS), 0, 1)
     return prev
+
+
+def smooth_fill(x: torch.Tensor, known: torch.Tensor, relax: int = 8) -> torch.Tensor:
+    """Fill the unknown pixels of x (B, C, H, W) with a smooth membrane through the known ones.
+
+    Pull-push interpolation (Gortler et al., 1996, "The Lumigraph", sec. 3.2.2): known pixels are
+    averaged down a pyramid with their coverage, then each level fills its gaps from the upsampled
+    coarser one; a few Jacobi sweeps of the Laplace equation per level (a multigrid-style
+    smoother) remove the pyramid's blockiness, so the hole gets the harmonic fill that OpenCV's
+    Navier-Stokes/Telea methods approximate. Known pixels are returned unchanged. It is the start
+    of the projected loop: from a smooth guess, a mid noise level already keeps the layout.
+    """
+    x, m = x.float(), known.float().expand(x.shape[0], 1, *x.shape[2:])
+    levels = [(x * m, m)]
+    while min(levels[-1][1].shape[2:]) > 1:
+        sx, sw = levels[-1]
+        # Sums over 2x2 blocks; coverage saturates at 1 (a fully known coarse pixel is known).
+        sx2 = F.avg_pool2d(sx, 2, ceil_mode=True) * 4
+        sw2 = F.avg_pool2d(sw, 2, ceil_mode=True) * 4
+        colour = sx2 / sw2.clamp(min=1e-8)
+        w2 = sw2.clamp(max=1.0)
+        levels.append((colour * w2, w2))
+    sx, sw = levels[-1]
+    est = sx / sw.clamp(min=1e-8)
+    kernel = torch.tensor([[0.0, 0.25, 0.0], [0.25, 0.0, 0.25], [0.0, 0.25, 0.0]]).expand(x.shape[1], 1, 3, 3)
+    for sx, sw in reversed(levels[:-1]):
+        up = F.interpolate(est, size=sx.shape[2:], mode="bilinear", align_corners=False)
+        colour = sx / sw.clamp(min=1e-8)
+        est = sw * colour + (1 - sw) * up
+        hard = sw >= 1.0  # exactly known at this level: stays fixed during relaxation
+        for _ in range(relax if min(est.shape[2:]) > 2 else 0):
+            nb = F.conv2d(F.pad(est, (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1])
+            est = torch.where(hard, est, nb)
+    return torch.where(m > 0.5, x, est)
 
 
 def match_colour(gen: np.ndarray, orig: np.ndarray, band: np.ndarray) -> np.ndarray:

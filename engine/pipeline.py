@@ -31,6 +31,13 @@ from .unet import UNet
 
 Progress = Callable[[int, int], None]
 
+# Default loop of each editing task: (start sigma, network evaluations), chosen on the held-out
+# eval (`cstudio eval`; table in resources/models/MODEL_CARD.md). The start is the task's best
+# classical guess (bicubic, the grey photo, a smooth membrane fill) noised to that sigma.
+UPSCALE_DEFAULT = (4.0, 2)
+COLORIZE_DEFAULT = (4.0, 3)
+INPAINT_DEFAULT = (2.0, 4)
+
 
 class Cancelled(Exception):
     """Raised from a progress callback to stop a running task."""
@@ -157,9 +164,12 @@ class Model:
                        sigma_min=d.sigma_min, sigma_max=d.sigma_max, callback=self._callback(progress, offset, total))
 
     def _edit_sigmas(self, ts: Sequence[int] | None, sigma_start: float | None, num_steps: int) -> list[float]:
+        """Explicit `ts` (a grid from sigma_max) win; else `num_steps` evaluations from `sigma_start`."""
+        if ts is not None:
+            return self.sigmas(ts)
         if sigma_start is not None:
             return self.sigmas_from(sigma_start, num_steps)
-        return self.sigmas(ts) if ts is not None else self.sigmas(tuple(range(0, self.spec.sampler.steps, 10)) + (self.spec.sampler.steps - 1,))
+        return self.sigmas(tuple(range(0, self.spec.sampler.steps, 10)) + (self.spec.sampler.steps - 1,))
 
     @property
     def multiple(self) -> int:
@@ -167,11 +177,14 @@ class Model:
         return 2 ** (len(self.spec.unet.channel_mult) - 1)
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, *, seed: int = 0, ts: Sequence[int] | None = None,
-                sigma_start: float | None = None, num_steps: int = 4, options: InpaintOptions | None = None,
+                sigma_start: float | None = INPAINT_DEFAULT[0], num_steps: int = INPAINT_DEFAULT[1],
+                options: InpaintOptions | None = None,
                 progress: Progress | None = None) -> np.ndarray:
         """Fill the pixels where `mask` is nonzero, any image size; pixels away from the mask stay bit-identical.
 
         image: (H, W, 3) uint8 or uint16; the result has the same dtype. See `engine.inpaint`.
+        The loop starts from a smooth membrane fill of the hole noised to `sigma_start`; `ts`
+        (a grid from sigma_max) ignores that start and fills from pure noise.
         """
         image, hole = _check_image(image), _check_mask(mask, image)
         if not hole.any():
@@ -193,7 +206,8 @@ class Model:
         return out
 
     def colorize(self, image: np.ndarray, *, seed: int = 0, ts: Sequence[int] | None = None,
-                 sigma_start: float | None = None, num_steps: int = 4, render_size: int | None = None,
+                 sigma_start: float | None = COLORIZE_DEFAULT[0], num_steps: int = COLORIZE_DEFAULT[1],
+                 render_size: int | None = None,
                  progress: Progress | None = None) -> np.ndarray:
         """Colour a grey (or colour) photo of any size: the model picks chroma at `render_size`, the original luma is kept.
 
@@ -217,7 +231,8 @@ class Model:
         return from_float(np.clip(rgb, 0, 1), image.dtype)
 
     def upscale(self, image: np.ndarray, factor: int = 4, *, seed: int = 0, ts: Sequence[int] | None = None,
-                sigma_start: float | None = 4.0, num_steps: int = 3, batch: int = 16, overlap: float = 0.25,
+                sigma_start: float | None = UPSCALE_DEFAULT[0], num_steps: int = UPSCALE_DEFAULT[1], batch: int = 16,
+                overlap: float = 0.25,
                 alpha: np.ndarray | None = None, samples: int = 1,
                 progress: Progress | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Super-resolve by `factor` (2, 4, 8) at any size with overlapping, blended model-size tiles.

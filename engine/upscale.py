@@ -87,8 +87,23 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
     out = np.empty((h * k, w * k, 3), image.dtype)
     win = blend_window(resolution)[..., None]
     R = resolution
-    coords = [(y, x) for y in plan.ys for x in plan.xs]
-    n_batches = math.ceil(len(coords) / batch)
+    nx = len(plan.xs)
+
+    def coords(lo: int, hi: int) -> list[tuple[int, int]]:
+        # Computed per batch: a list of all tiles would hold millions of tuples for a huge image.
+        return [(plan.ys[i // nx], plan.xs[i % nx]) for i in range(lo, min(hi, plan.count))]
+
+    n_batches = math.ceil(plan.count / batch)
+    # Bicubic start images are made once per row of tiles (one resize of a strip, not three per
+    # tile); the 2 px margin covers bicubic's support, so a tile cut from the strip is the same.
+    strips: dict[int, np.ndarray] = {}
+
+    def start_tile(y: int, x: int) -> np.ndarray:
+        if y not in strips:
+            for old in [r for r in strips if r < y]:
+                del strips[old]
+            strips[y] = _bicubic(src[y:y + t + 4].astype(np.float32) / peak, k)
+        return strips[y][2 * k:2 * k + R, (x + 2) * k:(x + 2) * k + R]
     # Band accumulators cover output rows [band_top, band_top + band_rows).
     band_top, band_rows = 0, (plan.ys[1] - plan.ys[0] if len(plan.ys) > 1 else t) * k + R
     acc = np.zeros((band_rows, plan.width * k, 3), np.float32)
@@ -109,10 +124,9 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
         band_top = upto
 
     for bi in range(n_batches):
-        chunk = coords[bi * batch:(bi + 1) * batch]
+        chunk = coords(bi * batch, (bi + 1) * batch)
         lows = np.stack([src[y + 2:y + 2 + t, x + 2:x + 2 + t] for y, x in chunk]).astype(np.float32) / peak
-        starts = np.stack([_bicubic(src[y:y + t + 4, x:x + t + 4].astype(np.float32) / peak, k)[2 * k:2 * k + R, 2 * k:2 * k + R]
-                           for y, x in chunk])
+        starts = np.stack([start_tile(y, x) for y, x in chunk])
         lo_t = torch.from_numpy(lows).permute(0, 3, 1, 2) * 2 - 1
         st_t = torch.from_numpy(starts).permute(0, 3, 1, 2).clamp(0, 1) * 2 - 1
         tiles = restore_fn(op.from_low(lo_t), st_t, bi).float().cpu().clamp(-1, 1)
@@ -126,7 +140,7 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
             wsum[r0:r0 + R, x * k:x * k + R] += win
         # Rows above the next tile's top are final.
         if bi + 1 < n_batches:
-            flush(coords[(bi + 1) * batch][0] * k)
+            flush(coords((bi + 1) * batch, (bi + 1) * batch + 1)[0][0] * k)
         if progress is not None:
             progress(bi + 1, n_batches)
     flush(band_top + acc.shape[0])

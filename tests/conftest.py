@@ -28,3 +28,14 @@ def tiny_model_file(tmp_path_factory, tiny_model):
     path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
     save_model(path, tiny_model.spec, tiny_model.denoiser.net.state_dict())
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_photo():
+    """The shipped sample photo (CC0) as a uint8 (H, W, 3) array."""
+    import numpy as np
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[1]
+    with Image.open(root / "resources" / "samples" / "italy.png") as im:
+        return np.asarray(im.convert("RGB"))

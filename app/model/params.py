@@ -81,10 +81,15 @@ class GenerationParams:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
+# Evaluations of the engine's default loop per editing task (engine.pipeline.*_DEFAULT; this layer
+# may not import the engine, and tests/app/test_params.py checks the two agree).
+EDIT_DEFAULT_STEPS = {Task.upscale: 2, Task.colorize: 3, Task.inpaint: 4, Task.stroke_edit: 3}
+
+
 def default_steps(task: Task, published_ts: tuple[int, ...] | None) -> int | None:
-    """Evaluations that "Default" means for `task`: the engine's 3 for upscale/stroke edit, else the published ts."""
-    if task in (Task.upscale, Task.stroke_edit):
-        return 3
+    """Evaluations that "Default" means for `task`: the engine's per-task loop for edits, the published ts for generate."""
+    if task in EDIT_DEFAULT_STEPS:
+        return EDIT_DEFAULT_STEPS[task]
     return len(published_ts) - 1 if published_ts else None
 
 

@@ -51,6 +51,18 @@ def stroke_mask(size: int, seed: int = 0, strokes: int = 3) -> np.ndarray:
     return np.asarray(im) > 0
 
 
+def smooth_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The hole filled by the engine's membrane (pull-push) interpolation: the start of our loop."""
+    import torch
+
+    from ..inpaint import smooth_fill as membrane
+
+    x = torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    known = torch.from_numpy(~hole)[None, None]
+    out = membrane(x, known)[0].permute(1, 2, 0).numpy()
+    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
 def mean_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """The hole painted with the mean colour of the known pixels."""
     out = image.copy()

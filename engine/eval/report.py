@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..checkpoint import atomic_write_bytes
-from .evaluate import DEFAULT_FILL, DEFAULT_SR, EvalReport, Row
+from .evaluate import DEFAULT_COLOUR, DEFAULT_FILL, DEFAULT_SR, EvalReport, Row
 
 HEADER = ("task", "method", "PSNR dB", "HF energy vs truth", "Lab ab error", "colourfulness", "chroma vs truth")
 
@@ -49,7 +49,7 @@ def targets(report: EvalReport) -> list[str]:
             continue
         best = max(ours, key=lambda r: r.psnr or -1.0)
         if task == "colorization":
-            d = _row(rows, DEFAULT_FILL.label)
+            d = _row(rows, DEFAULT_COLOUR.label)
             g = _row(rows, "grey input")
             if d and g and d.psnr is not None and g.psnr is not None:
                 ok = d.psnr >= g.psnr and d.chroma_ratio is not None and 0.5 <= d.chroma_ratio <= 1.5

@@ -137,3 +137,26 @@ def test_import_refuses_pickles_that_run_code(tmp_path: Path) -> None:
 def test_import_the_reference_official_checkpoint(tmp_path: Path) -> None:
     dest = tasks.import_checkpoint(ROOT / "tests/fixtures/refcheck/small_lsun/state_dict.pt", tmp_path, lambda *a: None)
     assert read_model_info(dest).path == dest
+
+
+def test_default_steps_label_matches_the_engine_loop(tiny_model: Model, photo: np.ndarray) -> None:
+    """"Default (n steps)" in the panel is what the engine runs: its per-task default loop."""
+    from app.model.params import default_steps
+    from engine.pipeline import COLORIZE_DEFAULT, INPAINT_DEFAULT, UPSCALE_DEFAULT
+
+    engine_steps = {Task.upscale: UPSCALE_DEFAULT[1], Task.colorize: COLORIZE_DEFAULT[1], Task.inpaint: INPAINT_DEFAULT[1]}
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[8:20, 8:20] = 255
+    for task, n in engine_steps.items():
+        assert default_steps(task, (0, 22, 39)) == n
+        seen: list[int] = []
+        tasks.execute(tiny_model, _request(task, photo, mask if task == Task.inpaint else None, steps=0),
+                      lambda d, t: seen.append(t))
+        # Progress totals count network evaluations: colorize runs the loop once, upscale once per
+        # batch of tiles, inpainting adds its finer passes.
+        if task == Task.colorize:
+            assert seen[-1] == n
+        elif task == Task.upscale:
+            assert seen[-1] % n == 0
+        else:
+            assert seen[-1] >= n

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engine.config import preset
-from engine.eval import evaluate, markdown_table, targets, write_report
+from engine.eval import SETTINGS, evaluate, markdown_table, targets, write_report
 from engine.eval.baselines import area_downsample, box_mask, grey, mean_fill, stroke_mask, upscale
 from engine.eval.color import colourfulness, lab_to_rgb, rgb_to_lab
 from engine.eval.metrics import PSNR_CAP, ab_error, hf_energy, psnr
@@ -82,12 +82,14 @@ def test_eval_on_two_tiny_images(tmp_path: Path) -> None:
     model = Model.random(preset("tiny"), device="cpu", precision="fp32", threads=1)
     report = evaluate(model, data, n=4, log=lambda _m: None)
     methods = {(r.task, r.method) for r in report.rows}
-    ours = {"ours σ0=1, 2 NFE", "ours σ0=4, 3 NFE", "ours σ0=80, 4 NFE"}
+    def ours(family: str) -> set[str]:
+        return {s.label for s in SETTINGS[family]}
+
     for task in ("×2 super-resolution", "×4 super-resolution"):
-        assert {(task, m) for m in ("nearest", "bicubic", "lanczos", *ours)} <= methods
-    assert {("colorization", m) for m in ("grey input", "truth", *ours)} <= methods
+        assert {(task, m) for m in ("nearest", "bicubic", "lanczos", *ours("sr"))} <= methods
+    assert {("colorization", m) for m in ("grey input", "truth", *ours("colour"))} <= methods
     for task in ("inpainting (box)", "inpainting (stroke)"):
-        assert {(task, m) for m in ("mean fill", *ours)} <= methods
+        assert {(task, m) for m in ("mean fill", "smooth fill (no network)", *ours("fill"))} <= methods
     for r in report.rows:
         for v in (r.psnr, r.hf_ratio, r.ab_error, r.colourfulness, r.chroma_ratio):
             assert v is None or math.isfinite(v), r
