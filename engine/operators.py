@@ -55,10 +55,21 @@ def luma_axis(device: torch.device | None = None, dtype: torch.dtype = torch.flo
 
 @dataclass(frozen=True, eq=False)
 class Colorize(Operator):
-    """The luma coordinate is known: replace(x) = x - (v.x) v + (v.y) v with v = w/|w|."""
+    """The luma coordinate is known: replace(x) = x - (v.x) v + (v.y) v with v = w/|w|.
+
+    That orthogonal projection (the reference code's) corrects a brightness error along v, which
+    is green-heavy: where the model's output is too bright or too dark, the fix tints it purple or
+    green. `neutral=True` corrects along grey instead, replace(x) = x + (w.y - w.x) / sum(w) * 1,
+    which keeps the same luma exactly and leaves chroma (Cb, Cr) untouched; it is idempotent too.
+    """
+
+    neutral: bool = False
 
     def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         v = luma_axis(x.device, x.dtype)
+        if self.neutral:
+            w = v * float(torch.tensor(LUMA, dtype=torch.float64).norm())  # the luma weights w
+            return x + ((y - x) * w).sum(1, keepdim=True) / float(sum(LUMA))
         return x - (x * v).sum(1, keepdim=True) * v + (y * v).sum(1, keepdim=True) * v
 
     @staticmethod

@@ -223,7 +223,7 @@ class Model:
         small_luma = resize_float(luma_full, (R, R), resample=Image.Resampling.BOX if min(H, W) > R else Image.Resampling.BICUBIC)
         grey = torch.from_numpy(np.clip(small_luma, 0, 255) / 127.5 - 1)[None, None].float()
         y = Colorize.from_grey(grey)
-        out = self._restore(y, Colorize(), seed=seed, x_start=None,
+        out = self._restore(y, Colorize(neutral=True), seed=seed, x_start=None,
                             sigmas=self._edit_sigmas(ts, sigma_start, num_steps), progress=progress)
         colour = ((out[0].float().cpu().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).numpy()
         chroma = resize_float(rgb_to_ycbcr(colour)[..., 1:], (W, H), resample=Image.Resampling.BICUBIC)

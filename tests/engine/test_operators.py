@@ -13,8 +13,8 @@ torch.manual_seed(0)
 X = torch.rand(2, 3, 16, 16) * 2 - 1
 Y = torch.rand(2, 3, 16, 16) * 2 - 1
 MASK = (torch.rand(1, 1, 16, 16) > 0.5).float()
-OPS = {"inpaint": Inpaint(MASK), "colorize": Colorize(), "superres2": SuperRes(2), "superres8": SuperRes(8),
-       "identity": Identity()}
+OPS = {"inpaint": Inpaint(MASK), "colorize": Colorize(), "colorize_neutral": Colorize(neutral=True),
+       "superres2": SuperRes(2), "superres8": SuperRes(8), "identity": Identity()}
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -24,7 +24,7 @@ def test_idempotent(name):
     torch.testing.assert_close(op.project(once, Y), once, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["inpaint", "colorize", "superres2", "superres8"])
+@pytest.mark.parametrize("name", ["inpaint", "colorize", "colorize_neutral", "superres2", "superres8"])
 def test_known_part_comes_from_y_free_part_from_x(name):
     op = OPS[name]
     out = op.project(X, Y)
@@ -69,3 +69,19 @@ def test_superres_keeps_block_means_and_from_low():
     torch.testing.assert_close(block_mean(out, 4), op.from_low(low), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="not a multiple"):
         SuperRes(3).project(X, Y)
+
+
+def test_neutral_colorize_keeps_luma_and_only_shifts_along_grey():
+    """The product's variant: same luma as y, and x's colour differences (R-G, B-G) untouched,
+    so a brightness error is fixed without tinting; the reference projection tints it."""
+    w = torch.tensor(LUMA).view(1, 3, 1, 1)
+    out = Colorize(neutral=True).project(X, Y)
+    torch.testing.assert_close((out * w).sum(1), (Y * w).sum(1), atol=1e-6, rtol=0)
+    diff = out - X
+    torch.testing.assert_close(diff[:, 0], diff[:, 1], atol=1e-6, rtol=0)
+    torch.testing.assert_close(diff[:, 2], diff[:, 1], atol=1e-6, rtol=0)
+    # A grey x that is too dark stays grey under the neutral fix; the orthogonal one tints it.
+    y = Colorize.from_grey(torch.full((1, 1, 2, 2), 0.5))
+    dark = torch.full((1, 3, 2, 2), -0.2)
+    n, o = Colorize(neutral=True).project(dark, y), Colorize().project(dark, y)
+    assert (n.amax(1) - n.amin(1)).max() < 1e-6 and (o.amax(1) - o.amin(1)).max() > 0.1
