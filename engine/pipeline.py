@@ -34,7 +34,7 @@ Progress = Callable[[int, int], None]
 # Default loop of each editing task: (start sigma, network evaluations), chosen on the held-out
 # eval (`cstudio eval`; table in resources/models/MODEL_CARD.md). The start is the task's best
 # classical guess (bicubic, the grey photo, a smooth membrane fill) noised to that sigma.
-UPSCALE_DEFAULT = (4.0, 2)
+UPSCALE_DEFAULT = (4.0, 3)
 COLORIZE_DEFAULT = (4.0, 3)
 INPAINT_DEFAULT = (2.0, 4)
 

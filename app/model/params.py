@@ -83,7 +83,7 @@ class GenerationParams:
 
 # Evaluations of the engine's default loop per editing task (engine.pipeline.*_DEFAULT; this layer
 # may not import the engine, and tests/app/test_params.py checks the two agree).
-EDIT_DEFAULT_STEPS = {Task.upscale: 2, Task.colorize: 3, Task.inpaint: 4, Task.stroke_edit: 3}
+EDIT_DEFAULT_STEPS = {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 4, Task.stroke_edit: 3}
 
 
 def default_steps(task: Task, published_ts: tuple[int, ...] | None) -> int | None:
