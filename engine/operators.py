@@ -66,10 +66,10 @@ class Colorize(Operator):
     neutral: bool = False
 
     def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        v = luma_axis(x.device, x.dtype)
         if self.neutral:
-            w = v * float(torch.tensor(LUMA, dtype=torch.float64).norm())  # the luma weights w
-            return x + ((y - x) * w).sum(1, keepdim=True) / float(sum(LUMA))
+            w = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+            return x + ((y - x) * w).sum(1, keepdim=True) / sum(LUMA)
+        v = luma_axis(x.device, x.dtype)
         return x - (x * v).sum(1, keepdim=True) * v + (y * v).sum(1, keepdim=True) * v
 
     @staticmethod

@@ -260,13 +260,14 @@ class Model:
 
         def restore_fn(y: torch.Tensor, start: torch.Tensor, bi: int) -> torch.Tensor:
             g = self._generator(seed + bi)
+            y, start = y.to(self.device), start.to(self.device)
             total = 0.0
             for s in range(samples):
                 def cb(info: StepInfo, s: int = s) -> None:
                     progress((bi * samples + s) * steps + info.i + 1, n_batches * samples * steps)
 
-                total = total + restore(self.denoise, y.to(self.device), op, sig, noise=gaussian(g),
-                                        x_start=start.to(self.device), sigma_min=d.sigma_min, sigma_max=d.sigma_max,
+                total = total + restore(self.denoise, y, op, sig, noise=gaussian(g),
+                                        x_start=start, sigma_min=d.sigma_min, sigma_max=d.sigma_max,
                                         callback=cb if progress is not None else None).clamp(-1, 1)
             return total / samples
 

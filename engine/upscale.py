@@ -140,7 +140,7 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
             wsum[r0:r0 + R, x * k:x * k + R] += win
         # Rows above the next tile's top are final.
         if bi + 1 < n_batches:
-            flush(coords((bi + 1) * batch, (bi + 1) * batch + 1)[0][0] * k)
+            flush(plan.ys[(bi + 1) * batch // nx] * k)
         if progress is not None:
             progress(bi + 1, n_batches)
     flush(band_top + acc.shape[0])

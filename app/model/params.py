@@ -82,7 +82,7 @@ class GenerationParams:
 
 
 # Evaluations of the engine's default loop per editing task (engine.pipeline.*_DEFAULT; this layer
-# may not import the engine, and tests/app/test_params.py checks the two agree).
+# may not import the engine; tests/app/test_catalog_tasks.py checks the two agree).
 EDIT_DEFAULT_STEPS = {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 4, Task.stroke_edit: 3}
 
 
