@@ -271,7 +271,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 def _edit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start-sigma", type=float, default=None,
                    help="start the loop from the task's first guess (bicubic, grey, smooth fill) noised to this "
-                   "level: 0.3-2 faithful, 4 default for upscale/colorize, 2 for inpaint, 80 most freedom")
+                   "level: 0.3-2 faithful, 4 default for upscale/colorize, 1 for inpaint, 80 most freedom")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-context", type=int, default=d.min_context, help="... but at least this many pixels")
     p.add_argument("--grow", type=int, default=d.grow, help="px the mask is grown by")
     p.add_argument("--feather", type=int, default=d.feather, help="px of soft blend around the fill")
-    p.add_argument("--no-colour-match", action="store_true", help="do not match the fill's colour to its surroundings")
+    p.add_argument("--no-colour-match", action="store_true", help="do not blend the fill's edge into its surroundings (seamless cloning)")
     p.set_defaults(func=cmd_inpaint)
 
     p = sub.add_parser("colorize", help="colour grey photos (keeps their brightness)")

@@ -3,8 +3,11 @@
 For each connected region of the mask, a window with context around it (max(128 px, 0.3 x the
 region's side) by default, shifted inward at image edges) is filled at the model's resolution
 first, then refined at doubling scales, with the known pixels projected back at every step
-(Song et al., 2023, Algorithm 4). The result is pasted only inside a grown, feathered copy of the
-mask, after matching its colour to a ring of known pixels, so pixels outside stay bit-identical.
+(Song et al., 2023, Algorithm 4). Coarse levels average only known pixels, so a thin stroke stays
+thin there. When the finest level is smaller than the window, the upsampled fill is seamlessly
+cloned into the hole (its border error interpolated away), so it meets its surroundings exactly.
+The result is pasted only inside the grown (optionally feathered) mask: pixels outside stay
+bit-identical.
 """
 
 from __future__ import annotations
@@ -29,10 +32,10 @@ class InpaintOptions:
     context: float = 0.3  # context margin as a fraction of the region's side
     min_context: int = 128  # ... but at least this many pixels
     grow: int = 4  # px the painted mask is dilated by before filling (tight masks leave halos)
-    feather: int = 8  # px of soft blend outside the grown mask
-    colour_match: bool = True  # match the fill's colour to a ring of known pixels
+    feather: int = 0  # px of soft blend outside the grown mask (regenerated too: wider bands come out softer)
+    colour_match: bool = True  # seamless-clone a fill made at a coarser scale into its surroundings
     max_scale: int = 4  # finest working size = this x the model resolution
-    refine_sigma: float = 2.0  # start noise of the finer passes (low: keep the coarse fill's layout)
+    refine_sigma: float = 1.0  # start noise of the finer passes (low: keep the coarse fill's layout)
     refine_steps: int = 2
 
 
@@ -157,14 +160,25 @@ def work_sizes(h: int, w: int, resolution: int, multiple: int, max_scale: int) -
 
 def fill_window(crop: np.ndarray, hole: np.ndarray, fill: Fill, resolution: int, multiple: int, opts: InpaintOptions,
                 seed: int, on_step: Callable[[], None] | None = None) -> np.ndarray:
-    """Fill `hole` in a float (h, w, 3) crop in [0, 1], coarse to fine; returns the filled crop at full size."""
+    """Fill `hole` in a float (h, w, 3) crop in [0, 1], coarse to fine; returns the filled crop at full size.
+
+    Known pixels of the result equal the crop's exactly.
+    """
     h, w = hole.shape
+    known_full = (~hole).astype(np.float32)
     prev = None
     for level, (sh, sw) in enumerate(work_sizes(h, w, resolution, multiple, opts.max_scale)):
-        y = _resize(crop, (sw, sh), Image.Resampling.BOX if sh < h else Image.Resampling.LANCZOS)
-        # A pixel is known at this scale only if every source pixel under it is known.
-        known = ~(_resize(hole.astype(np.float32), (sw, sh), Image.Resampling.BOX) > 1e-3)
-        y_t = torch.from_numpy(y).permute(2, 0, 1)[None].clamp(0, 1) * 2 - 1
+        if (sh, sw) == (h, w):
+            y, known = crop, ~hole
+        else:
+            # Normalised box averages over the known source pixels only (the painted-out object never
+            # leaks into a coarse level); a coarse pixel counts as known when most of it is. The
+            # all-known rule instead widens a thin stroke to several coarse pixels, whose fill then
+            # comes back as a broad band of one average colour.
+            cover = _resize(known_full, (sw, sh), Image.Resampling.BOX)
+            y = _resize(crop * known_full[..., None], (sw, sh), Image.Resampling.BOX) / np.maximum(cover, 1e-6)[..., None]
+            known = cover >= 0.5
+        y_t = torch.from_numpy(np.ascontiguousarray(y, np.float32)).permute(2, 0, 1)[None].clamp(0, 1) * 2 - 1
         m_t = torch.from_numpy(known.astype(np.float32))[None, None]
         if prev is None:
             # Coarsest pass: the hole starts from a smooth membrane through its border (a mid noise
@@ -178,7 +192,26 @@ def fill_window(crop: np.ndarray, hole: np.ndarray, fill: Fill, resolution: int,
         prev = ((out[0].float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
     if prev.shape[:2] != (h, w):
         prev = np.clip(_resize(prev, (w, h), Image.Resampling.LANCZOS), 0, 1)
-    return prev
+        if opts.colour_match:
+            prev = clone_into(prev, crop, hole)
+    return np.where(hole[..., None], prev, crop)
+
+
+def clone_into(fill: np.ndarray, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Seamless cloning of the hole part of a (h, w, 3) fill into `image` (Perez et al., 2003, "Poisson image editing").
+
+    The fill was made at a coarser scale, so along the hole's border its content can be off by a
+    slowly varying error (a colour cast, a blur of the edge). Poisson cloning keeps the fill's
+    gradients inside the hole and takes its border values from the image: f = g + h with h
+    harmonic in the hole and h = image - g on its border. Here g is the hole's content extended
+    outward by a membrane (so the border error is measured against the fill's own hole values,
+    not its projected known pixels), and h is the membrane (`smooth_fill`) of that error.
+    """
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).permute(2, 0, 1)[None]
+    inside = torch.from_numpy(hole)[None, None].float()
+    g = smooth_fill(t(fill), inside)  # the hole's content, continued smoothly over the known pixels
+    h = smooth_fill(t(image) - g, 1 - inside)  # the border error, interpolated into the hole
+    return np.clip((g + h)[0].permute(1, 2, 0).numpy(), 0, 1)
 
 
 def smooth_fill(x: torch.Tensor, known: torch.Tensor, relax: int = 8) -> torch.Tensor:
@@ -215,18 +248,6 @@ def smooth_fill(x: torch.Tensor, known: torch.Tensor, relax: int = 8) -> torch.T
     return torch.where(m > 0.5, x, est)
 
 
-def match_colour(gen: np.ndarray, orig: np.ndarray, band: np.ndarray) -> np.ndarray:
-    """Shift the fill's per-channel mean so it agrees with the original on `band`.
-
-    The band is the feather ring: generated there, but the original still shows true surroundings,
-    so their difference measures the fill's colour cast.
-    """
-    if band.sum() < 16:
-        return gen
-    shift = orig[band].mean(axis=0) - gen[band].mean(axis=0)
-    return np.clip(gen + shift, 0, 1)
-
-
 def inpaint_any(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: int, multiple: int, *, seed: int = 0,
                 coarse_evals: int = 4, opts: InpaintOptions = InpaintOptions(),
                 progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -256,8 +277,6 @@ def inpaint_any(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: int
         crop, gen_hole = image[sy, sx], generated[sy, sx]
         gen = fill_window(crop, gen_hole, fill, resolution, multiple, opts, seed + 1000 * i, on_step)
         a = blend_alpha(mask[sy, sx], opts.grow, opts.feather)
-        if opts.colour_match:
-            gen = match_colour(gen, crop, gen_hole & (a < 1))
         result[sy, sx] = crop * (1 - a[..., None]) + gen * a[..., None]
         alpha_full[sy, sx] = np.maximum(alpha_full[sy, sx], a)
     return result, alpha_full

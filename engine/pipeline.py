@@ -36,7 +36,7 @@ Progress = Callable[[int, int], None]
 # classical guess (bicubic, the grey photo, a smooth membrane fill) noised to that sigma.
 UPSCALE_DEFAULT = (4.0, 3)
 COLORIZE_DEFAULT = (4.0, 3)
-INPAINT_DEFAULT = (2.0, 4)
+INPAINT_DEFAULT = (1.0, 3)
 
 
 class Cancelled(Exception):

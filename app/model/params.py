@@ -58,7 +58,7 @@ class GenerationParams:
     context: float = 0.3
     min_context: int = 128
     grow: int = 4
-    feather: int = 8
+    feather: int = 0
     render_size: int = 0  # colorize: the size the model sees; 0 = the model's own resolution
 
     def __post_init__(self) -> None:
@@ -83,7 +83,7 @@ class GenerationParams:
 
 # Evaluations of the engine's default loop per editing task (engine.pipeline.*_DEFAULT; this layer
 # may not import the engine; tests/app/test_catalog_tasks.py checks the two agree).
-EDIT_DEFAULT_STEPS = {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 4, Task.stroke_edit: 3}
+EDIT_DEFAULT_STEPS = {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 3, Task.stroke_edit: 3}
 
 
 def default_steps(task: Task, published_ts: tuple[int, ...] | None) -> int | None:

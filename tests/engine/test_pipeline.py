@@ -53,9 +53,73 @@ def test_inpaint_large_photo_two_regions_and_16bit(tiny_model):
     out = tiny_model.inpaint(img, mask, seed=0, options=InpaintOptions(min_context=16, max_scale=2),
                              progress=lambda d, t: seen.append((d, t)))
     assert out.dtype == np.uint16
-    near = dilate(mask, 4 + 8)
+    d = InpaintOptions()
+    near = dilate(mask, d.grow + d.feather)
     assert np.array_equal(out[~near], img[~near])
     assert seen[-1][0] == seen[-1][1] and len(seen) == seen[-1][1]
+
+
+def _two_colour_photo(h: int = 320, w: int = 480) -> np.ndarray:
+    """Left half red, right half blue, a little texture: a thin stroke across it must keep both colours."""
+    rng = np.random.default_rng(0)
+    img = np.zeros((h, w, 3), np.float32)
+    img[:, : w // 2] = (0.8, 0.15, 0.1)
+    img[:, w // 2:] = (0.1, 0.2, 0.8)
+    return np.clip(img + rng.normal(0, 0.02, img.shape), 0, 1).astype(np.float32)
+
+
+def _cast_fill(offset: float):
+    """A stand-in for the network: keeps the start (the projected membrane) but adds a colour cast in the hole."""
+    def fill(y, start, known, s_start, n_steps, seed, on_step):
+        return y * known + (start + offset).clamp(-1, 1) * (1 - known)
+    return fill
+
+
+def test_thin_stroke_fill_keeps_local_colour_and_meets_its_border():
+    from engine.inpaint import inpaint_any
+    img = _two_colour_photo()
+    mask = np.zeros(img.shape[:2], bool)
+    mask[150:160, 40:440] = True  # a 10 px stroke across both halves, in a window far above the working size
+    truth = img.copy()
+    img = img.copy()
+    img[mask] = (0.1, 0.9, 0.1)  # the thing painted out: none of its green may leak into the fill
+    truth[:, :240] = (0.8, 0.15, 0.1)
+    truth[:, 240:] = (0.1, 0.2, 0.8)
+    inner = mask.copy()
+    inner[:, 225:255] = False  # the colour edge itself may blend
+    opts = InpaintOptions(min_context=64)
+    out, alpha = inpaint_any(img, mask, _cast_fill(0.0), 16, 4, opts=opts)
+    # Coarse levels average only known pixels: red stays red and blue stays blue along the stroke
+    # (the all-known rule turned the stroke into a wide band of one mixed colour).
+    assert np.abs(out[inner] - truth[inner]).max() < 0.12
+    assert np.array_equal(out[alpha == 0], img[alpha == 0])
+    # ... and the stroke stays thin at every coarse level (no wide band for the model to invent).
+    from engine.inpaint import fill_window
+    unknown = []
+
+    def record(y, start, known, s_start, n_steps, seed, on_step):
+        unknown.append(1 - known.mean().item())
+        return y * known + start * (1 - known)
+
+    fill_window(img, mask, record, 16, 4, opts, seed=0)
+    assert len(unknown) == 3 and sum(unknown) < 3 * mask.mean()  # all-known rule: [0.073, 0.044, 0.038]
+
+
+def test_clone_into_removes_a_cast_at_the_border_and_keeps_the_fill_s_gradients():
+    from engine.inpaint import clone_into
+    img = _two_colour_photo()
+    hole = np.zeros(img.shape[:2], bool)
+    hole[140:170, 40:440] = True
+    fill = img.copy()
+    fill[hole] += 0.2  # a colour cast, as a fill made at a coarser scale can have
+    out = clone_into(fill, img, hole)
+    assert np.abs(fill[hole] - img[hole]).mean() > 0.19
+    assert np.abs(out[hole] - img[hole]).mean() < 0.02
+    # Structure inside the hole survives: a bright bar in the fill stays a bright bar.
+    bar = fill.copy()
+    bar[150:160, 100:140] += 0.3
+    out_bar = clone_into(bar, img, hole)
+    assert (out_bar[150:160, 100:140] - out[150:160, 100:140]).mean() > 0.2
 
 
 def test_inpaint_regions_and_windows():
