@@ -1,4 +1,4 @@
-"""Large-photo benchmark: inpaint, colorize and x4 upscale of a 1024x768 photo, and a huge x2 upscale.
+"""Large-photo benchmark: inpaint (box, stroke), colorize and x4 upscale of a 1024x768 photo, and a huge x2 upscale.
 
 Each task runs in its own subprocess so its peak RSS (ru_maxrss) is its own. Prints seconds, peak
 RSS and tiles per second. The model is the embedded default when present (else a random-weights
@@ -7,6 +7,7 @@ may use the `tiny` preset to finish in minutes (--huge-model).
 
     python bench/large_bench.py                   # 1024x768 tasks + 8000x8000 x2
     python bench/large_bench.py --huge 4000       # a smaller huge run
+    python bench/large_bench.py --huge 0 --tasks inpaint,stroke,colorize   # the quick ones only
 """
 
 from __future__ import annotations
@@ -78,6 +79,12 @@ def child(task: str, size: tuple[int, int], model_name: str, steps: int | None =
         mask = np.zeros((h, w), bool)
         mask[h // 3:h // 3 + h // 5, w // 4:w // 4 + w // 5] = True
         model.inpaint(img, mask, seed=0)
+    elif task == "stroke":
+        # A 12 px brush stroke across the photo, the typical "remove this wire" mask.
+        from PIL import Image, ImageDraw
+        canvas = Image.new("L", (w, h), 0)
+        ImageDraw.Draw(canvas).line([(w // 8, h // 2), (w // 2, h // 3), (7 * w // 8, 2 * h // 3)], fill=255, width=12)
+        model.inpaint(img, np.asarray(canvas) > 127, seed=0)
     elif task == "colorize":
         grey = np.repeat(img.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
         model.colorize(grey, seed=0)
@@ -102,6 +109,8 @@ def main() -> None:
     ap.add_argument("--huge-model", default="tiny", help="preset for the huge run, or 'default'")
     ap.add_argument("--model", default="default", help="'default' or a preset name for the 1024x768 tasks")
     ap.add_argument("--only-huge", action="store_true", help="skip the 1024x768 tasks")
+    ap.add_argument("--tasks", default="inpaint,stroke,colorize,upscale4",
+                    help="comma-separated 1024x768 tasks: inpaint (a box), stroke (a thin stroke), colorize, upscale4")
     ap.add_argument("--huge-steps", type=int, default=1, help="network evaluations per tile in the huge run "
                     "(memory does not depend on it; time scales with it)")
     ap.add_argument("--child", nargs=4, metavar=("TASK", "SIZE", "MODEL", "STEPS"), help=argparse.SUPPRESS)
@@ -111,8 +120,11 @@ def main() -> None:
         h, w = map(int, size.split("x"))
         child(task, (h, w), model, int(steps) or None)
         return
-    runs = [] if args.only_huge else [("inpaint", "768x1024", args.model, 0), ("colorize", "768x1024", args.model, 0),
-                                      ("upscale4", "768x1024", args.model, 0)]
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = set(tasks) - {"inpaint", "stroke", "colorize", "upscale4"}
+    if unknown:
+        ap.error(f"unknown task(s): {', '.join(sorted(unknown))}")
+    runs = [] if args.only_huge else [(t, "768x1024", args.model, 0) for t in tasks]
     if args.huge:
         runs.append(("upscale2", f"{args.huge}x{args.huge}", args.huge_model, args.huge_steps))
     print(f"{'task':10s} {'size':>11s} {'seconds':>9s} {'peak RSS':>10s} {'tiles/s':>8s}  model / input")
