@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
+from .tensors import resize_float
+
 # (y, x_start, known_mask, sigma_start or None for the coarse pass, num_steps, seed, on_step) -> (1, 3, h, w) in [-1, 1]
 Fill = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float | None, int, int, Callable[[], None] | None], torch.Tensor]
 
@@ -136,11 +138,14 @@ def blend_alpha(hole: np.ndarray, grow: int, feather: int) -> np.ndarray:
     return a
 
 
-def _resize(a: np.ndarray, size: tuple[int, int], resample=Image.Resampling.LANCZOS) -> np.ndarray:
-    """Resize a float (h, w[, c]) array to size = (width, height) without quantising."""
-    if a.ndim == 2:
-        return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize(size, resample))
-    return np.stack([_resize(a[..., c], size, resample) for c in range(a.shape[-1])], axis=-1)
+def _nchw(a: np.ndarray) -> torch.Tensor:
+    """A float (h, w, 3) array as a (1, 3, h, w) float32 tensor, same values."""
+    return torch.from_numpy(np.ascontiguousarray(a, np.float32)).permute(2, 0, 1)[None]
+
+
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    """The first image of a (B, 3, h, w) tensor as a float (h, w, 3) array, same values."""
+    return x[0].float().cpu().permute(1, 2, 0).numpy()
 
 
 def work_sizes(h: int, w: int, resolution: int, multiple: int, max_scale: int) -> list[tuple[int, int]]:
@@ -175,10 +180,10 @@ def fill_window(crop: np.ndarray, hole: np.ndarray, fill: Fill, resolution: int,
             # leaks into a coarse level); a coarse pixel counts as known when most of it is. The
             # all-known rule instead widens a thin stroke to several coarse pixels, whose fill then
             # comes back as a broad band of one average colour.
-            cover = _resize(known_full, (sw, sh), Image.Resampling.BOX)
-            y = _resize(crop * known_full[..., None], (sw, sh), Image.Resampling.BOX) / np.maximum(cover, 1e-6)[..., None]
+            cover = resize_float(known_full, (sw, sh), Image.Resampling.BOX)
+            y = resize_float(crop * known_full[..., None], (sw, sh), Image.Resampling.BOX) / np.maximum(cover, 1e-6)[..., None]
             known = cover >= 0.5
-        y_t = torch.from_numpy(np.ascontiguousarray(y, np.float32)).permute(2, 0, 1)[None].clamp(0, 1) * 2 - 1
+        y_t = _nchw(y).clamp(0, 1) * 2 - 1
         m_t = torch.from_numpy(known.astype(np.float32))[None, None]
         if prev is None:
             # Coarsest pass: the hole starts from a smooth membrane through its border (a mid noise
@@ -186,12 +191,12 @@ def fill_window(crop: np.ndarray, hole: np.ndarray, fill: Fill, resolution: int,
             start = smooth_fill(y_t, m_t) if m_t.any() else y_t * 0
             out = fill(y_t, start, m_t, None, 0, seed, on_step)
         else:
-            up = torch.from_numpy(_resize(prev, (sw, sh), Image.Resampling.BICUBIC)).permute(2, 0, 1)[None]
+            up = _nchw(resize_float(prev, (sw, sh), Image.Resampling.BICUBIC))
             start = y_t * m_t + (up.clamp(0, 1) * 2 - 1) * (1 - m_t)
             out = fill(y_t, start, m_t, opts.refine_sigma, opts.refine_steps, seed + level, on_step)
-        prev = ((out[0].float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+        prev = (_hwc(out).clip(-1, 1) + 1) / 2
     if prev.shape[:2] != (h, w):
-        prev = np.clip(_resize(prev, (w, h), Image.Resampling.LANCZOS), 0, 1)
+        prev = np.clip(resize_float(prev, (w, h), Image.Resampling.LANCZOS), 0, 1)
         if opts.colour_match:
             prev = clone_into(prev, crop, hole)
     return np.where(hole[..., None], prev, crop)
@@ -207,11 +212,10 @@ def clone_into(fill: np.ndarray, image: np.ndarray, hole: np.ndarray) -> np.ndar
     outward by a membrane (so the border error is measured against the fill's own hole values,
     not its projected known pixels), and h is the membrane (`smooth_fill`) of that error.
     """
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).permute(2, 0, 1)[None]
     inside = torch.from_numpy(hole)[None, None].float()
-    g = smooth_fill(t(fill), inside)  # the hole's content, continued smoothly over the known pixels
-    h = smooth_fill(t(image) - g, 1 - inside)  # the border error, interpolated into the hole
-    return np.clip((g + h)[0].permute(1, 2, 0).numpy(), 0, 1)
+    g = smooth_fill(_nchw(fill), inside)  # the hole's content, continued smoothly over the known pixels
+    h = smooth_fill(_nchw(image) - g, 1 - inside)  # the border error, interpolated into the hole
+    return np.clip(_hwc(g + h), 0, 1)
 
 
 def smooth_fill(x: torch.Tensor, known: torch.Tensor, relax: int = 8) -> torch.Tensor:

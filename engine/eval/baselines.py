@@ -56,11 +56,9 @@ def smooth_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     import torch
 
     from ..inpaint import smooth_fill as membrane
+    from ..tensors import to_tensor, to_uint8
 
-    x = torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1)[None]
-    known = torch.from_numpy(~hole)[None, None]
-    out = membrane(x, known)[0].permute(1, 2, 0).numpy()
-    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
+    return to_uint8(membrane(to_tensor(image), torch.from_numpy(~hole)[None, None]))[0]
 
 
 def mean_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
