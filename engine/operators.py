@@ -72,9 +72,17 @@ class Colorize(Operator):
         v = luma_axis(x.device, x.dtype)
         return x - (x * v).sum(1, keepdim=True) * v + (y * v).sum(1, keepdim=True) * v
 
-    @staticmethod
-    def from_grey(grey: torch.Tensor) -> torch.Tensor:
-        """Reference y for a grey image g: (B, 1, H, W) in [-1, 1] -> (v.img) v with v.img = g * sum(w)/|w|."""
+    def from_grey(self, grey: torch.Tensor) -> torch.Tensor:
+        """The known image y for a grey image g: (B, 1, H, W) in [-1, 1] -> (B, 3, H, W).
+
+        `restore` also starts the loop from y (y + sigma * z), so y's colour is what the model sees
+        first. The reference y is (v.img) v with v.img = g * sum(w)/|w|: it has the right luma but
+        is coloured along v, i.e. green-heavy with little blue, so a loop started from it at a low
+        sigma comes out yellow-green or sepia. The neutral operator only reads w.y, so its y is
+        the grey image itself, which has the same luma and no colour at all.
+        """
+        if self.neutral:
+            return grey.expand(-1, 3, -1, -1).contiguous()
         v = luma_axis(grey.device, grey.dtype)
         w = torch.tensor(LUMA, dtype=torch.float64)
         return grey * float(w.sum() / w.norm()) * v

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from PIL import Image
 from .checkpoint import load_model
 from .config import ModelSpec
 from .denoiser import Denoiser
-from .device import configure_threads, pick_device, pick_precision
+from .device import configure_threads, exact_fp32, pick_device, pick_precision
 from .operators import Colorize, Identity, Inpaint, Operator, SuperRes
 from .restore import restore
 from .sampling import StepInfo, gaussian, sample_euler, sample_heun, sample_multistep, sample_onestep
@@ -97,7 +98,8 @@ class Model:
         x = x.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
         if self.spec.unet.num_classes and class_labels is None:
             class_labels = torch.full((x.shape[0],), self.class_label or 0, device=self.device, dtype=torch.long)
-        with torch.no_grad():
+        exact = exact_fp32(self.device) if self.dtype == torch.float32 else nullcontext()
+        with torch.no_grad(), exact:
             return self.denoiser(x, sigma, class_labels)
 
     def sigmas(self, ts: Sequence[int] | None = None, steps: int | None = None) -> list[float]:
@@ -222,8 +224,8 @@ class Model:
         luma_full = rgb_to_ycbcr(f)[..., 0]
         small_luma = resize_float(luma_full, (R, R), resample=Image.Resampling.BOX if min(H, W) > R else Image.Resampling.BICUBIC)
         grey = torch.from_numpy(np.clip(small_luma, 0, 255) / 127.5 - 1)[None, None].float()
-        y = Colorize.from_grey(grey)
-        out = self._restore(y, Colorize(neutral=True), seed=seed, x_start=None,
+        op = Colorize(neutral=True)
+        out = self._restore(op.from_grey(grey), op, seed=seed, x_start=None,
                             sigmas=self._edit_sigmas(ts, sigma_start, num_steps), progress=progress)
         colour = ((out[0].float().cpu().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).numpy()
         chroma = resize_float(rgb_to_ycbcr(colour)[..., 1:], (W, H), resample=Image.Resampling.BICUBIC)

@@ -144,8 +144,8 @@ def _colorization(truth: np.ndarray, ours: _Ours, settings: Sequence[Setting]) -
     task = "colorization"
     grey = np.stack([B.grey(t) for t in truth])
     luma = to_tensor(grey)[:, :1]  # all three channels hold the luma
-    y = Colorize.from_grey(luma)
     op = Colorize(neutral=True)  # as the app runs it
+    y = op.from_grey(luma)
     mine = {s.label: ours(y, lambda _sl: op, None, s) for s in settings}
     rows = [score(task, "grey input", grey, truth)] + [score(task, name, pred, truth) for name, pred in mine.items()]
     rows.append(score(task, "truth", truth, truth))

@@ -55,10 +55,24 @@ def test_colorize_matches_reference_orthogonal_matrix():
 
 def test_colorize_from_grey_keeps_luma():
     grey = torch.rand(1, 1, 8, 8) * 2 - 1
-    y = Colorize.from_grey(grey)
+    y = Colorize().from_grey(grey)
     w = torch.tensor(LUMA).view(1, 3, 1, 1)
     torch.testing.assert_close((y * w).sum(1, keepdim=True), grey * w.sum(), atol=1e-6, rtol=0)
     assert torch.allclose(y / luma_axis(), y[:, :1] / luma_axis()[:, :1])
+
+
+def test_neutral_colorize_known_image_is_grey_with_the_same_luma():
+    """The loop starts from y, so the neutral y must carry no colour; the reference y is green-heavy."""
+    grey = torch.rand(2, 1, 8, 8) * 2 - 1
+    op = Colorize(neutral=True)
+    y = op.from_grey(grey)
+    assert y.shape == (2, 3, 8, 8)
+    assert torch.equal(y[:, 0], y[:, 1]) and torch.equal(y[:, 1], y[:, 2])
+    w = torch.tensor(LUMA).view(1, 3, 1, 1)
+    ref = Colorize().from_grey(grey)
+    torch.testing.assert_close((y * w).sum(1), (ref * w).sum(1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(op.project(y, y), y, atol=1e-6, rtol=0)
+    assert (ref.amax(1) - ref.amin(1)).mean() > 0.2  # what the loop used to start from
 
 
 def test_superres_keeps_block_means_and_from_low():
@@ -81,7 +95,7 @@ def test_neutral_colorize_keeps_luma_and_only_shifts_along_grey():
     torch.testing.assert_close(diff[:, 0], diff[:, 1], atol=1e-6, rtol=0)
     torch.testing.assert_close(diff[:, 2], diff[:, 1], atol=1e-6, rtol=0)
     # A grey x that is too dark stays grey under the neutral fix; the orthogonal one tints it.
-    y = Colorize.from_grey(torch.full((1, 1, 2, 2), 0.5))
+    y = Colorize().from_grey(torch.full((1, 1, 2, 2), 0.5))
     dark = torch.full((1, 3, 2, 2), -0.2)
     n, o = Colorize(neutral=True).project(dark, y), Colorize().project(dark, y)
     assert (n.amax(1) - n.amin(1)).max() < 1e-6 and (o.amax(1) - o.amin(1)).max() > 0.1

@@ -143,6 +143,20 @@ def test_colorize_keeps_original_luma(tiny_model):
     assert unclipped.mean() > 0.3 and dy[unclipped].max() < 1.5
 
 
+def test_colorize_starts_from_grey_not_a_tint(tiny_model, monkeypatch):
+    """A denoiser that keeps its input's average colour shows what the loop starts from: a flat
+    light-grey photo must stay grey. Started from the reference y (luma along the green-heavy
+    luma axis) it came out yellow-green (B - G about -70 levels at this grey)."""
+    def keep_mean_colour(x, sigma, class_labels=None):
+        return x.mean(dim=(2, 3), keepdim=True).expand_as(x)
+
+    monkeypatch.setattr(tiny_model, "denoise", keep_mean_colour)
+    flat = np.full((48, 64, 3), 190, np.uint8)
+    out = tiny_model.colorize(flat, seed=0, render_size=64).astype(np.float64)
+    assert np.abs(out[..., 2] - out[..., 1]).mean() < 15 and np.abs(out[..., 0] - out[..., 1]).mean() < 15
+    assert np.abs(rgb_to_ycbcr(out.astype(np.float32))[..., 0] - 190).max() < 1.5
+
+
 def test_upscale_any_size_keeps_block_means(tiny_model):
     for k, (h, w) in ((2, (13, 21)), (4, (13, 21)), (8, (5, 7))):
         img = photo(h, w)
