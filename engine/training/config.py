@@ -73,6 +73,7 @@ class TrainConfig:
     lr: float = 1e-4
     tune_lr: float = 0.0  # lr of the consistency phase of edm_then_* (tuning a pre-trained net); 0 = lr
     lr_warmup: int = 0  # linear warm-up steps at the start of each phase
+    lr_cooldown: int = 0  # linear decay to 0 over the last steps of each phase (warm-up/stable/decay schedule)
     optimizer: str = "radam"  # RAdam as in the CM paper; Adam as in EDM
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 0.0  # max global grad norm, 0 = off
@@ -108,6 +109,8 @@ class TrainConfig:
             raise ValueError(f"cd.distance must be 'l2' or 'huber', got {self.cd.distance!r}")
         if self.batch_size < 1 or self.total_steps < 1:
             raise ValueError("batch_size and total_steps must be positive")
+        if self.lr_warmup < 0 or self.lr_cooldown < 0:
+            raise ValueError("lr_warmup and lr_cooldown must not be negative")
         for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -135,6 +138,23 @@ class TrainConfig:
 
     def phase_lr(self, phase: int) -> float:
         return self.tune_lr if phase > 0 and self.tune_lr > 0 else self.lr
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of the update at `step` (0-based): the phase's lr, ramped up linearly over
+        `lr_warmup` steps and, with `lr_cooldown`, down linearly to 0 over the phase's last steps.
+
+        The stable-then-decay shape lets a cooled-down branch be taken from any checkpoint of a long
+        constant-lr run (Hägele et al., 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed
+        Training Durations"), which is how the shipped model is finished.
+        """
+        for index, (_, start, end) in enumerate(self.phases()):
+            if step < end or index == len(self.phases()) - 1:
+                break
+        k = step - start
+        factor = min(1.0, (k + 1) / self.lr_warmup) if self.lr_warmup else 1.0
+        if self.lr_cooldown:
+            factor = min(factor, max(0.0, (end - step) / self.lr_cooldown))
+        return self.phase_lr(index) * factor
 
     @property
     def denoiser(self) -> DenoiserConfig:

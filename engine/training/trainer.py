@@ -176,7 +176,7 @@ class Trainer:
         cfg = self.cfg
         name, start, _ = self.phases[self.phase_index]
         k = self.step - start
-        lr = cfg.phase_lr(self.phase_index) * (min(1.0, (k + 1) / cfg.lr_warmup) if cfg.lr_warmup else 1.0)
+        lr = cfg.lr_at(self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
         x = x.to(self.device, non_blocking=True)

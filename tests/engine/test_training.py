@@ -86,6 +86,23 @@ def test_config_refuses_unknown_and_mistyped_keys() -> None:
         TrainConfig.from_dict({"recipe": "gan"})
 
 
+def test_lr_schedule_warms_up_holds_and_cools_down_per_phase() -> None:
+    cfg = TrainConfig.from_dict({"preset": "tiny", "recipe": "edm_then_ict", "edm_steps": 100, "total_steps": 300,
+                                 "lr": 1e-3, "tune_lr": 1e-4, "lr_warmup": 10, "lr_cooldown": 20})
+    lr = [cfg.lr_at(s) for s in range(300)]
+    assert lr[0] == pytest.approx(1e-4) and lr[9] == pytest.approx(1e-3)  # warm-up: (k + 1) / 10
+    assert lr[50] == pytest.approx(1e-3)
+    assert lr[80] == pytest.approx(1e-3) and lr[90] == pytest.approx(0.5e-3) and lr[99] == pytest.approx(0.05e-3)
+    assert lr[100] == pytest.approx(1e-5)  # the tuning phase warms up again from its own lr
+    assert lr[200] == pytest.approx(1e-4) and lr[290] == pytest.approx(0.5e-4) and lr[299] == pytest.approx(0.05e-4)
+    assert all(a >= 0 for a in lr)
+    assert cfg.lr_at(400) == 0.0  # past the end (an extended run) stays cooled down
+    plain = TrainConfig.from_dict({"preset": "tiny", "recipe": "edm", "total_steps": 50, "lr": 2e-4})
+    assert {plain.lr_at(s) for s in range(50)} == {2e-4}
+    with pytest.raises(ValueError, match="lr_cooldown"):
+        TrainConfig.from_dict({"lr_cooldown": -1})
+
+
 # -- formulas -------------------------------------------------------------------------------------
 
 
