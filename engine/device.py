@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
@@ -82,3 +84,20 @@ def configure_threads(threads: int | None = None) -> int:
     n = threads or int(os.environ.get("CSTUDIO_THREADS", "0")) or physical_cores()
     torch.set_num_threads(n)
     return n
+
+
+@contextmanager
+def exact_fp32(device: torch.device) -> Iterator[None]:
+    """Inside, fp32 on CUDA is fp32: cuDNN runs fp32 convolutions in TF32 (a 10-bit mantissa) by
+    default on Ampere and later GPUs, which moves a UNet's output by ~1e-3 and breaks parity with
+    the reference code. Other devices are exact already. The previous flags are restored on exit.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    conv, mm = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, mm
