@@ -48,7 +48,7 @@ def targets(report: EvalReport) -> list[str]:
         if not ours:
             continue
         best = max(ours, key=lambda r: r.psnr or -1.0)
-        if task == "colorization":
+        if task.startswith("colorization"):
             d = _row(rows, DEFAULT_COLOUR.label)
             g = _row(rows, "grey input")
             if d and g and d.psnr is not None and g.psnr is not None:

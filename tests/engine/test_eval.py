@@ -88,6 +88,10 @@ def test_eval_on_two_tiny_images(tmp_path: Path) -> None:
     for task in ("×2 super-resolution", "×4 super-resolution"):
         assert {(task, m) for m in ("nearest", "bicubic", "lanczos", *ours("sr"))} <= methods
     assert {("colorization", m) for m in ("grey input", "truth", *ours("colour"))} <= methods
+    whole = {s.label for s in SETTINGS["colour"] if s.samples == 1} | {"grey input"}
+    assert {m for t, m in methods if t == "colorization (whole photos)"} == whole
+    grey_whole = next(r for r in report.rows if r.task == "colorization (whole photos)" and r.method == "grey input")
+    assert grey_whole.chroma_ratio is not None and grey_whole.chroma_ratio < 0.01
     for task in ("inpainting (box)", "inpainting (stroke)"):
         assert {(task, m) for m in ("mean fill", "smooth fill (no network)", *ours("fill"))} <= methods
     for r in report.rows:
@@ -96,7 +100,7 @@ def test_eval_on_two_tiny_images(tmp_path: Path) -> None:
         assert r.psnr is not None and r.ab_error is not None
     table = markdown_table(report)
     assert table.count("\n") == len(report.rows) + 1 and "| ×4 super-resolution | bicubic |" in table
-    assert len(targets(report)) == 5
+    assert len(targets(report)) == 6
     paths = write_report(report, tmp_path / "out")
     assert paths["markdown"].is_file() and paths["json"].is_file()
     with Image.open(paths["×4 super-resolution"]) as sheet:
