@@ -20,28 +20,20 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from engine import Model, preset
-from engine.device import configure_threads, cpu_has_bf16, exact_fp32, pick_device
+from engine.device import configure_threads, cpu_has_bf16, exact_fp32, pick_device, synchronize
 
 
 DEVICE = torch.device("cpu")
 
 
-def sync() -> None:
-    """GPU kernels run asynchronously: wait for them before reading the clock."""
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize(DEVICE)
-    elif DEVICE.type == "mps":
-        torch.mps.synchronize()
-
-
 def timed(fn, repeat: int) -> float:
     fn()  # warm-up: oneDNN / cuDNN pick kernels and cache reorders on the first call
-    sync()
+    synchronize(DEVICE)
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
-        sync()
+        synchronize(DEVICE)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

@@ -86,6 +86,14 @@ def configure_threads(threads: int | None = None) -> int:
     return n
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued kernels (GPUs run asynchronously; timings must wait for them)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 @contextmanager
 def exact_fp32(device: torch.device) -> Iterator[None]:
     """Inside, fp32 on CUDA is fp32: cuDNN runs fp32 convolutions in TF32 (a 10-bit mantissa) by

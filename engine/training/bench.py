@@ -13,21 +13,14 @@ import sys
 import time
 
 import numpy as np
-import torch
 
+from ..device import synchronize
 from .config import TrainConfig
 from .data import CropSampler, Photo
 from .trainer import Trainer
 
 VARIANTS = {"bf16+channels_last": ("bf16", True), "fp16+channels_last": ("fp16", True), "fp32": ("fp32", False),
             "fp32+channels_last": ("fp32", True)}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def measure(preset: str, recipe: str, batch: int, threads: int, precision: str, channels_last: bool,
@@ -42,11 +35,11 @@ def measure(preset: str, recipe: str, batch: int, threads: int, precision: str, 
     x = trainer.sampler.batch(batch)
     for _ in range(warmup):
         trainer.train_step(x)
-    _sync(trainer.device)
+    synchronize(trainer.device)
     t0 = time.perf_counter()
     for _ in range(steps):
         trainer.train_step(x)
-    _sync(trainer.device)
+    synchronize(trainer.device)
     return (time.perf_counter() - t0) / steps
 
 

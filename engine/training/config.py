@@ -147,8 +147,9 @@ class TrainConfig:
         constant-lr run (Hägele et al., 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed
         Training Durations"), which is how the shipped model is finished.
         """
-        for index, (_, start, end) in enumerate(self.phases()):
-            if step < end or index == len(self.phases()) - 1:
+        phases = self.phases()
+        for index, (_, start, end) in enumerate(phases):
+            if step < end or index == len(phases) - 1:
                 break
         k = step - start
         factor = min(1.0, (k + 1) / self.lr_warmup) if self.lr_warmup else 1.0

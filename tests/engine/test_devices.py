@@ -17,6 +17,7 @@ from engine.device import exact_fp32
 from engine.inpaint import InpaintOptions
 from engine.training.trainer import Trainer
 from tests.conftest import FIXTURES
+from tests.engine.test_pipeline import photo
 from tests.engine.test_training import make_photoset, tiny_config
 
 
@@ -37,13 +38,6 @@ REF = FIXTURES / "refcheck"
 @pytest.fixture(params=ACCEL or ["none"])
 def dev(request) -> torch.device:
     return torch.device(request.param)
-
-
-def _photo(h: int = 40, w: int = 56) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 5)], -1) * 200 + rng.normal(0, 8, (h, w, 3))
-    return np.clip(base, 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize("name", ["small", "small_lsun"])
@@ -96,7 +90,7 @@ def test_seeded_tasks_give_the_cpu_images(dev):
     spec = preset("tiny")
     cpu = Model.random(spec, seed=0, device="cpu", precision="fp32")
     gpu = Model.random(spec, seed=0, device=dev.type, precision="fp32")
-    img = _photo()
+    img = photo(40, 56)
     mask = np.zeros(img.shape[:2], bool)
     mask[10:25, 15:35] = True
     opts = InpaintOptions(min_context=16)
