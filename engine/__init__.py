@@ -12,7 +12,7 @@ from .denoiser import Denoiser
 from .operators import Colorize, Identity, Inpaint, Operator, SuperRes
 from .pipeline import Cancelled, Model
 from .restore import denoise_image, interpolate, restore, stroke_edit
-from .sampling import StepInfo, gaussian, replay, sample_euler, sample_heun, sample_multistep, sample_onestep
+from .sampling import StepInfo, gaussian, replay, sample_ddim, sample_euler, sample_heun, sample_multistep, sample_onestep
 from .schedules import karras_sigma, karras_sigmas, sigmas_from_ts
 from .unet import UNet
 
@@ -20,5 +20,5 @@ __all__ = [
     "PRESETS", "Cancelled", "CheckpointError", "Colorize", "Denoiser", "DenoiserConfig", "Identity", "Inpaint",
     "Model", "ModelSpec", "Operator", "SamplerConfig", "StepInfo", "SuperRes", "UNet", "UNetConfig", "denoise_image",
     "gaussian", "interpolate", "karras_sigma", "karras_sigmas", "load_model", "preset", "replay", "restore",
-    "sample_euler", "sample_heun", "sample_multistep", "sample_onestep", "save_model", "sigmas_from_ts", "stroke_edit",
+    "sample_ddim", "sample_euler", "sample_heun", "sample_multistep", "sample_onestep", "save_model", "sigmas_from_ts", "stroke_edit",
 ]

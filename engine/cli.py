@@ -89,8 +89,8 @@ def _edit_kwargs(args: argparse.Namespace) -> dict:
     if ts is not None:
         if args.start_sigma is not None:
             raise UsageError("--ts and --start-sigma exclude each other: --ts runs a grid from sigma_max")
-        return {"ts": ts}
-    kw: dict = {}
+        return {"ts": ts, **({"sampler": args.sampler} if args.sampler else {})}
+    kw: dict = {"sampler": args.sampler} if args.sampler else {}
     if args.start_sigma is not None:
         if args.start_sigma <= 0:
             raise UsageError("--start-sigma must be positive")
@@ -115,12 +115,16 @@ def _out_path(args: argparse.Namespace, src: Path | None, suffix: str) -> Path:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from .pipeline import EDIT_DEFAULTS
+
     spec, sd, meta = load_model(args.model, image_size=args.image_size)
     n = sum(v.numel() for v in sd.values())
+    edits = EDIT_DEFAULTS.get(spec.denoiser.kind, EDIT_DEFAULTS["cm"])
     info = {
         "file": str(args.model), "name": spec.name, "kind": spec.denoiser.kind, "resolution": spec.unet.image_size,
         "parameters": n, "tensors": len(sd), "dtype": str(next(iter(sd.values())).dtype).replace("torch.", ""),
         "class_conditional": spec.unet.num_classes is not None, "sampler": {"steps": spec.sampler.steps, "ts": list(spec.sampler.ts)},
+        "editing": {task: {"start_sigma": loop.sigma, "steps": loop.steps, "sampler": loop.sampler} for task, loop in edits.items()},
         "unet": spec.unet.to_dict(), "metadata": {k: v for k, v in meta.items() if k != "spec"},
     }
     if args.json:
@@ -130,6 +134,8 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"{spec.unet.image_size}x{spec.unet.image_size}, {n:,} parameters in {len(sd)} tensors ({info['dtype']})")
         print(f"  default sampling: ts={','.join(map(str, spec.sampler.ts))} on a {spec.sampler.steps}-point grid"
               f"{', class-conditional' if info['class_conditional'] else ''}")
+        print("  editing loops: " + "; ".join(f"{task} {loop.sampler}, {loop.steps} steps from sigma {loop.sigma:g}"
+                                              for task, loop in edits.items()))
         for k, v in info["metadata"].items():
             print(f"  {k}: {v}")
     return 0
@@ -272,6 +278,9 @@ def _edit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start-sigma", type=float, default=None,
                    help="start the loop from the task's first guess (bicubic, grey, smooth fill) noised to this "
                    "level: 0.3-2 faithful, 4 default for upscale/colorize, 1 for inpaint, 80 most freedom")
+    p.add_argument("--sampler", choices=("consistency", "ddim"), default=None,
+                   help="editing loop: consistency (re-noise each step; smooth) or ddim (deterministic steps; "
+                   "more detail from EDM-trained models). Default: the model's (`cstudio info`)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,9 @@
 """Zero-shot editing: one projected multistep loop serves inpainting, colorization and super-resolution.
 
 Song et al. (2023), Algorithm 4: start from the known content at a noise level, then alternate a
-clamped denoise, a projection of the known content (see `engine.operators`) and re-noising. Also
+clamped denoise, a projection of the known content (see `engine.operators`) and re-noising. For
+denoisers trained as EDM models the same projection drives DDIM steps instead (`eta`, see
+`engine.sampling.sample_ddim`), which keep the detail the consistency loop averages away. Also
 the paper's other zero-shot uses: stroke-guided editing (SDEdit, Meng et al., 2022: start from a
 noised guide at an intermediate sigma), latent interpolation and one-step denoising.
 """
@@ -13,22 +15,26 @@ from collections.abc import Sequence
 import torch
 
 from .operators import Identity, Inpaint, Operator
-from .sampling import Callback, Denoise, Noise, sample_multistep, sample_onestep, slerp
+from .sampling import Callback, Denoise, Noise, sample_ddim, sample_multistep, sample_onestep, slerp
 
 
 @torch.no_grad()
 def restore(denoise: Denoise, y: torch.Tensor, operator: Operator, sigmas: Sequence[float], *, noise: Noise,
             x_start: torch.Tensor | None = None, sigma_min: float = 0.002, sigma_max: float = 80.0,
-            callback: Callback | None = None) -> torch.Tensor:
+            eta: float | None = None, callback: Callback | None = None) -> torch.Tensor:
     """Fill in what `operator` leaves free so that the result keeps `y`'s known part exactly.
 
     y: (B, 3, H, W) reference in [-1, 1] (only its known part matters). The loop starts at
     x = project(x_start, y) + sigmas[0] * z: with sigmas[0] = sigma_max the start hardly matters;
     a low start (2-10) keeps the low frequencies of `x_start` (e.g. a bicubic upscale) and gives a
-    cleaner result from a weak model. `x_start` defaults to y itself.
+    cleaner result from a weak model. `x_start` defaults to y itself. `eta` None runs the
+    consistency loop (Algorithm 4); a number in [0, 1] runs projected DDIM steps with that eta.
     """
     start = y if x_start is None else operator.project(x_start, y)
     x = start + float(sigmas[0]) * noise(start)
+    if eta is not None:
+        return sample_ddim(denoise, x, sigmas, noise=noise, eta=eta, project=lambda x0: operator.project(x0, y),
+                           callback=callback)
     return sample_multistep(denoise, x, sigmas, noise=noise, project=lambda x0: operator.project(x0, y),
                             sigma_min=sigma_min, sigma_max=sigma_max, callback=callback)
 

@@ -81,15 +81,21 @@ class GenerationParams:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-# Evaluations of the engine's default loop per editing task (engine.pipeline.*_DEFAULT; this layer
-# may not import the engine; tests/app/test_catalog_tasks.py checks the two agree).
-EDIT_DEFAULT_STEPS = {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 3, Task.stroke_edit: 3}
+# Evaluations of the engine's default loop per model kind and editing task (engine.pipeline.
+# EDIT_DEFAULTS; this layer may not import the engine; tests/app/test_catalog_tasks.py checks the
+# two agree). EDM-trained models inpaint with more (DDIM) steps.
+EDIT_DEFAULT_STEPS = {
+    "cm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 3, Task.stroke_edit: 3},
+    "edm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 8, Task.stroke_edit: 3},
+}
 
 
-def default_steps(task: Task, published_ts: tuple[int, ...] | None) -> int | None:
-    """Evaluations that "Default" means for `task`: the engine's per-task loop for edits, the published ts for generate."""
-    if task in EDIT_DEFAULT_STEPS:
-        return EDIT_DEFAULT_STEPS[task]
+def default_steps(task: Task, published_ts: tuple[int, ...] | None, kind: str = "cm") -> int | None:
+    """Evaluations that "Default" means for `task`: the engine's per-task loop for edits (by model
+    kind), the published ts for generate."""
+    steps = EDIT_DEFAULT_STEPS.get(kind, EDIT_DEFAULT_STEPS["cm"])
+    if task in steps:
+        return steps[task]
     return len(published_ts) - 1 if published_ts else None
 
 

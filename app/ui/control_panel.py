@@ -214,14 +214,14 @@ class ControlPanel(QWidget):
 
     # -- controller -> view ---------------------------------------------------------------------
 
-    def set_params(self, p: GenerationParams, published_ts: tuple[int, ...] | None = None) -> None:
+    def set_params(self, p: GenerationParams, published_ts: tuple[int, ...] | None = None, kind: str = "cm") -> None:
         with QSignalBlocker(self.task):
             self.task.setCurrentIndex(self.task.findData(p.task.value))
         self.hint.setText(TASK_HINTS[p.task])
         with QSignalBlocker(self.steps):
             self.steps.clear()
             for n in STEP_CHOICES:
-                self.steps.addItem(steps_label(n, default_steps(p.task, published_ts)), n)
+                self.steps.addItem(steps_label(n, default_steps(p.task, published_ts, kind)), n)
             self.steps.setCurrentIndex(max(0, self.steps.findData(p.steps)))
         with QSignalBlocker(self.seed):
             self.seed.setValue(min(p.seed, self.seed.maximum()))

@@ -260,7 +260,8 @@ class MainWindow(QMainWindow):
 
     def set_params(self, params: GenerationParams) -> None:
         model = self.controller.model if self.controller is not None else None
-        self.panel.set_params(params, model.published_ts if model is not None else None)
+        self.panel.set_params(params, model.published_ts if model is not None else None,
+                              model.kind if model is not None else "cm")
 
     def set_brush(self, brush: BrushSettings) -> None:
         self.panel.set_brush(brush)

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..checkpoint import atomic_write_bytes
-from .evaluate import DEFAULT_COLOUR, DEFAULT_FILL, DEFAULT_SR, EvalReport, Row
+from .evaluate import EvalReport, Row
 
 HEADER = ("task", "method", "PSNR dB", "HF energy vs truth", "Lab ab error", "colourfulness", "chroma vs truth")
 
@@ -49,7 +49,7 @@ def targets(report: EvalReport) -> list[str]:
             continue
         best = max(ours, key=lambda r: r.psnr or -1.0)
         if task.startswith("colorization"):
-            d = _row(rows, DEFAULT_COLOUR.label)
+            d = _row(rows, report.defaults.get("colour", ""))
             g = _row(rows, "grey input")
             if d and g and d.psnr is not None and g.psnr is not None:
                 ok = d.psnr >= g.psnr and d.chroma_ratio is not None and 0.5 <= d.chroma_ratio <= 1.5
@@ -58,7 +58,7 @@ def targets(report: EvalReport) -> list[str]:
             continue
         base_name = "bicubic" if "super" in task else ("OpenCV Telea" if _row(rows, "OpenCV Telea") else "mean fill")
         base = _row(rows, base_name)
-        d = _row(rows, (DEFAULT_SR if "super" in task else DEFAULT_FILL).label)
+        d = _row(rows, report.defaults.get("sr" if "super" in task else "fill", ""))
         if base is None or d is None or base.psnr is None or d.psnr is None or best.psnr is None:
             continue
         fid = best.psnr >= base.psnr

@@ -139,18 +139,25 @@ def test_import_the_reference_official_checkpoint(tmp_path: Path) -> None:
     assert read_model_info(dest).path == dest
 
 
-def test_default_steps_label_matches_the_engine_loop(tiny_model: Model, photo: np.ndarray) -> None:
-    """"Default (n steps)" in the panel is what the engine runs: its per-task default loop."""
-    from app.model.params import default_steps
-    from engine.pipeline import COLORIZE_DEFAULT, INPAINT_DEFAULT, UPSCALE_DEFAULT
+@pytest.mark.parametrize("kind", ["cm", "edm"])
+def test_default_steps_label_matches_the_engine_loop(tiny_model: Model, photo: np.ndarray, kind: str) -> None:
+    """"Default (n steps)" in the panel is what the engine runs: its per-task default loop for the model's kind."""
+    import dataclasses
 
-    engine_steps = {Task.upscale: UPSCALE_DEFAULT[1], Task.colorize: COLORIZE_DEFAULT[1], Task.inpaint: INPAINT_DEFAULT[1]}
+    from app.model.params import default_steps
+    from engine.pipeline import EDIT_DEFAULTS
+
+    spec = tiny_model.spec
+    model = Model(dataclasses.replace(spec, denoiser=dataclasses.replace(spec.denoiser, kind=kind)),
+                  tiny_model.denoiser.net.state_dict(), device="cpu", precision="fp32")
+    engine_steps = {Task.upscale: EDIT_DEFAULTS[kind]["upscale"].steps, Task.colorize: EDIT_DEFAULTS[kind]["colorize"].steps,
+                    Task.inpaint: EDIT_DEFAULTS[kind]["inpaint"].steps}
     mask = np.zeros(photo.shape[:2], np.uint8)
     mask[8:20, 8:20] = 255
     for task, n in engine_steps.items():
-        assert default_steps(task, (0, 22, 39)) == n
+        assert default_steps(task, (0, 22, 39), kind) == n
         seen: list[int] = []
-        tasks.execute(tiny_model, _request(task, photo, mask if task == Task.inpaint else None, steps=0),
+        tasks.execute(model, _request(task, photo, mask if task == Task.inpaint else None, steps=0),
                       lambda d, t: seen.append(t))
         # Progress totals count network evaluations: colorize runs the loop once, upscale once per
         # batch of tiles, inpainting adds its finer passes.

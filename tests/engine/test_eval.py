@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engine.config import preset
-from engine.eval import SETTINGS, evaluate, markdown_table, targets, write_report
+from engine.eval import default_settings, evaluate, markdown_table, settings_for, targets, write_report
 from engine.eval.baselines import area_downsample, box_mask, grey, mean_fill, stroke_mask, upscale
 from engine.eval.color import colourfulness, lab_to_rgb, rgb_to_lab
 from engine.eval.metrics import PSNR_CAP, ab_error, hf_energy, psnr
@@ -82,13 +82,15 @@ def test_eval_on_two_tiny_images(tmp_path: Path) -> None:
     model = Model.random(preset("tiny"), device="cpu", precision="fp32", threads=1)
     report = evaluate(model, data, n=4, log=lambda _m: None)
     methods = {(r.task, r.method) for r in report.rows}
+    settings = settings_for(model)
+
     def ours(family: str) -> set[str]:
-        return {s.label for s in SETTINGS[family]}
+        return {s.label for s in settings[family]}
 
     for task in ("×2 super-resolution", "×4 super-resolution"):
         assert {(task, m) for m in ("nearest", "bicubic", "lanczos", *ours("sr"))} <= methods
     assert {("colorization", m) for m in ("grey input", "truth", *ours("colour"))} <= methods
-    whole = {s.label for s in SETTINGS["colour"] if s.samples == 1} | {"grey input"}
+    whole = {s.label for s in settings["colour"] if s.samples == 1} | {"grey input"}
     assert {m for t, m in methods if t == "colorization (whole photos)"} == whole
     grey_whole = next(r for r in report.rows if r.task == "colorization (whole photos)" and r.method == "grey input")
     assert grey_whole.chroma_ratio is not None and grey_whole.chroma_ratio < 0.01
@@ -101,7 +103,25 @@ def test_eval_on_two_tiny_images(tmp_path: Path) -> None:
     table = markdown_table(report)
     assert table.count("\n") == len(report.rows) + 1 and "| ×4 super-resolution | bicubic |" in table
     assert len(targets(report)) == 6
+    assert report.defaults == {k: v.label for k, v in default_settings(model).items()}
     paths = write_report(report, tmp_path / "out")
     assert paths["markdown"].is_file() and paths["json"].is_file()
     with Image.open(paths["×4 super-resolution"]) as sheet:
         assert sheet.width > 5 * 96
+
+
+def test_default_settings_follow_the_model_kind() -> None:
+    """EDM-trained models edit with DDIM steps by default; consistency models keep Algorithm 4."""
+    import dataclasses
+
+    cm = Model.random(preset("tiny"), device="cpu", precision="fp32", threads=1)
+    spec = cm.spec
+    edm = Model(dataclasses.replace(spec, denoiser=dataclasses.replace(spec.denoiser, kind="edm")),
+                cm.denoiser.net.state_dict(), device="cpu", precision="fp32", threads=1)
+    assert {s.sampler for s in default_settings(cm).values()} == {"consistency"}
+    d = default_settings(edm)
+    assert d["sr"].sampler == d["fill"].sampler == "ddim" and d["colour"].sampler == "consistency"
+    for model in (cm, edm):
+        table = settings_for(model)
+        for family, setting in default_settings(model).items():
+            assert list(table[family]).count(setting) == 1  # scored once, whatever the kind

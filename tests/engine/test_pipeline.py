@@ -8,7 +8,6 @@ import torch
 
 from engine import Cancelled, Model, preset
 from engine.inpaint import InpaintOptions, context_window, dilate, regions
-from engine.pipeline import UPSCALE_DEFAULT
 from engine.tensors import rgb_to_ycbcr, to_tensor, to_uint8, ycbcr_to_rgb
 
 
@@ -207,7 +206,7 @@ def test_upscale_average_of_samples_is_smoother(tiny_model):
     four = tiny_model.upscale(img, 2, seed=0, samples=4).astype(np.float64)
     seen = []
     tiny_model.upscale(img, 2, seed=0, samples=3, progress=lambda d, t: seen.append((d, t)))
-    assert seen[-1][0] == seen[-1][1] == 3 * UPSCALE_DEFAULT[1]  # three samples of the default loop, one batch
+    assert seen[-1][0] == seen[-1][1] == 3 * tiny_model.edit_default("upscale").steps  # three samples of the default loop, one batch
 
     def roughness(a):
         return np.abs(np.diff(a, axis=0)).mean() + np.abs(np.diff(a, axis=1)).mean()

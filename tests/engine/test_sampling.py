@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine import (Identity, Inpaint, karras_sigmas, replay, restore, sample_euler, sample_heun, sample_multistep,
-                    sample_onestep, sigmas_from_ts)
+from engine import (Identity, Inpaint, SuperRes, karras_sigmas, replay, restore, sample_ddim, sample_euler, sample_heun,
+                    sample_multistep, sample_onestep, sigmas_from_ts)
 from engine.restore import interpolate, stroke_edit
 from engine.sampling import gaussian, slerp
 from engine.schedules import even_ts
@@ -44,6 +44,8 @@ def test_every_sampler_reproduces_the_oracle():
     torch.testing.assert_close(sample_euler(oracle, x, edm), CLEAN, atol=1e-4, rtol=0)
     torch.testing.assert_close(sample_heun(oracle, x, edm, noise=gaussian(g)), CLEAN, atol=1e-4, rtol=0)
     torch.testing.assert_close(sample_heun(oracle, x, edm, noise=gaussian(g), s_churn=5.0), CLEAN, atol=1e-4, rtol=0)
+    for eta in (0.0, 0.5, 1.0):
+        torch.testing.assert_close(sample_ddim(oracle, x, karras_sigmas(6), noise=gaussian(g), eta=eta), CLEAN)
     y = torch.zeros_like(CLEAN)
     out = restore(oracle, y, Identity(), sigmas_from_ts((0, 20, 39), 40), noise=gaussian(g))
     torch.testing.assert_close(out, CLEAN)
@@ -107,3 +109,52 @@ def test_stroke_edit_keeps_unmasked_region():
     keep[..., 6:, :] = 1
     out = stroke_edit(oracle, guide, [10.0, 1.0, 0.002], noise=gaussian(g), mask=keep)
     assert torch.equal(out[..., 6:, :], guide[..., 6:, :])
+
+
+def linear_denoiser(x, sigma):
+    """A posterior mean for Gaussian data N(0.3, 0.5^2): shrinks x towards the mean, more at high sigma."""
+    return 0.3 + (x - 0.3) * (0.25 / (0.25 + sigma**2))
+
+
+def test_ddim_with_eta_zero_is_the_euler_ode_path():
+    """DDIM at eta = 0 is Euler on the probability-flow ODE (Song, Meng & Ermon, 2021, Sec. 4.3):
+    its last clean estimate is where Euler lands when it takes the final step to sigma = 0."""
+    g = torch.Generator().manual_seed(2)
+    x = 10 * torch.randn(CLEAN.shape, generator=g)
+    sig = karras_sigmas(7, sigma_max=10.0)
+    ddim = sample_ddim(linear_denoiser, x, sig, noise=replay([]), clip=False)  # eta = 0 draws no noise
+    euler = sample_euler(linear_denoiser, x, sig[:-1] + [0.0], clip=False)
+    torch.testing.assert_close(ddim, euler, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="eta"):
+        sample_ddim(linear_denoiser, x, sig, noise=gaussian(g), eta=1.5)
+
+
+def test_ddim_noise_follows_eta_and_the_seed():
+    def run(seed, eta):
+        g = torch.Generator().manual_seed(seed)
+        return sample_ddim(linear_denoiser, 10 * torch.randn(CLEAN.shape, generator=g), karras_sigmas(5, sigma_max=10.0),
+                           noise=gaussian(g), eta=eta)
+
+    assert torch.equal(run(3, 0.5), run(3, 0.5)) and not torch.equal(run(3, 0.5), run(3, 1.0))
+    # One draw per step except the last (which returns the clean estimate).
+    draws = [torch.zeros(CLEAN.shape)] * 3
+    sample_ddim(linear_denoiser, CLEAN, [10.0, 2.0, 0.5, 0.002], noise=replay(draws), eta=1.0)
+    with pytest.raises(RuntimeError, match="exhausted"):
+        sample_ddim(linear_denoiser, CLEAN, [10.0, 2.0, 0.5, 0.002], noise=replay(draws[:1]), eta=1.0)
+
+
+def test_projected_ddim_keeps_the_known_content_exactly():
+    g = torch.Generator().manual_seed(4)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., ::3, :] = 1
+    y = torch.rand(CLEAN.shape, generator=g) * 2 - 1
+    sig = [4.0, 1.5, 0.4, 0.002]
+    # Only the start is drawn with eta = 0: one noise tensor in all.
+    out = restore(linear_denoiser, y, Inpaint(mask), sig, noise=replay([torch.randn(CLEAN.shape, generator=g)]), eta=0.0)
+    known = mask.expand_as(y).bool()
+    assert torch.equal(out[known], y[known])
+    sr = restore(linear_denoiser, y, SuperRes(4), sig, noise=gaussian(g), eta=0.5)
+    torch.testing.assert_close(torch.nn.functional.avg_pool2d(sr, 4), torch.nn.functional.avg_pool2d(y, 4))
+    # The oracle fills the free pixels with the truth, as the consistency loop does.
+    out = restore(oracle, y, Inpaint(mask), sig, noise=gaussian(g), eta=0.0)
+    torch.testing.assert_close(out[~known], CLEAN[~known])
