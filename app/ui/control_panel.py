@@ -87,6 +87,8 @@ class ControlPanel(QWidget):
         self.model_state = QLabel()
         self.model_state.setWordWrap(True)
         self.steps = QComboBox()
+        self.steps.setToolTip("Network evaluations. Edits with an EDM-trained model (such as the default) "
+                              "gain detail with more steps; each step takes about as long as the first.")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("Same seed, same image.")

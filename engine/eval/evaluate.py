@@ -1,7 +1,8 @@
 """Held-out evaluation of a model on the zero-shot tasks against classical baselines.
 
 On fixed held-out crops at the model's resolution: x2 / x4 super-resolution (area-downsampled
-truth; ours = `restore` with `SuperRes(k)` from a bicubic start, vs nearest, bicubic, Lanczos),
+truth; ours = `restore` with `SuperRes(k, smooth=True)`, as the app runs it, from a bicubic start,
+vs nearest, bicubic, Lanczos),
 colorization (ours vs the grey input) and inpainting with a box and a stroke mask (ours vs mean
 fill, and OpenCV Telea / Navier-Stokes when cv2 is installed). Every method is scored by PSNR, Lab
 ab error, colourfulness, chroma and high-frequency energy relative to the truth; inpainting is
@@ -152,7 +153,7 @@ def _super_resolution(k: int, truth: np.ndarray, ours: _Ours, settings: Sequence
     task = f"×{k} super-resolution"
     low = np.stack([B.area_downsample(t, k) for t in truth])
     base = {name: np.stack([B.upscale(lo, k, name) for lo in low]) for name in ("nearest", "bicubic", "lanczos")}
-    op = SuperRes(k)
+    op = SuperRes(k, smooth=True)  # as the app runs it
     y = op.from_low(to_tensor(low))
     mine = {s.label: ours(y, lambda _sl: op, to_tensor(base["bicubic"]), s) for s in settings}
     rows = [score(task, name, pred, truth) for name, pred in {**base, **mine}.items()]

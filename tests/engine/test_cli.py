@@ -104,3 +104,20 @@ def test_batch_upscale_folder_skips_and_survives_bad_files(images, tiny_model_fi
         assert up.mode == "RGBA" and up.size == (16, 16)
     assert main(args) == 1
     assert "0 written, 3 skipped" in capsys.readouterr().out
+
+
+def test_a_closed_pipe_ends_quietly(tiny_model_file):
+    """`cstudio info MODEL | head -1`: when the reader has gone, no traceback and status 0."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    proc = subprocess.Popen([sys.executable, "-m", "app", "info", str(tiny_model_file)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=repo)
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -14,7 +14,8 @@ X = torch.rand(2, 3, 16, 16) * 2 - 1
 Y = torch.rand(2, 3, 16, 16) * 2 - 1
 MASK = (torch.rand(1, 1, 16, 16) > 0.5).float()
 OPS = {"inpaint": Inpaint(MASK), "colorize": Colorize(), "colorize_neutral": Colorize(neutral=True),
-       "superres2": SuperRes(2), "superres8": SuperRes(8), "identity": Identity()}
+       "superres2": SuperRes(2), "superres8": SuperRes(8), "superres4_smooth": SuperRes(4, smooth=True),
+       "identity": Identity()}
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -83,6 +84,29 @@ def test_superres_keeps_block_means_and_from_low():
     torch.testing.assert_close(block_mean(out, 4), op.from_low(low), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="not a multiple"):
         SuperRes(3).project(X, Y)
+
+
+def test_smooth_superres_keeps_block_means_without_a_block_grid():
+    """The smooth projection keeps every block mean exactly, like the reference's, but its
+    correction has no steps at block borders: projecting a smooth image onto the block means of
+    another smooth image stays smooth."""
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
+    x = torch.stack([0.5 * xx, 0.3 * yy, 0.2 * xx * yy])[None]
+    y = torch.stack([0.4 * torch.sin(2 * xx), 0.5 * yy ** 2, 0.3 * xx - 0.2 * yy])[None]
+    exact, smooth = SuperRes(4).project(x, y), SuperRes(4, smooth=True).project(x, y)
+    torch.testing.assert_close(torch.nn.functional.avg_pool2d(smooth, 4), torch.nn.functional.avg_pool2d(y, 4),
+                               atol=1e-6, rtol=0)
+
+    def border_jump(img):  # mean |difference| across block borders over that within blocks
+        d = (img[..., :, 1:] - img[..., :, :-1]).abs()
+        at_border = torch.zeros(31, dtype=torch.bool)
+        at_border[3::4] = True
+        return float(d[..., at_border].mean() / d[..., ~at_border].mean())
+
+    assert border_jump(exact) > 3.0  # the reference correction steps at every block border
+    assert border_jump(smooth) < 1.5
+    # x already consistent with y comes back unchanged.
+    torch.testing.assert_close(SuperRes(4, smooth=True).project(exact, y), exact, atol=1e-6, rtol=0)
 
 
 def test_neutral_colorize_keeps_luma_and_only_shifts_along_grey():
