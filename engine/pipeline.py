@@ -49,10 +49,6 @@ class Loop:
     steps: int
     sampler: str = "consistency"
 
-    @property
-    def eta(self) -> float | None:
-        return SAMPLER_ETA[self.sampler]
-
 
 # Default loop of each editing task per model kind, chosen on the held-out eval (`cstudio eval`;
 # table in resources/models/MODEL_CARD.md). The start is the task's best classical guess (bicubic,
