@@ -113,7 +113,7 @@ def task_call(model: Model, params: GenerationParams, image: np.ndarray, mask: n
     if p.task == Task.stroke_edit:
         region = mask if mask is not None and mask.any() else None
         return "stroke_edit", {"guide": image, "strength": p.strength, "mask": region, "seed": p.seed,
-                               "num_steps": p.steps or 3, "progress": progress}
+                               "progress": progress, **_steps(p.steps)}
     raise TaskError(f"unknown task {p.task!r}")
 
 

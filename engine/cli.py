@@ -125,7 +125,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         "file": str(args.model), "name": spec.name, "kind": spec.denoiser.kind, "resolution": spec.unet.image_size,
         "parameters": n, "tensors": len(sd), "dtype": str(next(iter(sd.values())).dtype).replace("torch.", ""),
         "class_conditional": spec.unet.num_classes is not None, "sampler": {"steps": spec.sampler.steps, "ts": list(spec.sampler.ts)},
-        "editing": {task: {"start_sigma": loop.sigma, "steps": loop.steps, "sampler": loop.sampler} for task, loop in edits.items()},
+        # Stroke editing starts from its strength's sigma, so only its steps and sampler are defaults.
+        "editing": {task: {"start_sigma": None if task == "stroke_edit" else loop.sigma, "steps": loop.steps,
+                           "sampler": loop.sampler} for task, loop in edits.items()},
         "unet": spec.unet.to_dict(), "metadata": {k: v for k, v in meta.items() if k != "spec"},
     }
     if args.json:
@@ -135,8 +137,9 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"{spec.unet.image_size}x{spec.unet.image_size}, {n:,} parameters in {len(sd)} tensors ({info['dtype']})")
         print(f"  default sampling: ts={','.join(map(str, spec.sampler.ts))} on a {spec.sampler.steps}-point grid"
               f"{', class-conditional' if info['class_conditional'] else ''}")
-        print("  editing loops: " + "; ".join(f"{task} {loop.sampler}, {loop.steps} steps from sigma {loop.sigma:g}"
-                                              for task, loop in edits.items()))
+        print("  editing loops: " + "; ".join(
+            f"{task} {loop.sampler}, {loop.steps} steps from "
+            + ("the strength's sigma" if task == "stroke_edit" else f"sigma {loop.sigma:g}") for task, loop in edits.items()))
         for k, v in info["metadata"].items():
             print(f"  {k}: {v}")
     return 0

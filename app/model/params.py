@@ -83,10 +83,10 @@ class GenerationParams:
 
 # Evaluations of the engine's default loop per model kind and editing task (engine.pipeline.
 # EDIT_DEFAULTS; this layer may not import the engine; tests/app/test_catalog_tasks.py checks the
-# two agree). EDM-trained models inpaint with more (DDIM) steps.
+# two agree). EDM-trained models inpaint and stroke-edit with more (DDIM) steps.
 EDIT_DEFAULT_STEPS = {
     "cm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 3, Task.stroke_edit: 3},
-    "edm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 8, Task.stroke_edit: 3},
+    "edm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 8, Task.stroke_edit: 6},
 }
 
 

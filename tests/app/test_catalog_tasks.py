@@ -151,17 +151,17 @@ def test_default_steps_label_matches_the_engine_loop(tiny_model: Model, photo: n
     model = Model(dataclasses.replace(spec, denoiser=dataclasses.replace(spec.denoiser, kind=kind)),
                   tiny_model.denoiser.net.state_dict(), device="cpu", precision="fp32")
     engine_steps = {Task.upscale: EDIT_DEFAULTS[kind]["upscale"].steps, Task.colorize: EDIT_DEFAULTS[kind]["colorize"].steps,
-                    Task.inpaint: EDIT_DEFAULTS[kind]["inpaint"].steps}
+                    Task.inpaint: EDIT_DEFAULTS[kind]["inpaint"].steps, Task.stroke_edit: EDIT_DEFAULTS[kind]["stroke_edit"].steps}
     mask = np.zeros(photo.shape[:2], np.uint8)
     mask[8:20, 8:20] = 255
     for task, n in engine_steps.items():
         assert default_steps(task, (0, 22, 39), kind) == n
         seen: list[int] = []
-        tasks.execute(model, _request(task, photo, mask if task == Task.inpaint else None, steps=0),
+        tasks.execute(model, _request(task, photo, mask if task in (Task.inpaint, Task.stroke_edit) else None, steps=0),
                       lambda d, t: seen.append(t))
         # Progress totals count network evaluations: colorize runs the loop once, upscale once per
         # batch of tiles, inpainting adds its finer passes.
-        if task == Task.colorize:
+        if task in (Task.colorize, Task.stroke_edit):
             assert seen[-1] == n
         elif task == Task.upscale:
             assert seen[-1] % n == 0
