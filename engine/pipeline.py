@@ -327,6 +327,14 @@ class Model:
             return out, np.full(out.shape[:2], a.flat[0], a.dtype)
         return out, (upscale_alpha(a.astype(np.float32) / peak, k) * peak + 0.5).astype(a.dtype)
 
+    def _stroke_size(self, H: int, W: int) -> tuple[int, int]:
+        """Working (h, w) for stroke editing: the guide's aspect ratio with the short side at the
+        model's resolution (the scale it learnt), the long side capped at 4x that, multiples of
+        `multiple`. Squeezing a wide guide into a square would stretch the invented texture."""
+        R, m = self.resolution, self.multiple
+        scale = min(R / min(H, W), 4 * R / max(H, W))
+        return _round_to(H * scale, m), _round_to(W * scale, m)
+
     def stroke_edit(self, guide: np.ndarray, *, strength: float = 0.5, mask: np.ndarray | None = None, seed: int = 0,
                     num_steps: int | None = None, sampler: str | None = None,
                     progress: Progress | None = None) -> np.ndarray:
@@ -337,19 +345,19 @@ class Model:
         """
         guide = _check_image(guide)
         H, W = guide.shape[:2]
-        R = self.resolution
-        y = torch.from_numpy(resize_float(as_float(guide), (R, R), Image.Resampling.LANCZOS)).permute(2, 0, 1)[None] * 2 - 1
+        h, w = self._stroke_size(H, W)
+        y = torch.from_numpy(resize_float(as_float(guide), (w, h), Image.Resampling.LANCZOS)).permute(2, 0, 1)[None] * 2 - 1
         sigma_start = float(0.5 * (80.0 ** min(max(strength, 0.0), 1.0)))
         op: Operator = Identity()
         hole = None
         if mask is not None:
             hole = _check_mask(mask, guide)
-            keep = resize_float(1 - hole.astype(np.float32), (R, R), Image.Resampling.BOX) > 0.999
+            keep = resize_float(1 - hole.astype(np.float32), (w, h), Image.Resampling.BOX) > 0.999
             op = Inpaint(torch.from_numpy(keep.astype(np.float32))[None, None])
         sigmas, eta = self.edit_loop("stroke_edit", None, sigma_start, num_steps, sampler)
         out = self._restore(y.clamp(-1, 1), op, seed=seed, x_start=None, sigmas=sigmas, eta=eta, progress=progress)
         result = np.clip(((out[0].float().cpu() + 1) / 2).permute(1, 2, 0).numpy(), 0, 1)
-        if (H, W) != (R, R):
+        if (H, W) != (h, w):
             result = np.clip(resize_float(result, (W, H), Image.Resampling.LANCZOS), 0, 1)
         result = from_float(result, guide.dtype)
         if hole is not None:
@@ -357,6 +365,10 @@ class Model:
             final[hole] = result[hole]
             return final
         return result
+
+
+def _round_to(v: float, m: int) -> int:
+    return max(m, int(round(v / m)) * m)
 
 
 def as_float(image: np.ndarray) -> np.ndarray:

@@ -88,3 +88,14 @@ def test_default_stroke_edit_turns_blocks_into_texture(model: Model, truth: np.n
     drift = {name: float(np.abs(B.area_downsample(x, 8).astype(np.float32) - B.area_downsample(sketch, 8)).mean())
              for name, x in (("ddim", ddim), ("loop", loop))}
     assert drift["ddim"] < drift["loop"] + 5, drift
+
+
+def test_stroke_edit_keeps_the_guide_aspect(model: Model) -> None:
+    """A 3:1 guide is edited at its own aspect ratio: the invented texture is as fine across as
+    down (squeezing it into the model's square and stretching back gave 0.17-0.34)."""
+    guide = np.full((32, 96, 3), 120, np.uint8)
+    for seed in range(2):
+        out = model.stroke_edit(guide, strength=0.7, seed=seed).astype(np.float32)
+        assert out.shape == guide.shape
+        across, down = np.abs(np.diff(out, axis=1)).mean(), np.abs(np.diff(out, axis=0)).mean()
+        assert 0.6 < across / down < 1.6, (seed, across / down)
