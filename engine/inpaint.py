@@ -148,11 +148,16 @@ def _hwc(x: torch.Tensor) -> np.ndarray:
     return x[0].float().cpu().permute(1, 2, 0).numpy()
 
 
+def round_to_multiple(v: float, m: int) -> int:
+    """The nearest multiple of `m` to `v`, at least `m` (sizes the UNet can halve evenly)."""
+    return max(m, round(v / m) * m)
+
+
 def work_sizes(h: int, w: int, resolution: int, multiple: int, max_scale: int) -> list[tuple[int, int]]:
     """Coarse-to-fine (height, width) pairs: model size first, doubling up to the window or max_scale x."""
     def fit(s: int) -> tuple[int, int]:
         scale = s / max(h, w)
-        return (max(multiple, round(h * scale / multiple) * multiple), max(multiple, round(w * scale / multiple) * multiple))
+        return round_to_multiple(h * scale, multiple), round_to_multiple(w * scale, multiple)
 
     sizes, s = [], resolution
     while True:

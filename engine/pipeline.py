@@ -26,7 +26,7 @@ from .operators import Colorize, Identity, Inpaint, Operator, SuperRes
 from .restore import restore
 from .sampling import StepInfo, gaussian, sample_euler, sample_heun, sample_multistep, sample_onestep
 from .schedules import karras_sigmas, sigmas_from_ts
-from .inpaint import InpaintOptions, inpaint_any
+from .inpaint import InpaintOptions, inpaint_any, round_to_multiple
 from .tensors import resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from .upscale import plan_tiles, upscale_alpha, upscale_tiled
 from .unet import UNet
@@ -333,7 +333,7 @@ class Model:
         `multiple`. Squeezing a wide guide into a square would stretch the invented texture."""
         R, m = self.resolution, self.multiple
         scale = min(R / min(H, W), 4 * R / max(H, W))
-        return _round_to(H * scale, m), _round_to(W * scale, m)
+        return round_to_multiple(H * scale, m), round_to_multiple(W * scale, m)
 
     def stroke_edit(self, guide: np.ndarray, *, strength: float = 0.5, mask: np.ndarray | None = None, seed: int = 0,
                     num_steps: int | None = None, sampler: str | None = None,
@@ -365,10 +365,6 @@ class Model:
             final[hole] = result[hole]
             return final
         return result
-
-
-def _round_to(v: float, m: int) -> int:
-    return max(m, int(round(v / m)) * m)
 
 
 def as_float(image: np.ndarray) -> np.ndarray:
