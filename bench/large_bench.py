@@ -1,4 +1,4 @@
-"""Large-photo benchmark: inpaint (box, stroke), colorize and x4 upscale of a 1024x768 photo, and a huge x2 upscale.
+"""Large-photo benchmark: inpaint (box, stroke), colorize and x4 / x2 upscale of a 1024x768 photo, and a huge x2 upscale.
 
 Each task runs in its own subprocess so its peak RSS (ru_maxrss) is its own. Prints seconds, peak
 RSS and tiles per second. The model is the embedded default when present (else a random-weights
@@ -8,6 +8,7 @@ may use the `tiny` preset to finish in minutes (--huge-model).
     python bench/large_bench.py                   # 1024x768 tasks + 8000x8000 x2
     python bench/large_bench.py --huge 4000       # a smaller huge run
     python bench/large_bench.py --huge 0 --tasks inpaint,stroke,colorize   # the quick ones only
+    python bench/large_bench.py --huge 0 --tasks upscale2   # x2 with the default loop (10 steps for the default model)
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def main() -> None:
     ap.add_argument("--model", default="default", help="'default' or a preset name for the 1024x768 tasks")
     ap.add_argument("--only-huge", action="store_true", help="skip the 1024x768 tasks")
     ap.add_argument("--tasks", default="inpaint,stroke,colorize,upscale4",
-                    help="comma-separated 1024x768 tasks: inpaint (a box), stroke (a thin stroke), colorize, upscale4")
+                    help="comma-separated 1024x768 tasks: inpaint (a box), stroke (a thin stroke), colorize, upscale4, upscale2")
     ap.add_argument("--huge-steps", type=int, default=1, help="network evaluations per tile in the huge run "
                     "(memory does not depend on it; time scales with it)")
     ap.add_argument("--child", nargs=4, metavar=("TASK", "SIZE", "MODEL", "STEPS"), help=argparse.SUPPRESS)
@@ -121,7 +122,7 @@ def main() -> None:
         child(task, (h, w), model, int(steps) or None)
         return
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = set(tasks) - {"inpaint", "stroke", "colorize", "upscale4"}
+    unknown = set(tasks) - {"inpaint", "stroke", "colorize", "upscale4", "upscale2"}
     if unknown:
         ap.error(f"unknown task(s): {', '.join(sorted(unknown))}")
     runs = [] if args.only_huge else [(t, "768x1024", args.model, 0) for t in tasks]

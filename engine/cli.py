@@ -115,6 +115,9 @@ def _out_path(args: argparse.Namespace, src: Path | None, suffix: str) -> Path:
 # Commands.
 
 
+EDIT_NAMES = {"upscale": "upscale x4/x8", "upscale_x2": "upscale x2", "stroke_edit": "stroke edit"}
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .pipeline import EDIT_DEFAULTS
 
@@ -138,7 +141,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  default sampling: ts={','.join(map(str, spec.sampler.ts))} on a {spec.sampler.steps}-point grid"
               f"{', class-conditional' if info['class_conditional'] else ''}")
         print("  editing loops: " + "; ".join(
-            f"{task} {loop.sampler}, {loop.steps} steps from "
+            f"{EDIT_NAMES.get(task, task)} {loop.sampler}, {loop.steps} steps from "
             + ("the strength's sigma" if task == "stroke_edit" else f"sigma {loop.sigma:g}") for task, loop in edits.items()))
         for k, v in info["metadata"].items():
             print(f"  {k}: {v}")

@@ -83,17 +83,21 @@ class GenerationParams:
 
 # Evaluations of the engine's default loop per model kind and editing task (engine.pipeline.
 # EDIT_DEFAULTS; this layer may not import the engine; tests/app/test_catalog_tasks.py checks the
-# two agree). EDM-trained models inpaint and stroke-edit with more (DDIM) steps.
+# two agree). EDM-trained models inpaint and stroke-edit with more (DDIM) steps, and upscale x2
+# with more than x4 / x8.
 EDIT_DEFAULT_STEPS = {
     "cm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 3, Task.stroke_edit: 3},
-    "edm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 8, Task.stroke_edit: 6},
+    "edm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 20, Task.stroke_edit: 6},
 }
+X2_UPSCALE_STEPS = {"cm": 3, "edm": 10}
 
 
-def default_steps(task: Task, published_ts: tuple[int, ...] | None, kind: str = "cm") -> int | None:
+def default_steps(task: Task, published_ts: tuple[int, ...] | None, kind: str = "cm", factor: int = 4) -> int | None:
     """Evaluations that "Default" means for `task`: the engine's per-task loop for edits (by model
-    kind), the published ts for generate."""
+    kind, and for upscaling by factor), the published ts for generate."""
     steps = EDIT_DEFAULT_STEPS.get(kind, EDIT_DEFAULT_STEPS["cm"])
+    if task == Task.upscale and factor == 2:
+        return X2_UPSCALE_STEPS.get(kind, X2_UPSCALE_STEPS["cm"])
     if task in steps:
         return steps[task]
     return len(published_ts) - 1 if published_ts else None

@@ -223,7 +223,7 @@ class ControlPanel(QWidget):
         with QSignalBlocker(self.steps):
             self.steps.clear()
             for n in STEP_CHOICES:
-                self.steps.addItem(steps_label(n, default_steps(p.task, published_ts, kind)), n)
+                self.steps.addItem(steps_label(n, default_steps(p.task, published_ts, kind, p.upscale_factor)), n)
             self.steps.setCurrentIndex(max(0, self.steps.findData(p.steps)))
         with QSignalBlocker(self.seed):
             self.seed.setValue(min(p.seed, self.seed.maximum()))

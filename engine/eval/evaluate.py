@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..operators import Colorize, Inpaint, Operator, SuperRes
-from ..pipeline import SAMPLER_ETA, Loop, Model
+from ..pipeline import SAMPLER_ETA, Loop, Model, upscale_task
 from ..restore import restore
 from ..sampling import gaussian
 from ..tensors import to_tensor, to_uint8
@@ -56,10 +56,10 @@ def _as_setting(loop: Loop) -> Setting:
 
 
 def default_settings(model: Model) -> dict[str, Setting]:
-    """The product's default loop per task family ("sr", "colour", "fill") for this model's kind,
-    scored for the "detail" bar (engine.pipeline.EDIT_DEFAULTS)."""
-    return {"sr": _as_setting(model.edit_default("upscale")), "colour": _as_setting(model.edit_default("colorize")),
-            "fill": _as_setting(model.edit_default("inpaint"))}
+    """The product's default loop per task family ("sr2", "sr4", "colour", "fill") for this model's
+    kind, scored for the "detail" bar (engine.pipeline.EDIT_DEFAULTS)."""
+    return {"sr2": _as_setting(model.edit_default(upscale_task(2))), "sr4": _as_setting(model.edit_default(upscale_task(4))),
+            "colour": _as_setting(model.edit_default("colorize")), "fill": _as_setting(model.edit_default("inpaint"))}
 
 
 def settings_for(model: Model) -> dict[str, tuple[Setting, ...]]:
@@ -68,10 +68,12 @@ def settings_for(model: Model) -> dict[str, tuple[Setting, ...]]:
     d = default_settings(model)
     both = (Setting(4.0, 3), Setting(4.0, 3, sampler="ddim"), Setting(10.0, 10, sampler="ddim"))
     fills = (Setting(1.0, 3), Setting(1.0, 8, sampler="ddim"))
+    # `cstudio upscale --average 8`: the mean of 8 samples of the factor's default loop.
+    sr = {f"sr{k}": (Setting(1.0, 2), Setting(4.0, 2), d[f"sr{k}"], *both, Setting(80.0, 4),
+                     Setting(d[f"sr{k}"].sigma, d[f"sr{k}"].steps, samples=8, sampler=d[f"sr{k}"].sampler))
+          for k in (2, 4)}
     table = {
-        # `cstudio upscale --average 8`: the mean of 8 samples of the default loop.
-        "sr": (Setting(1.0, 2), Setting(4.0, 2), d["sr"], *both, Setting(80.0, 4),
-               Setting(d["sr"].sigma, d["sr"].steps, samples=8, sampler=d["sr"].sampler)),
+        **sr,
         "colour": (Setting(1.0, 2), d["colour"], Setting(80.0, 4), Setting(4.0, 3, samples=8)),
         "fill": (Setting(0.3, 2), d["fill"], *fills, Setting(80.0, 4), Setting(0.5, 2, samples=8)),
     }
@@ -108,7 +110,7 @@ class EvalReport:
     rows: tuple[Row, ...]
     sheets: tuple[Sheet, ...]
     notes: tuple[str, ...]
-    defaults: dict[str, str] = field(default_factory=dict)  # "sr" / "colour" / "fill" -> the default setting's label
+    defaults: dict[str, str] = field(default_factory=dict)  # "sr2" / "sr4" / "colour" / "fill" -> the default setting's label
 
 
 def score(task: str, method: str, pred: np.ndarray, truth: np.ndarray, holes: np.ndarray | None = None) -> Row:
@@ -213,7 +215,7 @@ def evaluate(model: Model, data: str | Path, *, n: int = 64, seed: int = 0,
              batch: int = 64, log: Callable[[str], None] = print) -> EvalReport:
     """Score `model` on `n` fixed crops of the held-out split of the photo set in `data`.
 
-    `settings` maps "sr", "colour" and "fill" to the loop settings scored for that task
+    `settings` maps "sr2", "sr4", "colour" and "fill" to the loop settings scored for that task
     (default: `settings_for(model)`); the targets judge `default_settings(model)`.
     """
     settings = {**settings_for(model), **(settings or {})}
@@ -229,7 +231,7 @@ def evaluate(model: Model, data: str | Path, *, n: int = 64, seed: int = 0,
     for k in (2, 4):
         if R % k == 0:
             log(f"×{k} super-resolution ...")
-            r, s = _super_resolution(k, truth, ours, settings["sr"])
+            r, s = _super_resolution(k, truth, ours, settings[f"sr{k}"])
             rows += r
             sheets.append(s)
     log("colorization ...")

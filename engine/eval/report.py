@@ -58,7 +58,8 @@ def targets(report: EvalReport) -> list[str]:
             continue
         base_name = "bicubic" if "super" in task else ("OpenCV Telea" if _row(rows, "OpenCV Telea") else "mean fill")
         base = _row(rows, base_name)
-        d = _row(rows, report.defaults.get("sr" if "super" in task else "fill", ""))
+        family = f"sr{task.split()[0].lstrip('×')}" if "super" in task else "fill"  # "×4 super-resolution" -> "sr4"
+        d = _row(rows, report.defaults.get(family, ""))
         if base is None or d is None or base.psnr is None or d.psnr is None or best.psnr is None:
             continue
         fid = best.psnr >= base.psnr

@@ -154,6 +154,12 @@ def test_default_steps_label_matches_the_engine_loop(tiny_model: Model, photo: n
                     Task.inpaint: EDIT_DEFAULTS[kind]["inpaint"].steps, Task.stroke_edit: EDIT_DEFAULTS[kind]["stroke_edit"].steps}
     mask = np.zeros(photo.shape[:2], np.uint8)
     mask[8:20, 8:20] = 255
+    x2 = EDIT_DEFAULTS[kind]["upscale_x2"].steps
+    assert default_steps(Task.upscale, (0, 22, 39), kind, factor=2) == x2
+    assert default_steps(Task.upscale, (0, 22, 39), kind, factor=8) == engine_steps[Task.upscale]
+    seen_x2: list[int] = []
+    tasks.execute(model, _request(Task.upscale, photo[:8, :8], steps=0, upscale_factor=2), lambda d, t: seen_x2.append(t))
+    assert seen_x2[-1] == x2  # one batch of tiles, the x2 loop
     for task, n in engine_steps.items():
         assert default_steps(task, (0, 22, 39), kind) == n
         seen: list[int] = []

@@ -87,8 +87,9 @@ def test_eval_on_two_tiny_images(tmp_path: Path) -> None:
     def ours(family: str) -> set[str]:
         return {s.label for s in settings[family]}
 
-    for task in ("×2 super-resolution", "×4 super-resolution"):
-        assert {(task, m) for m in ("nearest", "bicubic", "lanczos", *ours("sr"))} <= methods
+    for k in (2, 4):
+        task = f"×{k} super-resolution"
+        assert {(task, m) for m in ("nearest", "bicubic", "lanczos", *ours(f"sr{k}"))} <= methods
     assert {("colorization", m) for m in ("grey input", "truth", *ours("colour"))} <= methods
     whole = {s.label for s in settings["colour"] if s.samples == 1} | {"grey input"}
     assert {m for t, m in methods if t == "colorization (whole photos)"} == whole
@@ -120,8 +121,26 @@ def test_default_settings_follow_the_model_kind() -> None:
                 cm.denoiser.net.state_dict(), device="cpu", precision="fp32", threads=1)
     assert {s.sampler for s in default_settings(cm).values()} == {"consistency"}
     d = default_settings(edm)
-    assert d["sr"].sampler == d["fill"].sampler == "ddim" and d["colour"].sampler == "consistency"
+    assert d["sr2"].sampler == d["sr4"].sampler == d["fill"].sampler == "ddim" and d["colour"].sampler == "consistency"
+    assert d["sr2"] != d["sr4"]  # x2 affords the longer loop
     for model in (cm, edm):
         table = settings_for(model)
         for family, setting in default_settings(model).items():
             assert list(table[family]).count(setting) == 1  # scored once, whatever the kind
+
+
+def test_targets_judge_each_upscale_factor_by_its_own_default() -> None:
+    """x2 and x4 have different default loops; each factor's detail bar reads its own."""
+    from engine.eval.evaluate import EvalReport, Row
+
+    def row(task: str, method: str, db: float, hf: float) -> Row:
+        return Row(task, method, db, hf, 1.0, 30.0, 1.0)
+
+    rows = []
+    for k in (2, 4):
+        task = f"×{k} super-resolution"
+        rows += [row(task, "bicubic", 28.0, 0.1), row(task, "ours long", 27.5, 0.8), row(task, "ours short", 27.9, 0.2)]
+    report = EvalReport("m", 32, 4, tuple(rows), (), (), {"sr2": "ours long", "sr4": "ours short"})
+    x2, x4 = targets(report)
+    assert x2.startswith("×2") and "detail MET (ours long: 27.50 dB, HF 80 %" in x2
+    assert x4.startswith("×4") and "detail NOT MET (ours short: 27.90 dB, HF 20 %" in x4
