@@ -57,19 +57,20 @@ class Loop:
 # denoiser returns the average answer, which that loop blurs; deterministic DDIM steps keep the
 # detail, and each further DDIM step (or a higher start) trades about 0.03 dB of PSNR for one
 # point of the truth's high-frequency energy. Figures on the shipped model's 256 held-out crops:
-# x4 upscaling, 3 DDIM steps give 23.39 dB at 17 % HF against 23.87 dB at 8 % for the consistency
-# loop (bicubic 23.57 dB at 0 %); reaching 75 % would cost 1.6 dB, so x4 stays cheap (upscaling is
-# the slow task). x2 has room: 10 DDIM steps from sigma 10 give 27.56 dB at 80 % (bicubic 28.45),
-# within 1 dB of bicubic at the truth's detail, for about 3x the time of 3 steps. Stroke-sized
-# holes: 20 DDIM steps from sigma 0.8 give 21.84 dB at 82 % (OpenCV Telea 22.61 dB at 43 %;
-# inpainting windows are small, so steps are cheap). Colorization stays on the consistency loop
-# (DDIM costs 0.45 dB there for 7 points of chroma). Stroke editing (SDEdit) starts from its
+# x4 upscaling, 3 DDIM steps give 23.71 dB at 14 % HF against 24.15 dB at 6 % for the consistency
+# loop (bicubic 23.96 dB at 0 %); reaching 75 % would cost about 1.7 dB, so x4 stays cheap
+# (upscaling is the slow task). x2 has room: 11 DDIM steps from sigma 10 give 27.52 dB at 83 %
+# (bicubic 28.45), within 1 dB of bicubic at the truth's detail, for under 4x the time of 3 steps;
+# 10 steps fell to 74.8 % on a second crop set; 12 went past the 1 dB on the previous file.
+# Stroke-sized holes: 20 DDIM steps from sigma 0.8 give 21.90 dB at 83 % (OpenCV Telea 22.61 dB
+# at 43 %; inpainting windows are small, so steps are cheap). Colorization stays on the
+# consistency loop (DDIM costs 0.45 dB there for 7 points of chroma). Stroke editing (SDEdit) starts from its
 # strength's sigma (the sigma here is strength 0.5's): with an EDM model the consistency loop
 # returns a blur of the strokes, while 6 DDIM steps turn them into texture.
 EDIT_DEFAULTS: dict[str, dict[str, Loop]] = {
     "cm": {"upscale": Loop(4.0, 3), "upscale_x2": Loop(4.0, 3), "colorize": Loop(4.0, 3), "inpaint": Loop(1.0, 3),
            "stroke_edit": Loop(4.47, 3)},
-    "edm": {"upscale": Loop(4.0, 3, "ddim"), "upscale_x2": Loop(10.0, 10, "ddim"), "colorize": Loop(4.0, 3),
+    "edm": {"upscale": Loop(4.0, 3, "ddim"), "upscale_x2": Loop(10.0, 11, "ddim"), "colorize": Loop(4.0, 3),
             "inpaint": Loop(0.8, 20, "ddim"), "stroke_edit": Loop(4.47, 6, "ddim")},
 }
 

@@ -89,7 +89,7 @@ EDIT_DEFAULT_STEPS = {
     "cm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 3, Task.stroke_edit: 3},
     "edm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 20, Task.stroke_edit: 6},
 }
-X2_UPSCALE_STEPS = {"cm": 3, "edm": 10}
+X2_UPSCALE_STEPS = {"cm": 3, "edm": 11}
 
 
 def default_steps(task: Task, published_ts: tuple[int, ...] | None, kind: str = "cm", factor: int = 4) -> int | None:
