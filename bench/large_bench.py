@@ -8,7 +8,7 @@ may use the `tiny` preset to finish in minutes (--huge-model).
     python bench/large_bench.py                   # 1024x768 tasks + 8000x8000 x2
     python bench/large_bench.py --huge 4000       # a smaller huge run
     python bench/large_bench.py --huge 0 --tasks inpaint,stroke,colorize   # the quick ones only
-    python bench/large_bench.py --huge 0 --tasks upscale2   # x2 with the default loop (10 steps for the default model)
+    python bench/large_bench.py --huge 0 --tasks upscale2   # x2 with the default loop (11 steps for the default model)
 """
 
 from __future__ import annotations

@@ -64,9 +64,9 @@ class Loop:
 # 10 steps fell to 74.8 % on a second crop set; 12 went past the 1 dB on the previous file.
 # Stroke-sized holes: 20 DDIM steps from sigma 0.8 give 21.90 dB at 83 % (OpenCV Telea 22.61 dB
 # at 43 %; inpainting windows are small, so steps are cheap). Colorization stays on the
-# consistency loop (DDIM costs 0.45 dB there for 7 points of chroma). Stroke editing (SDEdit) starts from its
-# strength's sigma (the sigma here is strength 0.5's): with an EDM model the consistency loop
-# returns a blur of the strokes, while 6 DDIM steps turn them into texture.
+# consistency loop (DDIM costs 0.45 dB there for 7 points of chroma). Stroke editing (SDEdit)
+# starts from its strength's sigma (the sigma here is strength 0.5's): with an EDM model the
+# consistency loop returns a blur of the strokes, while 6 DDIM steps turn them into texture.
 EDIT_DEFAULTS: dict[str, dict[str, Loop]] = {
     "cm": {"upscale": Loop(4.0, 3), "upscale_x2": Loop(4.0, 3), "colorize": Loop(4.0, 3), "inpaint": Loop(1.0, 3),
            "stroke_edit": Loop(4.47, 3)},
