@@ -332,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("colorize", help="colour grey photos (keeps their brightness)")
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders (keeping their structure)")
-    p.add_argument("--render-size", type=int, help="resolution the model sees (default: the model's)")
+    p.add_argument("--render-size", type=int,
+                   help="short side, in px, of the view the model colours, aspect kept (default: the model's resolution)")
     _model_args(p)
     _edit_args(p)
     p.set_defaults(func=cmd_colorize)

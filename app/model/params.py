@@ -59,7 +59,7 @@ class GenerationParams:
     min_context: int = 128
     grow: int = 4
     feather: int = 0
-    render_size: int = 0  # colorize: the size the model sees; 0 = the model's own resolution
+    render_size: int = 0  # colorize: the short side of the view the model colours; 0 = the model's resolution
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task(self.task))

@@ -113,7 +113,7 @@ class ControlPanel(QWidget):
         self.feather = _spin(0, 512, " px", 1, "Soft blend of the fill into its surroundings")
         self.edge_row = _row(self.grow, QLabel("feather"), self.feather)
         self.edge_label = QLabel("Grow")
-        self.render_size = _spin(0, 2048, " px", 16, "Size the model colours at: smaller gives bolder, coarser colour")
+        self.render_size = _spin(0, 2048, " px", 16, "Short side of the view the model colours (aspect kept): smaller gives bolder, coarser colour")
         self.render_size.setSpecialValueText("Model's own")
         self.render_size_label = QLabel("Render size")
         self.live = QCheckBox("Live: re-run after each stroke")

@@ -79,8 +79,9 @@ def contact_sheet(labels: tuple[str, ...], columns: tuple[np.ndarray, ...], rows
     font = ImageFont.load_default()
     for c, (label, col) in enumerate(zip(labels, columns)):
         x = c * (tile + 4)
-        # Labels can be longer than a tile: split in two lines at a comma. The bitmap font has no Greek.
-        for i, part in enumerate(label.replace("σ", "sigma").split(", ", 1)):
+        # Labels can be longer than a tile: split in two lines at a comma. Pillow's default font has
+        # no Greek and an almost invisible space, hence "ours: sigma0=4" for "ours σ0=4".
+        for i, part in enumerate(label.replace(" σ", ": sigma").replace("σ", "sigma").split(", ", 1)):
             draw.text((x + 2, 2 + 12 * i), part, fill="black", font=font)
         for r in range(n):
             img.paste(Image.fromarray(col[r]).resize((tile, tile), Image.Resampling.NEAREST), (x, head + r * (tile + 4)))

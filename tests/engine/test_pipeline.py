@@ -156,6 +156,26 @@ def test_colorize_starts_from_grey_not_a_tint(tiny_model, monkeypatch):
     assert np.abs(rgb_to_ycbcr(out.astype(np.float32))[..., 0] - 190).max() < 1.5
 
 
+def test_colorize_renders_the_short_side_with_the_aspect_kept(tiny_model, monkeypatch):
+    """The model sees the photo undistorted: short side at the render size, the long side scaled
+    alike (rounded to the network's multiple), squeezed only past 8:1. A square render squashed
+    wide photos, which the model never saw in training, and scored 0.28 dB lower."""
+    seen = []
+
+    def spy(x, sigma, class_labels=None):
+        seen.append(tuple(x.shape[-2:]))
+        return x.clamp(-1, 1)
+
+    monkeypatch.setattr(tiny_model, "denoise", spy)
+    assert (tiny_model.resolution, tiny_model.multiple) == (16, 2)
+    for (H, W), render, want in (((300, 400), None, (16, 22)), ((400, 300), 32, (42, 32)),
+                                 ((90, 160), 32, (32, 56)), ((10, 400), 16, (16, 128))):
+        seen.clear()
+        out = tiny_model.colorize(np.full((H, W, 3), 120, np.uint8), seed=0, render_size=render)
+        assert out.shape == (H, W, 3)
+        assert seen and set(seen) == {want}, ((H, W), render, seen)
+
+
 def test_upscale_any_size_keeps_block_means(tiny_model):
     for k, (h, w) in ((2, (13, 21)), (4, (13, 21)), (8, (5, 7))):
         img = photo(h, w)
