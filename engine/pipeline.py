@@ -27,7 +27,7 @@ from .restore import restore
 from .sampling import StepInfo, gaussian, sample_euler, sample_heun, sample_multistep, sample_onestep
 from .schedules import karras_sigmas, sigmas_from_ts
 from .inpaint import InpaintOptions, inpaint_any, round_to_multiple
-from .tensors import resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from .tensors import fit_gamut, resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from .upscale import plan_tiles, upscale_alpha, upscale_tiled
 from .unet import UNet
 
@@ -287,10 +287,10 @@ class Model:
         op = Colorize(neutral=True)
         sigmas, eta = self.edit_loop("colorize", ts, sigma_start, num_steps, sampler)
         out = self._restore(op.from_grey(grey), op, seed=seed, x_start=None, sigmas=sigmas, eta=eta, progress=progress)
-        colour = ((out[0].float().cpu().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).numpy()
+        colour = fit_gamut(((out[0].float().cpu() + 1) * 127.5).permute(1, 2, 0).numpy())
         chroma = resize_float(rgb_to_ycbcr(colour)[..., 1:], (W, H), resample=Image.Resampling.BICUBIC)
-        rgb = ycbcr_to_rgb(np.concatenate([luma_full[..., None], chroma], axis=-1)) / 255
-        return from_float(np.clip(rgb, 0, 1), image.dtype)
+        rgb = fit_gamut(ycbcr_to_rgb(np.concatenate([luma_full[..., None], chroma], axis=-1))) / 255
+        return from_float(rgb, image.dtype)
 
     def upscale(self, image: np.ndarray, factor: int = 4, *, seed: int = 0, ts: Sequence[int] | None = None,
                 sigma_start: float | None = None, num_steps: int | None = None, sampler: str | None = None,

@@ -55,3 +55,20 @@ def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
     g = y - 0.344136 * cb - 0.714136 * cr
     b = y + 1.772 * cb
     return np.stack([r, g, b], axis=-1)
+
+
+def fit_gamut(rgb: np.ndarray, lo: float = 0.0, hi: float = 255.0) -> np.ndarray:
+    """Bring colours into [lo, hi] by moving each pixel toward the grey of its own BT.601 luma.
+
+    rgb: (..., 3) float. Clipping channel by channel changes a saturated pixel's luma and hue;
+    shrinking its chroma by the largest factor in [0, 1] that fits keeps both (the luma itself is
+    clipped only where it lies outside [lo, hi]). Colorization uses it: the luma is the input's.
+    """
+    rgb = np.asarray(rgb, np.float32)
+    y = np.clip(rgb @ np.array([0.299, 0.587, 0.114], np.float32), lo, hi)[..., None]
+    c = rgb - y
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(c > 0, (hi - y) / c, np.where(c < 0, (lo - y) / c, np.inf))
+    a = room.min(axis=-1, keepdims=True)
+    # In-gamut pixels are returned as they are; the clip only absorbs float rounding.
+    return np.where(a >= 1, rgb, np.clip(y + np.clip(a, 0.0, 1.0) * c, lo, hi))

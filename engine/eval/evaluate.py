@@ -22,7 +22,7 @@ from ..operators import Colorize, Inpaint, Operator, SuperRes
 from ..pipeline import SAMPLER_ETA, Loop, Model, upscale_task
 from ..restore import restore
 from ..sampling import gaussian
-from ..tensors import to_tensor, to_uint8
+from ..tensors import fit_gamut, to_tensor, to_uint8
 from ..training.data import fixed_crops, load_photos
 from . import baselines as B
 from .metrics import ab_error, hf_energy, mean_chroma, psnr, region_colourfulness
@@ -135,7 +135,8 @@ class _Ours:
         self.model, self.seed, self.batch = model, seed, batch
 
     def __call__(self, y: torch.Tensor, make_op: Callable[[slice], Operator], x_start: torch.Tensor | None,
-                 setting: Setting) -> np.ndarray:
+                 setting: Setting, finish: Callable[[torch.Tensor], torch.Tensor] = lambda x: x.clamp(-1, 1)) -> np.ndarray:
+        """`finish` brings each sample into [-1, 1] before averaging (as the app does for the task)."""
         m, d = self.model, self.model.spec.denoiser
         sigmas = m.sigmas_from(setting.sigma, setting.steps)
         out = []
@@ -144,8 +145,8 @@ class _Ours:
             g = torch.Generator().manual_seed(self.seed + b)
             start = None if x_start is None else x_start[sl].to(m.device)
             yb, op = y[sl].to(m.device), make_op(sl)
-            x = sum(restore(m.denoise, yb, op, sigmas, noise=gaussian(g), x_start=start,
-                            sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=setting.eta).clamp(-1, 1)
+            x = sum(finish(restore(m.denoise, yb, op, sigmas, noise=gaussian(g), x_start=start,
+                                   sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=setting.eta))
                     for _ in range(setting.samples)) / setting.samples
             out.append(to_uint8(x))
         return np.concatenate(out)
@@ -163,13 +164,19 @@ def _super_resolution(k: int, truth: np.ndarray, ours: _Ours, settings: Sequence
     return rows, sheet
 
 
+def _fit_gamut(x: torch.Tensor) -> torch.Tensor:
+    """`engine.tensors.fit_gamut` on (B, 3, H, W) in [-1, 1], as `Model.colorize` finishes its render."""
+    rgb = fit_gamut(((x.detach().float().cpu() + 1) * 127.5).permute(0, 2, 3, 1).numpy())
+    return torch.from_numpy(rgb).permute(0, 3, 1, 2).to(x.device) / 127.5 - 1
+
+
 def _colorization(truth: np.ndarray, ours: _Ours, settings: Sequence[Setting]) -> tuple[list[Row], Sheet]:
     task = "colorization"
     grey = np.stack([B.grey(t) for t in truth])
     luma = to_tensor(grey)[:, :1]  # all three channels hold the luma
     op = Colorize(neutral=True)  # as the app runs it
     y = op.from_grey(luma)
-    mine = {s.label: ours(y, lambda _sl: op, None, s) for s in settings}
+    mine = {s.label: ours(y, lambda _sl: op, None, s, _fit_gamut) for s in settings}
     rows = [score(task, "grey input", grey, truth)] + [score(task, name, pred, truth) for name, pred in mine.items()]
     rows.append(score(task, "truth", truth, truth))
     sheet = Sheet(task, ("input (grey)", *mine, "truth"), (grey, *mine.values(), truth))

@@ -123,3 +123,25 @@ def test_neutral_colorize_keeps_luma_and_only_shifts_along_grey():
     dark = torch.full((1, 3, 2, 2), -0.2)
     n, o = Colorize(neutral=True).project(dark, y), Colorize().project(dark, y)
     assert (n.amax(1) - n.amin(1)).max() < 1e-6 and (o.amax(1) - o.amin(1)).max() > 0.1
+
+
+def test_fit_gamut_keeps_luma_and_hue_where_clipping_shifts_them():
+    from engine.tensors import fit_gamut, rgb_to_ycbcr
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(5, 250, (4000, 1)).astype(np.float32)
+    chroma = rng.normal(0, 80, (4000, 3)).astype(np.float32)
+    chroma -= (chroma @ np.array([0.299, 0.587, 0.114], np.float32))[:, None]  # zero luma: the pixel's luma is y
+    rgb = y + chroma
+    out = fit_gamut(rgb)
+    assert out.min() >= 0 and out.max() <= 255
+    inside = ((rgb >= 0) & (rgb <= 255)).all(1)
+    assert (~inside).mean() > 0.2 and np.array_equal(out[inside], rgb[inside])  # in-gamut pixels untouched
+    luma = rgb_to_ycbcr(out)[:, 0]
+    assert np.abs(luma - y[:, 0]).max() < 0.01
+    # The hue (chroma direction) survives: the new chroma is a positive multiple of the old.
+    c_new = out - y
+    cos = (c_new * chroma).sum(1) / (np.linalg.norm(c_new, axis=1) * np.linalg.norm(chroma, axis=1) + 1e-9)
+    assert cos[~inside].min() > 0.999
+    # Plain clipping moves the luma of the same pixels by up to tens of levels.
+    assert np.abs(rgb_to_ycbcr(np.clip(rgb, 0, 255))[:, 0] - y[:, 0])[~inside].max() > 10
