@@ -279,7 +279,8 @@ class Model:
         R = max(m, R)
         scale = R / min(H, W)
         # Beyond 8:1 (panoramas) the long side is squeezed: it bounds the attention's memory.
-        h, w = (min(8 * R, max(m, round(n * scale / m) * m)) for n in (H, W))
+        cap = max(m, 8 * R // m * m)
+        h, w = (min(cap, max(m, round(n * scale / m) * m)) for n in (H, W))
         f = as_float(image) * 255
         luma_full = rgb_to_ycbcr(f)[..., 0]
         small_luma = resize_float(luma_full, (w, h), resample=Image.Resampling.BOX if min(H, W) > min(h, w) else Image.Resampling.BICUBIC)
