@@ -277,10 +277,10 @@ class Model:
         R = render_size or self.resolution
         m = self.multiple
         R = max(m, R)
-        scale = R / min(H, W)
-        # Beyond 8:1 (panoramas) the long side is squeezed: it bounds the attention's memory.
+        # As `_stroke_size`, but beyond 8:1 (panoramas) the long side is squeezed rather than the
+        # short side shrunk: it bounds the attention's memory and keeps the scale the model knows.
         cap = max(m, 8 * R // m * m)
-        h, w = (min(cap, max(m, round(n * scale / m) * m)) for n in (H, W))
+        h, w = (min(cap, round_to_multiple(n * R / min(H, W), m)) for n in (H, W))
         f = as_float(image) * 255
         luma_full = rgb_to_ycbcr(f)[..., 0]
         small_luma = resize_float(luma_full, (w, h), resample=Image.Resampling.BOX if min(H, W) > min(h, w) else Image.Resampling.BICUBIC)

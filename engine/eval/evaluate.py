@@ -166,8 +166,8 @@ def _super_resolution(k: int, truth: np.ndarray, ours: _Ours, settings: Sequence
 
 def _fit_gamut(x: torch.Tensor) -> torch.Tensor:
     """`engine.tensors.fit_gamut` on (B, 3, H, W) in [-1, 1], as `Model.colorize` finishes its render."""
-    rgb = fit_gamut(((x.detach().float().cpu() + 1) * 127.5).permute(0, 2, 3, 1).numpy())
-    return torch.from_numpy(rgb).permute(0, 3, 1, 2).to(x.device) / 127.5 - 1
+    rgb = fit_gamut(x.detach().float().cpu().permute(0, 2, 3, 1).numpy(), -1.0, 1.0)
+    return torch.from_numpy(rgb).permute(0, 3, 1, 2).to(x.device)
 
 
 def _colorization(truth: np.ndarray, ours: _Ours, settings: Sequence[Setting]) -> tuple[list[Row], Sheet]:
