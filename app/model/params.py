@@ -87,7 +87,7 @@ class GenerationParams:
 # with more than x4 / x8.
 EDIT_DEFAULT_STEPS = {
     "cm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 3, Task.stroke_edit: 3},
-    "edm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 20, Task.stroke_edit: 6},
+    "edm": {Task.upscale: 3, Task.colorize: 6, Task.inpaint: 20, Task.stroke_edit: 6},
 }
 X2_UPSCALE_STEPS = {"cm": 3, "edm": 11}
 

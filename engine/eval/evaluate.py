@@ -21,11 +21,11 @@ import torch
 from ..operators import Colorize, Inpaint, Operator, SuperRes
 from ..pipeline import SAMPLER_ETA, Loop, Model, upscale_task
 from ..restore import restore
-from ..sampling import gaussian
+from ..sampling import gaussian, tint_free
 from ..tensors import fit_gamut, to_tensor, to_uint8
 from ..training.data import fixed_crops, load_photos
 from . import baselines as B
-from .metrics import ab_error, hf_energy, mean_chroma, psnr, region_colourfulness
+from .metrics import ab_error, ab_products, hf_energy, hue_agreement, mean_chroma, psnr, region_colourfulness
 
 
 SMOOTH = "smooth fill (no network)"
@@ -91,6 +91,7 @@ class Row:
     ab_error: float | None
     colourfulness: float
     chroma_ratio: float | None  # mean chroma / the truth's
+    hue_agreement: float | None = None  # chroma-weighted cosine of a*b* vectors vs the truth's (metrics.hue_agreement)
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,14 @@ def score(task: str, method: str, pred: np.ndarray, truth: np.ndarray, holes: np
     hf_t = sum(hf_energy(t, r) for t, r in zip(truth, regions))
     c_p = sum(mean_chroma(p, r) for p, r in zip(pred, regions))
     c_t = sum(mean_chroma(t, r) for t, r in zip(truth, regions))
+    dot, pp, tt, count = (sum(v) for v in zip(*(ab_products(p, t, r) for p, t, r in zip(pred, truth, regions))))
     return Row(task, method,
                psnr=float(np.mean([psnr(p, t, r) for p, t, r in zip(pred, truth, regions)])),
                hf_ratio=hf_p / hf_t if hf_t > 0 else None,
                ab_error=float(np.mean([ab_error(p, t, r) for p, t, r in zip(pred, truth, regions)])),
                colourfulness=float(np.mean([region_colourfulness(p, r) for p, r in zip(pred, regions)])),
-               chroma_ratio=c_p / c_t if c_t > 0 else None)
+               chroma_ratio=c_p / c_t if c_t > 0 else None,
+               hue_agreement=hue_agreement(dot, pp, tt, count))
 
 
 class _Ours:
@@ -135,8 +138,10 @@ class _Ours:
         self.model, self.seed, self.batch = model, seed, batch
 
     def __call__(self, y: torch.Tensor, make_op: Callable[[slice], Operator], x_start: torch.Tensor | None,
-                 setting: Setting, finish: Callable[[torch.Tensor], torch.Tensor] = lambda x: x.clamp(-1, 1)) -> np.ndarray:
-        """`finish` brings each sample into [-1, 1] before averaging (as the app does for the task)."""
+                 setting: Setting, finish: Callable[[torch.Tensor], torch.Tensor] = lambda x: x.clamp(-1, 1),
+                 untinted: bool = False) -> np.ndarray:
+        """`finish` brings each sample into [-1, 1] before averaging (as the app does for the task);
+        `untinted` draws tint-free noise (`engine.sampling.tint_free`, as the app colorizes)."""
         m, d = self.model, self.model.spec.denoiser
         sigmas = m.sigmas_from(setting.sigma, setting.steps)
         out = []
@@ -145,7 +150,8 @@ class _Ours:
             g = torch.Generator().manual_seed(self.seed + b)
             start = None if x_start is None else x_start[sl].to(m.device)
             yb, op = y[sl].to(m.device), make_op(sl)
-            x = sum(finish(restore(m.denoise, yb, op, sigmas, noise=gaussian(g), x_start=start,
+            noise = tint_free(gaussian(g)) if untinted else gaussian(g)
+            x = sum(finish(restore(m.denoise, yb, op, sigmas, noise=noise, x_start=start,
                                    sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=setting.eta))
                     for _ in range(setting.samples)) / setting.samples
             out.append(to_uint8(x))
@@ -176,7 +182,7 @@ def _colorization(truth: np.ndarray, ours: _Ours, settings: Sequence[Setting]) -
     luma = to_tensor(grey)[:, :1]  # all three channels hold the luma
     op = Colorize(neutral=True)  # as the app runs it
     y = op.from_grey(luma)
-    mine = {s.label: ours(y, lambda _sl: op, None, s, _fit_gamut) for s in settings}
+    mine = {s.label: ours(y, lambda _sl: op, None, s, _fit_gamut, untinted=True) for s in settings}
     rows = [score(task, "grey input", grey, truth)] + [score(task, name, pred, truth) for name, pred in mine.items()]
     rows.append(score(task, "truth", truth, truth))
     sheet = Sheet(task, ("input (grey)", *mine, "truth"), (grey, *mine.values(), truth))

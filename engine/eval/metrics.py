@@ -32,6 +32,30 @@ def ab_error(pred: np.ndarray, truth: np.ndarray, region: np.ndarray | None = No
     return float(np.mean(np.hypot(p[:, 1] - t[:, 1], p[:, 2] - t[:, 2])))
 
 
+def ab_products(pred: np.ndarray, truth: np.ndarray, region: np.ndarray | None = None) -> tuple[float, float, float, int]:
+    """Sums of p.t, |p|^2 and |t|^2 over the pixels' a*b* vectors (CIE 1976 Lab, D65), and the
+    pixel count: summed over images, they give `hue_agreement`."""
+    p = rgb_to_lab(_pixels(pred, region).astype(np.uint8))[:, 1:]
+    t = rgb_to_lab(_pixels(truth, region).astype(np.uint8))[:, 1:]
+    return float((p * t).sum()), float((p * p).sum()), float((t * t).sum()), len(p)
+
+
+def hue_agreement(dot: float, pp: float, tt: float, n: int) -> float | None:
+    """Chroma-weighted cosine between predicted and true a*b* vectors, from summed `ab_products`.
+
+    1: every colour points the truth's way; 0: hues unrelated to the truth (or no colour at all:
+    None). It does not depend on how saturated the prediction is, so it tells "knows the hue" apart
+    from "how much colour". In the a*b* plane the squared error of a prediction with this agreement
+    c and an RMS chroma ratio r to the truth is (1 - 2 c r + r^2) times the grey input's, so it
+    beats grey exactly when c > r / 2: at half the truth's chroma it needs c > 0.25.
+    """
+    # Grey pixels carry a*b* of ~1e-5 from the sRGB matrix's rounding: an RMS chroma under 0.01
+    # is no colour, and a cosine of that would be noise.
+    if n == 0 or min(pp, tt) / n < 1e-4:
+        return None
+    return dot / math.sqrt(pp * tt)
+
+
 def mean_chroma(image: np.ndarray, region: np.ndarray | None = None) -> float:
     """Mean C*ab over the pixels."""
     return float(np.mean(chroma(_pixels(image, region).astype(np.uint8))))

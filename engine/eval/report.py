@@ -13,7 +13,8 @@ from PIL import Image, ImageDraw, ImageFont
 from ..checkpoint import atomic_write_bytes
 from .evaluate import EvalReport, Row
 
-HEADER = ("task", "method", "PSNR dB", "HF energy vs truth", "Lab ab error", "colourfulness", "chroma vs truth")
+HEADER = ("task", "method", "PSNR dB", "HF energy vs truth", "Lab ab error", "colourfulness", "chroma vs truth",
+          "hue agreement")
 
 
 def _fmt(value: float | None, kind: str) -> str:
@@ -21,7 +22,7 @@ def _fmt(value: float | None, kind: str) -> str:
         return "–"
     if kind == "pct":
         return f"{100 * value:.0f} %"
-    return f"{value:.2f}" if kind == "db" else f"{value:.1f}"
+    return f"{value:.2f}" if kind in ("db", "cos") else f"{value:.1f}"
 
 
 def markdown_table(report: EvalReport) -> str:
@@ -29,7 +30,8 @@ def markdown_table(report: EvalReport) -> str:
     for r in report.rows:
         truth = r.method == "truth"
         cells = (r.task, r.method, "–" if truth else _fmt(r.psnr, "db"), _fmt(r.hf_ratio, "pct"),
-                 "–" if truth else _fmt(r.ab_error, "f"), _fmt(r.colourfulness, "f"), _fmt(r.chroma_ratio, "pct"))
+                 "–" if truth else _fmt(r.ab_error, "f"), _fmt(r.colourfulness, "f"), _fmt(r.chroma_ratio, "pct"),
+                 "–" if truth else _fmt(r.hue_agreement, "cos"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -54,7 +56,9 @@ def targets(report: EvalReport) -> list[str]:
             if d and g and d.psnr is not None and g.psnr is not None:
                 ok = d.psnr >= g.psnr and d.chroma_ratio is not None and 0.5 <= d.chroma_ratio <= 1.5
                 out.append(f"{task}: {'MET' if ok else 'NOT MET'}: {d.psnr:.2f} dB vs grey {g.psnr:.2f} dB, "
-                           f"chroma {_fmt(d.chroma_ratio, 'pct')} of the truth (bar 50-150 %); hues: look at the sheet")
+                           f"chroma {_fmt(d.chroma_ratio, 'pct')} of the truth (bar 50-150 %); hue agreement "
+                           f"{_fmt(d.hue_agreement, 'cos')} (1: the truth's hues, 0: unrelated); "
+                           "hues: look at the sheet")
             continue
         base_name = "bicubic" if "super" in task else ("OpenCV Telea" if _row(rows, "OpenCV Telea") else "mean fill")
         base = _row(rows, base_name)

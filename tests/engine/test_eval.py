@@ -14,7 +14,7 @@ from engine.config import preset
 from engine.eval import default_settings, evaluate, markdown_table, settings_for, targets, write_report
 from engine.eval.baselines import area_downsample, box_mask, grey, mean_fill, stroke_mask, upscale
 from engine.eval.color import colourfulness, lab_to_rgb, rgb_to_lab
-from engine.eval.metrics import PSNR_CAP, ab_error, hf_energy, psnr
+from engine.eval.metrics import PSNR_CAP, ab_error, ab_products, hf_energy, hue_agreement, psnr
 from engine.pipeline import Model
 
 
@@ -38,6 +38,28 @@ def test_psnr_and_colour_errors() -> None:
     assert psnr(b, a, region) == PSNR_CAP
     assert ab_error(grey(a), a) == pytest.approx(0, abs=1e-6)
     assert colourfulness(grey(np.random.default_rng(1).integers(0, 255, (8, 8, 3), dtype=np.uint8))) == 0.0
+
+
+def test_hue_agreement_separates_hue_from_saturation() -> None:
+    rng = np.random.default_rng(4)
+    truth = rng.integers(30, 220, (16, 16, 3), dtype=np.uint8)
+    lab = rgb_to_lab(truth)
+
+    def with_ab(scale: float) -> np.ndarray:
+        return np.clip(np.round(lab_to_rgb(lab * [1, scale, scale]) * 255), 0, 255).astype(np.uint8)
+
+    assert hue_agreement(*ab_products(truth, truth)) == pytest.approx(1.0)
+    assert hue_agreement(*ab_products(with_ab(0.5), truth)) > 0.98  # paler, same hues
+    assert hue_agreement(*ab_products(with_ab(-0.5), truth)) < -0.98  # complementary hues
+    assert hue_agreement(*ab_products(grey(truth), truth)) is None  # no colour, no hue
+    other = rng.integers(30, 220, (16, 16, 3), dtype=np.uint8)
+    assert abs(hue_agreement(*ab_products(other, truth))) < 0.3  # unrelated colours
+    # The identity the eval's colorization bar rests on: a*b* error vs grey's = 1 - 2 c r + r^2.
+    pred = with_ab(0.6)
+    dot, pp, tt, _ = ab_products(pred, truth)
+    p, t = rgb_to_lab(pred)[..., 1:], lab[..., 1:]
+    c, r = hue_agreement(dot, pp, tt, 1), math.sqrt(pp / tt)
+    assert ((p - t) ** 2).sum() / (t**2).sum() == pytest.approx(1 - 2 * c * r + r * r, rel=1e-9)
 
 
 def test_high_frequency_energy() -> None:
@@ -95,10 +117,13 @@ def test_eval_on_two_tiny_images(tmp_path: Path) -> None:
     assert {m for t, m in methods if t == "colorization (whole photos)"} == whole
     grey_whole = next(r for r in report.rows if r.task == "colorization (whole photos)" and r.method == "grey input")
     assert grey_whole.chroma_ratio is not None and grey_whole.chroma_ratio < 0.01
+    assert grey_whole.hue_agreement is None  # a grey image has no hue to agree with
+    truth_row = next(r for r in report.rows if r.task == "colorization" and r.method == "truth")
+    assert truth_row.hue_agreement == pytest.approx(1.0)
     for task in ("inpainting (box)", "inpainting (stroke)"):
         assert {(task, m) for m in ("mean fill", "smooth fill (no network)", *ours("fill"))} <= methods
     for r in report.rows:
-        for v in (r.psnr, r.hf_ratio, r.ab_error, r.colourfulness, r.chroma_ratio):
+        for v in (r.psnr, r.hf_ratio, r.ab_error, r.colourfulness, r.chroma_ratio, r.hue_agreement):
             assert v is None or math.isfinite(v), r
         assert r.psnr is not None and r.ab_error is not None
     table = markdown_table(report)

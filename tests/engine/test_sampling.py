@@ -8,7 +8,7 @@ import torch
 from engine import (Identity, Inpaint, SuperRes, karras_sigmas, replay, restore, sample_ddim, sample_euler, sample_heun,
                     sample_multistep, sample_onestep, sigmas_from_ts)
 from engine.restore import interpolate, stroke_edit
-from engine.sampling import gaussian, slerp
+from engine.sampling import gaussian, slerp, tint_free
 from engine.schedules import even_ts
 
 CLEAN = torch.linspace(-0.9, 0.9, 2 * 3 * 8 * 8).reshape(2, 3, 8, 8)
@@ -158,3 +158,17 @@ def test_projected_ddim_keeps_the_known_content_exactly():
     # The oracle fills the free pixels with the truth, as the consistency loop does.
     out = restore(oracle, y, Inpaint(mask), sig, noise=gaussian(g), eta=0.0)
     torch.testing.assert_close(out[~known], CLEAN[~known])
+
+
+def test_tint_free_noise_has_no_colour_cast_but_keeps_the_rest():
+    plain = gaussian(torch.Generator().manual_seed(5))(torch.zeros(4, 3, 12, 20))
+    z = tint_free(gaussian(torch.Generator().manual_seed(5)))(torch.zeros(4, 3, 12, 20))
+    means, plain_means = z.mean(dim=(2, 3)), plain.mean(dim=(2, 3))
+    # Each image's channel means are equal (no cast); their average (the brightness offset) is kept.
+    assert (means - means.mean(1, keepdim=True)).abs().max() < 1e-6
+    assert torch.allclose(means.mean(1), plain_means.mean(1), atol=1e-6)
+    assert (plain_means - plain_means.mean(1, keepdim=True)).abs().max() > 0.05  # plain draws do carry one
+    # Only a constant per image and channel moved: the local noise is the same draw.
+    assert torch.allclose(z - means[..., None, None], plain - plain_means[..., None, None], atol=1e-6)
+    grey = gaussian(torch.Generator().manual_seed(5))(torch.zeros(2, 1, 8, 8))
+    assert torch.equal(tint_free(gaussian(torch.Generator().manual_seed(5)))(torch.zeros(2, 1, 8, 8)), grey)
