@@ -25,7 +25,7 @@ from ..sampling import gaussian, tint_free
 from ..tensors import fit_gamut, to_tensor, to_uint8
 from ..training.data import fixed_crops, load_photos
 from . import baselines as B
-from .metrics import ab_error, ab_products, hf_energy, hue_agreement, mean_chroma, psnr, region_colourfulness
+from .metrics import ab_measures, hf_energy, hue_agreement, mean_chroma, psnr, region_colourfulness
 
 
 SMOOTH = "smooth fill (no network)"
@@ -121,11 +121,12 @@ def score(task: str, method: str, pred: np.ndarray, truth: np.ndarray, holes: np
     hf_t = sum(hf_energy(t, r) for t, r in zip(truth, regions))
     c_p = sum(mean_chroma(p, r) for p, r in zip(pred, regions))
     c_t = sum(mean_chroma(t, r) for t, r in zip(truth, regions))
-    dot, pp, tt, count = (sum(v) for v in zip(*(ab_products(p, t, r) for p, t, r in zip(pred, truth, regions))))
+    errors, products = zip(*(ab_measures(p, t, r) for p, t, r in zip(pred, truth, regions)))
+    dot, pp, tt, count = (sum(v) for v in zip(*products))
     return Row(task, method,
                psnr=float(np.mean([psnr(p, t, r) for p, t, r in zip(pred, truth, regions)])),
                hf_ratio=hf_p / hf_t if hf_t > 0 else None,
-               ab_error=float(np.mean([ab_error(p, t, r) for p, t, r in zip(pred, truth, regions)])),
+               ab_error=float(np.mean(errors)),
                colourfulness=float(np.mean([region_colourfulness(p, r) for p, r in zip(pred, regions)])),
                chroma_ratio=c_p / c_t if c_t > 0 else None,
                hue_agreement=hue_agreement(dot, pp, tt, count))

@@ -26,18 +26,24 @@ def psnr(pred: np.ndarray, truth: np.ndarray, region: np.ndarray | None = None, 
     return PSNR_CAP if mse == 0 else min(PSNR_CAP, 10 * math.log10(peak**2 / mse))
 
 
+def ab_measures(pred: np.ndarray, truth: np.ndarray,
+                region: np.ndarray | None = None) -> tuple[float, tuple[float, float, float, int]]:
+    """`ab_error` and `ab_products` from one Lab conversion of each image (the slow part on whole photos)."""
+    p = rgb_to_lab(_pixels(pred, region).astype(np.uint8))[:, 1:]
+    t = rgb_to_lab(_pixels(truth, region).astype(np.uint8))[:, 1:]
+    error = float(np.mean(np.hypot(p[:, 0] - t[:, 0], p[:, 1] - t[:, 1])))
+    return error, (float((p * t).sum()), float((p * p).sum()), float((t * t).sum()), len(p))
+
+
 def ab_error(pred: np.ndarray, truth: np.ndarray, region: np.ndarray | None = None) -> float:
     """Mean Euclidean distance in the a*b* plane (CIE 1976 Lab, D65): colour error with lightness ignored."""
-    p, t = rgb_to_lab(_pixels(pred, region).astype(np.uint8)), rgb_to_lab(_pixels(truth, region).astype(np.uint8))
-    return float(np.mean(np.hypot(p[:, 1] - t[:, 1], p[:, 2] - t[:, 2])))
+    return ab_measures(pred, truth, region)[0]
 
 
 def ab_products(pred: np.ndarray, truth: np.ndarray, region: np.ndarray | None = None) -> tuple[float, float, float, int]:
     """Sums of p.t, |p|^2 and |t|^2 over the pixels' a*b* vectors (CIE 1976 Lab, D65), and the
     pixel count: summed over images, they give `hue_agreement`."""
-    p = rgb_to_lab(_pixels(pred, region).astype(np.uint8))[:, 1:]
-    t = rgb_to_lab(_pixels(truth, region).astype(np.uint8))[:, 1:]
-    return float((p * t).sum()), float((p * p).sum()), float((t * t).sum()), len(p)
+    return ab_measures(pred, truth, region)[1]
 
 
 def hue_agreement(dot: float, pp: float, tt: float, n: int) -> float | None:
