@@ -97,9 +97,10 @@ def task_call(model: Model, params: GenerationParams, image: np.ndarray, mask: n
         # The engine blends its fill into the surroundings itself (grown mask, feathered band) and
         # keeps pixels away from the mask bit-identical; a second blend here would re-harden the seam.
         opts = InpaintOptions(context=p.context, min_context=p.min_context, grow=p.grow, feather=p.feather)
-        # Steps = evaluations from the engine's start (a smooth fill noised to a low sigma).
+        # Steps = evaluations from the engine's start (a smooth fill noised to a low sigma), per
+        # blended sample. One step is the live preview's setting: one sample, not the default blend.
         return "inpaint", {"image": image, "mask": mask, "seed": p.seed, "options": opts, "progress": progress,
-                           **_steps(p.steps)}
+                           **_steps(p.steps), **({"blend": 1} if p.steps == 1 else {})}
     if p.task == Task.colorize:
         return "colorize", {"image": image, "seed": p.seed, "render_size": p.render_size or None, "progress": progress,
                             **_steps(p.steps)}

@@ -130,7 +130,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "class_conditional": spec.unet.num_classes is not None, "sampler": {"steps": spec.sampler.steps, "ts": list(spec.sampler.ts)},
         # Stroke editing starts from its strength's sigma, so only its steps and sampler are defaults.
         "editing": {task: {"start_sigma": None if task == "stroke_edit" else loop.sigma, "steps": loop.steps,
-                           "sampler": loop.sampler} for task, loop in edits.items()},
+                           "sampler": loop.sampler, "blend": loop.blend} for task, loop in edits.items()},
         "unet": spec.unet.to_dict(), "metadata": {k: v for k, v in meta.items() if k != "spec"},
     }
     if args.json:
@@ -142,7 +142,8 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"{', class-conditional' if info['class_conditional'] else ''}")
         print("  editing loops: " + "; ".join(
             f"{EDIT_NAMES.get(task, task)} {loop.sampler}, {loop.steps} steps from "
-            + ("the strength's sigma" if task == "stroke_edit" else f"sigma {loop.sigma:g}") for task, loop in edits.items()))
+            + ("the strength's sigma" if task == "stroke_edit" else f"sigma {loop.sigma:g}")
+            + (f", structure of {loop.blend} samples" if loop.blend > 1 else "") for task, loop in edits.items()))
         for k, v in info["metadata"].items():
             print(f"  {k}: {v}")
     return 0
@@ -191,6 +192,8 @@ def _save(args: argparse.Namespace, out: Path, pic: Picture) -> None:
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
+    if args.blend is not None and args.blend < 1:
+        raise UsageError("--blend must be at least 1")
     pic = load_picture(args.image)
     for note in pic.notes:
         print(f"note: {args.image}: {note}", file=sys.stderr)
@@ -198,8 +201,9 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     model = _load(args)
     opts = InpaintOptions(context=args.context, min_context=args.min_context, grow=args.grow, feather=args.feather,
                           colour_match=not args.no_colour_match)
+    blend = {} if args.blend is None else {"blend": args.blend}
     rgb = run_with_fallback(model, "inpaint", dict(image=pic.rgb, mask=mask, seed=args.seed, options=opts,
-                            progress=ProgressBar("inpaint", args.quiet), **_edit_kwargs(args)),
+                            progress=ProgressBar("inpaint", args.quiet), **_edit_kwargs(args), **blend),
                             log=_warn)
     _save(args, _out_path(args, Path(args.image), "inpaint"), pic.with_pixels(rgb, pic.alpha))
     return 0
@@ -284,10 +288,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 def _edit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start-sigma", type=float, default=None,
                    help="start the loop from the task's first guess (bicubic, grey, smooth fill) noised to this "
-                   "level: 0.3-2 faithful, 4 default for upscale/colorize, 1 for inpaint, 80 most freedom")
-    p.add_argument("--sampler", choices=("consistency", "ddim"), default=None,
-                   help="editing loop: consistency (re-noise each step; smooth) or ddim (deterministic steps; "
-                   "more detail from EDM-trained models). Default: the model's (`cstudio info`)")
+                   "level: 0.3-2 faithful, 80 most freedom; each task's default: `cstudio info`")
+    p.add_argument("--sampler", choices=("consistency", "ddim", "ancestral"), default=None,
+                   help="editing loop: consistency (re-noise each step; smooth), ddim (deterministic steps; "
+                   "more detail from EDM-trained models) or ancestral (DDIM with fresh noise each step). "
+                   "Default: the model's (`cstudio info`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grow", type=int, default=d.grow, help="px the mask is grown by")
     p.add_argument("--feather", type=int, default=d.feather, help="px of soft blend around the fill")
     p.add_argument("--no-colour-match", action="store_true", help="do not blend the fill's edge into its surroundings (seamless cloning)")
+    p.add_argument("--blend", type=int, default=None,
+                   help="samples whose mean gives the fill's structure under one sample's texture "
+                   "(1: a single sample, faster; default: the model's, `cstudio info`)")
     p.set_defaults(func=cmd_inpaint)
 
     p = sub.add_parser("colorize", help="colour grey photos (keeps their brightness)")

@@ -23,7 +23,7 @@ from .config import ModelSpec
 from .denoiser import Denoiser
 from .device import configure_threads, exact_fp32, pick_device, pick_precision
 from .operators import Colorize, Identity, Inpaint, Operator, SuperRes
-from .restore import restore
+from .restore import restore, restore_blended
 from .sampling import StepInfo, gaussian, sample_euler, sample_heun, sample_multistep, sample_onestep, tint_free
 from .schedules import karras_sigmas, sigmas_from_ts
 from .inpaint import InpaintOptions, inpaint_any, round_to_multiple
@@ -34,7 +34,7 @@ from .unet import UNet
 Progress = Callable[[int, int], None]
 
 # Editing samplers and their eta for `engine.restore.restore` (None: the consistency loop).
-SAMPLER_ETA: dict[str, float | None] = {"consistency": None, "ddim": 0.0}
+SAMPLER_ETA: dict[str, float | None] = {"consistency": None, "ddim": 0.0, "ancestral": 1.0}
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,16 @@ class Loop:
     """An editing loop: start sigma, network evaluations and sampler.
 
     "consistency" is the paper's projected multistep loop (Song et al., 2023, Algorithm 4);
-    "ddim" takes projected DDIM steps with eta = 0 (`engine.sampling.sample_ddim`).
+    "ddim" takes projected DDIM steps with eta = 0 (`engine.sampling.sample_ddim`), "ancestral"
+    with eta = 1 (fresh noise at each step, as DDPM's ancestral sampler). `blend` > 1 draws that
+    many samples and keeps their mean's coarse structure under the first one's fine texture
+    (`engine.restore.blend_bands`); `steps` counts the evaluations of one sample.
     """
 
     sigma: float
     steps: int
     sampler: str = "consistency"
+    blend: int = 1
 
 
 # Default loop of each editing task per model kind, chosen on the held-out eval (`cstudio eval`;
@@ -62,8 +66,11 @@ class Loop:
 # (upscaling is the slow task). x2 has room: 11 DDIM steps from sigma 10 give 27.52 dB at 83 %
 # (bicubic 28.45), within 1 dB of bicubic at the truth's detail, for under 4x the time of 3 steps;
 # 10 steps fell to 74.8 % on a second crop set; 12 went past the 1 dB on the previous file.
-# Stroke-sized holes: 20 DDIM steps from sigma 0.8 give 21.90 dB at 83 % (OpenCV Telea 22.61 dB
-# at 43 %; inpainting windows are small, so steps are cheap). Colorization stays on the
+# Holes: 40 ancestral steps (DDIM with eta = 1) from sigma 2, four samples blended (their mean's
+# structure under the first one's texture, `engine.restore.blend_bands`): box holes 19.78 dB at
+# 83 % HF (OpenCV Telea 20.35 dB at 4 %; one such sample alone 18.88 dB at 88 %), strokes 22.28 dB
+# at 104 % (Telea 22.61 dB at 43 %), where 20 DDIM steps from sigma 0.8 gave 19.53 dB at 40 % and
+# 21.90 dB at 83 % (160 evaluations per fill, but inpainting windows are small). Colorization stays on the
 # consistency loop (DDIM costs 0.45 dB there for 7 points of chroma), with tint-free noise, 6
 # evaluations from sigma 10: chosen on 186 training photos (3 seeds) over sigma 4 / 3 evaluations
 # (22.33 against 22.14 dB, hue agreement 0.30 against 0.24, 26 % chroma against 17 %); on the 37
@@ -74,7 +81,7 @@ EDIT_DEFAULTS: dict[str, dict[str, Loop]] = {
     "cm": {"upscale": Loop(4.0, 3), "upscale_x2": Loop(4.0, 3), "colorize": Loop(4.0, 3), "inpaint": Loop(1.0, 3),
            "stroke_edit": Loop(4.47, 3)},
     "edm": {"upscale": Loop(4.0, 3, "ddim"), "upscale_x2": Loop(10.0, 11, "ddim"), "colorize": Loop(10.0, 6),
-            "inpaint": Loop(0.8, 20, "ddim"), "stroke_edit": Loop(4.47, 6, "ddim")},
+            "inpaint": Loop(2.0, 40, "ancestral", blend=4), "stroke_edit": Loop(4.47, 6, "ddim")},
 }
 
 
@@ -202,14 +209,14 @@ class Model:
 
     def _restore(self, y: torch.Tensor, op: Operator, *, seed: int, x_start: torch.Tensor | None, sigmas: list[float],
                  eta: float | None, progress: Progress | None, offset: int = 0, total: int | None = None,
-                 untinted: bool = False) -> torch.Tensor:
+                 untinted: bool = False, blend: int = 1) -> torch.Tensor:
         d = self.spec.denoiser
         g = self._generator(seed)
         noise = tint_free(gaussian(g)) if untinted else gaussian(g)
-        return restore(self.denoise, y.to(self.device), op, sigmas, noise=noise,
-                       x_start=None if x_start is None else x_start.to(self.device),
-                       sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=eta,
-                       callback=self._callback(progress, offset, total))
+        return restore_blended(self.denoise, y.to(self.device), op, sigmas, noise=noise, samples=blend,
+                               x_start=None if x_start is None else x_start.to(self.device),
+                               sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=eta,
+                               callback=self._callback(progress, offset, total))
 
     def edit_default(self, task: str) -> Loop:
         """The default loop of "upscale" (x4, x8), "upscale_x2", "colorize", "inpaint" or "stroke_edit"
@@ -237,29 +244,37 @@ class Model:
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, *, seed: int = 0, ts: Sequence[int] | None = None,
                 sigma_start: float | None = None, num_steps: int | None = None, sampler: str | None = None,
-                options: InpaintOptions | None = None,
+                blend: int | None = None, options: InpaintOptions | None = None,
                 progress: Progress | None = None) -> np.ndarray:
         """Fill the pixels where `mask` is nonzero, any image size; pixels away from the mask stay bit-identical.
 
         image: (H, W, 3) uint8 or uint16; the result has the same dtype. See `engine.inpaint`.
         The loop starts from a smooth membrane fill of the hole noised to `sigma_start`; `ts`
-        (a grid from sigma_max) ignores that start and fills from pure noise. Loop settings not
-        given keep `edit_default("inpaint")`.
+        (a grid from sigma_max) ignores that start and fills from pure noise. `blend` samples make
+        the coarsest pass (`Loop.blend`; 1: one sample). Loop settings not given keep
+        `edit_default("inpaint")`.
         """
         image, hole = _check_image(image), _check_mask(mask, image)
         if not hole.any():
             return image.copy()
         opts = options or InpaintOptions()
         sig_coarse, eta = self.edit_loop("inpaint", ts, sigma_start, num_steps, sampler)
+        blend = self.edit_default("inpaint").blend if blend is None else int(blend)
+        if blend < 1:
+            raise ValueError(f"blend must be at least 1, got {blend}")
 
         def fill(y, start, known, s_start, n_steps, fseed, on_step):
-            sig = sig_coarse if s_start is None else self.sigmas_from(s_start, n_steps)
+            # The coarsest pass decides the fill's structure (blended samples); finer passes only
+            # sharpen it from a low sigma, one sample each.
+            coarse = s_start is None
+            sig = sig_coarse if coarse else self.sigmas_from(s_start, n_steps)
             return self._restore(y, Inpaint(known), seed=fseed, x_start=start, sigmas=sig, eta=eta,
+                                 blend=blend if coarse else 1,
                                  progress=None if on_step is None else (lambda d, t: on_step()))
 
         f = as_float(image)
-        blended, alpha = inpaint_any(f, hole, fill, self.resolution, self.multiple, seed=seed, coarse_evals=len(sig_coarse) - 1,
-                                     opts=opts, progress=progress)
+        blended, alpha = inpaint_any(f, hole, fill, self.resolution, self.multiple, seed=seed,
+                                     coarse_evals=blend * (len(sig_coarse) - 1), opts=opts, progress=progress)
         out = image.copy()
         touched = alpha > 0
         out[touched] = from_float(blended[touched], image.dtype)

@@ -83,11 +83,11 @@ class GenerationParams:
 
 # Evaluations of the engine's default loop per model kind and editing task (engine.pipeline.
 # EDIT_DEFAULTS; this layer may not import the engine; tests/app/test_catalog_tasks.py checks the
-# two agree). EDM-trained models inpaint and stroke-edit with more (DDIM) steps, and upscale x2
-# with more than x4 / x8.
+# two agree). EDM-trained models inpaint and stroke-edit with more (DDIM / ancestral) steps, and
+# upscale x2 with more than x4 / x8. Inpainting counts the steps of one of the samples it blends.
 EDIT_DEFAULT_STEPS = {
     "cm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 3, Task.stroke_edit: 3},
-    "edm": {Task.upscale: 3, Task.colorize: 6, Task.inpaint: 20, Task.stroke_edit: 6},
+    "edm": {Task.upscale: 3, Task.colorize: 6, Task.inpaint: 40, Task.stroke_edit: 6},
 }
 X2_UPSCALE_STEPS = {"cm": 3, "edm": 11}
 

@@ -74,19 +74,33 @@ def targets(report: EvalReport) -> list[str]:
     return out
 
 
+def label_lines(label: str, width: int, font: ImageFont.ImageFont | None = None) -> list[str]:
+    """A column label in lines that fit `width` px, split at commas. Pillow's default font has no
+    Greek, no "×" and an almost invisible space, hence "ours: sigma0=4, 4x40 NFE" for "ours σ0=4, 4×40 NFE"."""
+    font = font or ImageFont.load_default()
+    text = label.replace(" σ", ": sigma").replace("σ", "sigma").replace("×", "x")
+    lines: list[str] = []
+    for part in text.split(", "):
+        joined = f"{lines[-1]}, {part}" if lines else part
+        if lines and font.getlength(joined) <= width:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    return lines
+
+
 def contact_sheet(labels: tuple[str, ...], columns: tuple[np.ndarray, ...], rows: int = 8, tile: int = 96) -> Image.Image:
     """Grid with one column per method (label on top), `rows` crops, each scaled to `tile` px (nearest)."""
     n = min(rows, len(columns[0]))
-    head = 28
+    font = ImageFont.load_default()
+    wrapped = [label_lines(label, tile, font) for label in labels]
+    head = 4 + 12 * max(2, max(len(w) for w in wrapped))
     img = Image.new("RGB", (len(columns) * (tile + 4), head + n * (tile + 4)), "white")
     draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
-    for c, (label, col) in enumerate(zip(labels, columns)):
+    for c, (lines, col) in enumerate(zip(wrapped, columns)):
         x = c * (tile + 4)
-        # Labels can be longer than a tile: split in two lines at a comma. Pillow's default font has
-        # no Greek and an almost invisible space, hence "ours: sigma0=4" for "ours σ0=4".
-        for i, part in enumerate(label.replace(" σ", ": sigma").replace("σ", "sigma").split(", ", 1)):
-            draw.text((x + 2, 2 + 12 * i), part, fill="black", font=font)
+        for i, line in enumerate(lines):
+            draw.text((x + 2, 2 + 12 * i), line, fill="black", font=font)
         for r in range(n):
             img.paste(Image.fromarray(col[r]).resize((tile, tile), Image.Resampling.NEAREST), (x, head + r * (tile + 4)))
     return img

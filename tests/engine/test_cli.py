@@ -53,6 +53,14 @@ def test_tasks_write_outputs(images, tiny_model_file, capsys):
     src = _read(images / "in.png")
     keep = _read(images / "mask.png") == 0
     assert np.array_equal(out[keep], src[keep])
+    # Blended ancestral samples: a different fill, the same known pixels.
+    assert main(["inpaint", str(images / "in.png"), "--mask", str(images / "mask.png"), *m, "--grow", "0", "--feather", "0",
+                 "--sampler", "ancestral", "--blend", "3", "--out", str(images / "blend.png")]) == 0
+    blend = _read(images / "blend.png")
+    assert np.array_equal(blend[keep], src[keep]) and not np.array_equal(blend, out)
+    assert main(["inpaint", str(images / "in.png"), "--mask", str(images / "mask.png"), *m, "--blend", "0",
+                 "--out", str(images / "b0.png")]) == 2
+    assert "--blend must be at least 1" in capsys.readouterr().err
     assert main(["colorize", str(images / "in.png"), *m, "--steps", "2"]) == 0
     assert main(["upscale", str(images / "in.png"), "--factor", "2", *m, "--out", str(images / "up.png")]) == 0
     with Image.open(images / "up.png") as im:

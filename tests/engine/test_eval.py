@@ -137,7 +137,7 @@ def test_eval_on_two_tiny_images(tmp_path: Path) -> None:
 
 
 def test_default_settings_follow_the_model_kind() -> None:
-    """EDM-trained models edit with DDIM steps by default; consistency models keep Algorithm 4."""
+    """EDM-trained models edit with DDIM (holes: blended ancestral) steps by default; consistency models keep Algorithm 4."""
     import dataclasses
 
     cm = Model.random(preset("tiny"), device="cpu", precision="fp32", threads=1)
@@ -146,7 +146,8 @@ def test_default_settings_follow_the_model_kind() -> None:
                 cm.denoiser.net.state_dict(), device="cpu", precision="fp32", threads=1)
     assert {s.sampler for s in default_settings(cm).values()} == {"consistency"}
     d = default_settings(edm)
-    assert d["sr2"].sampler == d["sr4"].sampler == d["fill"].sampler == "ddim" and d["colour"].sampler == "consistency"
+    assert d["sr2"].sampler == d["sr4"].sampler == "ddim" and d["colour"].sampler == "consistency"
+    assert d["fill"].sampler == "ancestral" and d["fill"].blend == 4 and "structure of 4" in d["fill"].label
     assert d["sr2"] != d["sr4"]  # x2 affords the longer loop
     for model in (cm, edm):
         table = settings_for(model)
@@ -169,3 +170,19 @@ def test_targets_judge_each_upscale_factor_by_its_own_default() -> None:
     x2, x4 = targets(report)
     assert x2.startswith("×2") and "detail MET (ours long: 27.50 dB, HF 80 %" in x2
     assert x4.startswith("×4") and "detail NOT MET (ours short: 27.90 dB, HF 20 %" in x4
+
+
+def test_sheet_labels_fit_their_column_and_keep_every_part():
+    from PIL import ImageFont
+
+    from engine.eval.report import contact_sheet, label_lines
+
+    font = ImageFont.load_default()
+    label = "ours σ0=2, 4×40 NFE, ancestral, structure of 4"
+    lines = label_lines(label, 96, font)
+    assert len(lines) >= 2 and all(font.getlength(line) <= 96 for line in lines)
+    assert ", ".join(lines) == "ours: sigma0=2, 4x40 NFE, ancestral, structure of 4"
+    tiles = np.zeros((2, 8, 8, 3), np.uint8)
+    sheet = contact_sheet(("input", label), (tiles, tiles + 255), tile=96)
+    assert sheet.size == (200, 4 + 12 * len(lines) + 2 * 100)
+    assert sheet.getpixel((100, 4 + 12 * len(lines))) == (255, 255, 255) and sheet.getpixel((0, 4 + 12 * len(lines))) == (0, 0, 0)

@@ -7,7 +7,7 @@ import torch
 
 from engine import (Identity, Inpaint, SuperRes, karras_sigmas, replay, restore, sample_ddim, sample_euler, sample_heun,
                     sample_multistep, sample_onestep, sigmas_from_ts)
-from engine.restore import interpolate, stroke_edit
+from engine.restore import blend_bands, interpolate, restore_blended, stroke_edit
 from engine.sampling import gaussian, slerp, tint_free
 from engine.schedules import even_ts
 
@@ -172,3 +172,45 @@ def test_tint_free_noise_has_no_colour_cast_but_keeps_the_rest():
     assert torch.allclose(z - means[..., None, None], plain - plain_means[..., None, None], atol=1e-6)
     grey = gaussian(torch.Generator().manual_seed(5))(torch.zeros(2, 1, 8, 8))
     assert torch.equal(tint_free(gaussian(torch.Generator().manual_seed(5)))(torch.zeros(2, 1, 8, 8)), grey)
+
+
+def test_blend_bands_takes_structure_from_the_mean_and_texture_from_the_first_sample():
+    g = torch.Generator().manual_seed(6)
+    base = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(24, 24), mode="bilinear")
+    checker = ((torch.arange(24)[:, None] + torch.arange(24)[None, :]) % 2 * 2 - 1).float().expand(1, 3, 24, 24)
+    # Samples that differ by an overall offset (pure structure) and by a +-checkerboard (pure texture).
+    samples = [base + 0.2 * k + (0.1 if k == 0 else -0.1) * checker for k in range(4)]
+    out = blend_bands(samples)
+    # The offset is the mean's (0.3), the checkerboard the first sample's (+0.1): a Gaussian of
+    # 1.5 px passes 1e-5 of the Nyquist frequency and all of a constant.
+    torch.testing.assert_close(out, base + 0.3 + 0.1 * checker, atol=1e-4, rtol=0)
+    assert torch.equal(blend_bands(samples[:1]), samples[0])
+    torch.testing.assert_close(blend_bands([samples[0]] * 3), samples[0], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError):
+        blend_bands([])
+
+
+def test_restore_blended_keeps_known_pixels_counts_every_step_and_is_restore_for_one_sample():
+    g = torch.Generator().manual_seed(7)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :, ::2] = 1
+    y = torch.rand(CLEAN.shape, generator=g) * 2 - 1
+    sig = [2.0, 0.7, 0.2, 0.002]
+    steps = []
+    out = restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(torch.Generator().manual_seed(1)),
+                          samples=3, eta=1.0, callback=lambda info: steps.append((info.i, info.total)))
+    known = mask.expand_as(y).bool()
+    assert torch.equal(out[known], y[known])
+    assert steps == [(i, 9) for i in range(9)]
+    # The free pixels move towards the data mean (0.3) with less spread than one sample's.
+    one = [restore(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(torch.Generator().manual_seed(s)), eta=1.0)
+           for s in range(8)]
+    blended = [restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(torch.Generator().manual_seed(s)),
+                               samples=4, eta=1.0) for s in range(8)]
+    spread = lambda xs: torch.stack(xs)[:, ~known].std(0).mean()
+    assert spread(blended) < spread(one)
+    single = restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(torch.Generator().manual_seed(2)),
+                             samples=1, eta=1.0)
+    assert torch.equal(single, one[2])
+    with pytest.raises(ValueError, match="samples"):
+        restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(g), samples=0)
