@@ -71,7 +71,8 @@ def blend_bands(samples: Sequence[torch.Tensor], sigma_px: float = BAND_SIGMA_PX
     if len(samples) == 1:
         return first
     mean = torch.stack(list(samples)).mean(0)
-    return gaussian_blur(mean, sigma_px) + first - gaussian_blur(first, sigma_px)
+    # blur(mean) + first - blur(first), with one blur: the blur is linear.
+    return first + gaussian_blur(mean - first, sigma_px)
 
 
 @torch.no_grad()
