@@ -18,7 +18,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("config", help="training config (JSON), e.g. configs/studio32-edm-then-ict.json")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     p.add_argument("--init", metavar="FILE", help="start from a model file's weights (e.g. the shipped default); "
-                   "its step count is kept if it was exported by this config")
+                   "its step count is kept if it was exported by this config. A narrower network (fewer "
+                   "channels per level) is grown into the config's, keeping what it computes (Net2WiderNet)")
     p.add_argument("--init-step", type=int, metavar="N", help="with --init: the step to start counting from")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<config name>)")
     p.add_argument("--steps", type=int, metavar="N", help="stop after N steps in this invocation "

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..checkpoint import load_model, save_model
 from ..denoiser import Denoiser
 from ..device import configure_threads, physical_cores, pick_device, pick_precision
+from ..grow import grow_state_dict, growth_factors
 from ..unet import UNet, count_parameters
 from . import distributed as D
 from .config import TrainConfig
@@ -393,13 +394,24 @@ class Trainer:
         """Start from a model file's weights (net and EMA); continue its step count if it came from this config."""
         spec, sd, meta = load_model(path)
         want = dataclasses.replace(self.cfg.unet_config(), dropout=0.0)
+        grown = False
         if spec.unet != want:
-            raise ValueError(f"{path}: its network ({spec.unet}) differs from this config's ({want})")
+            try:
+                growth_factors(spec.unet, want)
+            except ValueError as e:
+                raise ValueError(f"{path}: its network ({spec.unet}) differs from this config's ({want}) "
+                                 f"and cannot be grown into it: {e}") from None
+            # A wider config: start from the file's function (Net2WiderNet) instead of from scratch.
+            sd, worst = grow_state_dict(sd, spec.unet, want, seed=self.cfg.seed)
+            self.log(f"grew {path} from channel_mult {spec.unet.channel_mult} to {want.channel_mult}: "
+                     f"output changed by at most {worst:.1%} of its RMS")
+            grown = True
         self._fresh = False
         self.net.load_state_dict(sd)
         self.ema.reset(self.net)
         if step is None:
-            step = int(meta.get("train_step", "0")) if meta.get("train_config") == self.cfg.name else 0
+            same_run = meta.get("train_config") == self.cfg.name and not grown
+            step = int(meta.get("train_step", "0")) if same_run else 0
         self.step = step
         self.log(f"initialised from {path} at step {step}")
 
