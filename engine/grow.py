@@ -69,17 +69,16 @@ class _Splitter:
 
     def weight(self, w: torch.Tensor, out_map: torch.Tensor, in_map: torch.Tensor) -> torch.Tensor:
         w = w.float()[out_map][:, in_map]
-        count = torch.bincount(in_map).float()[in_map]  # copies of each input channel
-        share = (1.0 / count).view(1, -1, *([1] * (w.ndim - 2))).expand_as(w).clone()
-        dup = count > 1
-        if self.noise and dup.any():
-            # Zero-sum noise over each input channel's copies: the sum, hence the function, is kept.
-            eps = torch.randn(w.shape, generator=self.g) * self.noise / count.view(1, -1, *([1] * (w.ndim - 2)))
-            moved = eps.movedim(1, 0)
-            mean = torch.zeros((int(in_map.max()) + 1, *moved.shape[1:])).index_add_(0, in_map, moved)
-            mean = mean / torch.bincount(in_map).float().view(-1, *([1] * (moved.ndim - 1)))
-            eps = (moved - mean[in_map]).movedim(0, 1)
-            share = share + eps * dup.view(1, -1, *([1] * (w.ndim - 2)))
+        per_old = torch.bincount(in_map).float()  # copies of each narrow input channel
+        count = per_old[in_map].view(1, -1, *([1] * (w.ndim - 2)))
+        share = 1.0 / count
+        if self.noise and bool((per_old > 1).any()):
+            # Zero-sum noise over each input channel's copies: the sum, hence the function, is kept
+            # (a channel with one copy gets exactly zero).
+            eps = (torch.randn(w.shape, generator=self.g) * self.noise / count).movedim(1, 0)
+            mean = torch.zeros((len(per_old), *eps.shape[1:])).index_add_(0, in_map, eps)
+            mean = mean / per_old.view(-1, *([1] * (eps.ndim - 1)))
+            share = share + (eps - mean[in_map]).movedim(0, 1)
         return w * share
 
     @staticmethod
@@ -95,7 +94,7 @@ def grow_state_dict(sd: dict[str, torch.Tensor], old: UNetConfig, new: UNetConfi
     Returns (state_dict, worst): `worst` is the largest |output change| over a few random inputs
     and noise levels relative to the output's RMS (0.0 when `check` is False).
     """
-    factors = growth_factors(old, new)
+    growth_factors(old, new)  # refuses anything but a widening, with the reason
     g = torch.Generator().manual_seed(seed)
     split = _Splitter(g, noise)
     out: dict[str, torch.Tensor] = {}

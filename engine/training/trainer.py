@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..checkpoint import load_model, save_model
 from ..denoiser import Denoiser
 from ..device import configure_threads, physical_cores, pick_device, pick_precision
-from ..grow import grow_state_dict, growth_factors
+from ..grow import grow_state_dict
 from ..unet import UNet, count_parameters
 from . import distributed as D
 from .config import TrainConfig
@@ -396,13 +396,12 @@ class Trainer:
         want = dataclasses.replace(self.cfg.unet_config(), dropout=0.0)
         grown = False
         if spec.unet != want:
+            # A wider config: start from the file's function (Net2WiderNet) instead of from scratch.
             try:
-                growth_factors(spec.unet, want)
+                sd, worst = grow_state_dict(sd, spec.unet, want, seed=self.cfg.seed)
             except ValueError as e:
                 raise ValueError(f"{path}: its network ({spec.unet}) differs from this config's ({want}) "
                                  f"and cannot be grown into it: {e}") from None
-            # A wider config: start from the file's function (Net2WiderNet) instead of from scratch.
-            sd, worst = grow_state_dict(sd, spec.unet, want, seed=self.cfg.seed)
             self.log(f"grew {path} from channel_mult {spec.unet.channel_mult} to {want.channel_mult}: "
                      f"output changed by at most {worst:.1%} of its RMS")
             grown = True
