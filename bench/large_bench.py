@@ -9,6 +9,12 @@ may use the `tiny` preset to finish in minutes (--huge-model).
     python bench/large_bench.py --huge 4000       # a smaller huge run
     python bench/large_bench.py --huge 0 --tasks inpaint,stroke,colorize   # the quick ones only
     python bench/large_bench.py --huge 0 --tasks upscale2   # x2 with the default loop (11 steps for the default model)
+    python bench/large_bench.py --huge 0 --tasks inpaint,inpaint-blend4,stroke,stroke-blend4   # vs the old fill loop
+    python bench/large_bench.py --huge 0 --tasks upscale4,upscale4-detail   # what --detail costs
+
+A task name ending in "-blend4" fills with the previous default's structure (the mean of 4 blended
+samples, `blend=4`) instead of the default loop's, as a baseline measured in the same run; the
+summary prints each default's time as a ratio of its baseline's.
 """
 
 from __future__ import annotations
@@ -76,26 +82,27 @@ def child(task: str, size: tuple[int, int], model_name: str, steps: int | None =
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     tiles = 0
-    if task == "inpaint":
+    fill_kw = {"blend": 4} if task.endswith("-blend4") else {}
+    if task.startswith("inpaint"):
         mask = np.zeros((h, w), bool)
         mask[h // 3:h // 3 + h // 5, w // 4:w // 4 + w // 5] = True
-        model.inpaint(img, mask, seed=0)
-    elif task == "stroke":
+        model.inpaint(img, mask, seed=0, **fill_kw)
+    elif task.startswith("stroke"):
         # A 12 px brush stroke across the photo, the typical "remove this wire" mask.
         from PIL import Image, ImageDraw
         canvas = Image.new("L", (w, h), 0)
         ImageDraw.Draw(canvas).line([(w // 8, h // 2), (w // 2, h // 3), (7 * w // 8, 2 * h // 3)], fill=255, width=12)
-        model.inpaint(img, np.asarray(canvas) > 127, seed=0)
+        model.inpaint(img, np.asarray(canvas) > 127, seed=0, **fill_kw)
     elif task == "colorize":
         grey = np.repeat(img.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
         model.colorize(grey, seed=0)
     else:
-        k = 4 if task == "upscale4" else 2
+        k = 4 if task.startswith("upscale4") else 2
         from engine.upscale import plan_tiles
 
         t = model.resolution // k
         tiles = plan_tiles(h, w, t, max(1, round(t * 0.25))).count
-        model.upscale(img, k, seed=0, batch=64, **({"num_steps": steps} if steps else {}))
+        model.upscale(img, k, seed=0, batch=64, detail=task.endswith("-detail"), **({"num_steps": steps} if steps else {}))
     secs = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if steps:
@@ -111,7 +118,8 @@ def main() -> None:
     ap.add_argument("--model", default="default", help="'default' or a preset name for the 1024x768 tasks")
     ap.add_argument("--only-huge", action="store_true", help="skip the 1024x768 tasks")
     ap.add_argument("--tasks", default="inpaint,stroke,colorize,upscale4",
-                    help="comma-separated 1024x768 tasks: inpaint (a box), stroke (a thin stroke), colorize, upscale4, upscale2")
+                    help="comma-separated 1024x768 tasks: inpaint (a box), stroke (a thin stroke), colorize, upscale4, "
+                         "upscale2; inpaint-blend4 / stroke-blend4 (the previous fill loop), upscale4-detail")
     ap.add_argument("--huge-steps", type=int, default=1, help="network evaluations per tile in the huge run "
                     "(memory does not depend on it; time scales with it)")
     ap.add_argument("--child", nargs=4, metavar=("TASK", "SIZE", "MODEL", "STEPS"), help=argparse.SUPPRESS)
@@ -122,22 +130,29 @@ def main() -> None:
         child(task, (h, w), model, int(steps) or None)
         return
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = set(tasks) - {"inpaint", "stroke", "colorize", "upscale4", "upscale2"}
+    unknown = set(tasks) - {"inpaint", "stroke", "colorize", "upscale4", "upscale2", "inpaint-blend4", "stroke-blend4",
+                            "upscale4-detail"}
     if unknown:
         ap.error(f"unknown task(s): {', '.join(sorted(unknown))}")
     runs = [] if args.only_huge else [(t, "768x1024", args.model, 0) for t in tasks]
     if args.huge:
         runs.append(("upscale2", f"{args.huge}x{args.huge}", args.huge_model, args.huge_steps))
-    print(f"{'task':10s} {'size':>11s} {'seconds':>9s} {'peak RSS':>10s} {'tiles/s':>8s}  model / input")
+    print(f"{'task':15s} {'size':>11s} {'seconds':>9s} {'peak RSS':>10s} {'tiles/s':>8s}  model / input")
+    seconds: dict[str, float] = {}
     for task, size, model, steps in runs:
         res = subprocess.run([sys.executable, __file__, "--child", task, size, model, str(steps)],
                              capture_output=True, text=True, cwd=ROOT)
         if res.returncode != 0:
-            print(f"{task:10s} {size:>11s} FAILED: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}")
+            print(f"{task:15s} {size:>11s} FAILED: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}")
             continue
         r = json.loads(res.stdout.strip().splitlines()[-1])
         tps = f"{r['tiles'] / r['seconds']:.1f}" if r["tiles"] else "-"
-        print(f"{r['task']:10s} {r['size']:>11s} {r['seconds']:9.1f} {r['peak_rss_mb']:8.0f} MB {tps:>8s}  {r['model']} / {r['source']}")
+        print(f"{r['task']:15s} {r['size']:>11s} {r['seconds']:9.1f} {r['peak_rss_mb']:8.0f} MB {tps:>8s}  {r['model']} / {r['source']}")
+        if size == "768x1024":
+            seconds[task] = r["seconds"]
+    for task, base in (("inpaint", "inpaint-blend4"), ("stroke", "stroke-blend4"), ("upscale4-detail", "upscale4")):
+        if task in seconds and base in seconds:
+            print(f"{task}: {seconds[task] / seconds[base]:.2f}x the time of {base} (same run)")
 
 
 if __name__ == "__main__":

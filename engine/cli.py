@@ -115,7 +115,8 @@ def _out_path(args: argparse.Namespace, src: Path | None, suffix: str) -> Path:
 # Commands.
 
 
-EDIT_NAMES = {"upscale": "upscale x4/x8", "upscale_x2": "upscale x2", "stroke_edit": "stroke edit"}
+EDIT_NAMES = {"upscale": "upscale x4/x8", "upscale_detail": "upscale x4/x8 --detail", "upscale_x2": "upscale x2",
+              "stroke_edit": "stroke edit"}
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -130,7 +131,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         "class_conditional": spec.unet.num_classes is not None, "sampler": {"steps": spec.sampler.steps, "ts": list(spec.sampler.ts)},
         # Stroke editing starts from its strength's sigma, so only its steps and sampler are defaults.
         "editing": {task: {"start_sigma": None if task == "stroke_edit" else loop.sigma, "steps": loop.steps,
-                           "sampler": loop.sampler, "blend": loop.blend} for task, loop in edits.items()},
+                           "sampler": loop.sampler, "blend": loop.blend,
+                           **({} if loop.base is None else {"base": {"start_sigma": loop.base.sigma, "steps": loop.base.steps,
+                                                                     "sampler": loop.base.sampler}, "band_px": loop.band})}
+                    for task, loop in edits.items()},
         "unet": spec.unet.to_dict(), "metadata": {k: v for k, v in meta.items() if k != "spec"},
     }
     if args.json:
@@ -143,7 +147,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         print("  editing loops: " + "; ".join(
             f"{EDIT_NAMES.get(task, task)} {loop.sampler}, {loop.steps} steps from "
             + ("the strength's sigma" if task == "stroke_edit" else f"sigma {loop.sigma:g}")
-            + (f", structure of {loop.blend} samples" if loop.blend > 1 else "") for task, loop in edits.items()))
+            + (f", structure of {loop.blend} samples" if loop.blend > 1 else "")
+            + ("" if loop.base is None else
+               f", structure from {loop.base.sampler} {loop.base.steps} steps from sigma {loop.base.sigma:g}")
+            for task, loop in edits.items()))
         for k, v in info["metadata"].items():
             print(f"  {k}: {v}")
     return 0
@@ -259,7 +266,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     def run_one(pic: Picture) -> Picture:
         out = run_with_fallback(model, "upscale", dict(image=pic.rgb, factor=args.factor, seed=args.seed,
-                                overlap=args.overlap, alpha=pic.alpha, samples=args.average,
+                                overlap=args.overlap, alpha=pic.alpha, samples=args.average, detail=args.detail,
                                 progress=ProgressBar(f"upscale x{args.factor}", args.quiet), **kw), log=_warn)
         rgb, alpha = out if isinstance(out, tuple) else (out, None)
         return pic.with_pixels(rgb, alpha)
@@ -333,8 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feather", type=int, default=d.feather, help="px of soft blend around the fill")
     p.add_argument("--no-colour-match", action="store_true", help="do not blend the fill's edge into its surroundings (seamless cloning)")
     p.add_argument("--blend", type=int, default=None,
-                   help="samples whose mean gives the fill's structure under one sample's texture "
-                   "(1: a single sample, faster; default: the model's, `cstudio info`)")
+                   help="samples whose mean gives the fill's structure under one sample's texture, instead "
+                   "of the default loop's cheap structure pass (1: a single sample, no structure pass; "
+                   "default: the model's, `cstudio info`)")
     p.set_defaults(func=cmd_inpaint)
 
     p = sub.add_parser("colorize", help="colour grey photos (keeps their brightness)")
@@ -352,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap as a fraction of the tile")
     p.add_argument("--average", type=int, default=1, metavar="N",
                    help="average N samples per tile: truer to the input on average, less invented detail")
+    p.add_argument("--detail", action="store_true",
+                   help="x4 / x8: invent fine texture with a slower loop (`cstudio info` lists it; "
+                        "the model card has what it costs in time and fidelity)")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders (keeping their structure)")
     _model_args(p)
     _edit_args(p)

@@ -23,7 +23,7 @@ from .config import ModelSpec
 from .denoiser import Denoiser
 from .device import configure_threads, exact_fp32, pick_device, pick_precision
 from .operators import Colorize, Identity, Inpaint, Operator, SuperRes
-from .restore import restore, restore_blended
+from .restore import BAND_SIGMA_PX, restore, restore_blended
 from .sampling import StepInfo, gaussian, sample_euler, sample_heun, sample_multistep, sample_onestep, tint_free
 from .schedules import karras_sigmas, sigmas_from_ts
 from .inpaint import InpaintOptions, inpaint_any, round_to_multiple
@@ -45,13 +45,26 @@ class Loop:
     "ddim" takes projected DDIM steps with eta = 0 (`engine.sampling.sample_ddim`), "ancestral"
     with eta = 1 (fresh noise at each step, as DDPM's ancestral sampler). `blend` > 1 draws that
     many samples and keeps their mean's coarse structure under the first one's fine texture
-    (`engine.restore.blend_bands`); `steps` counts the evaluations of one sample.
+    (`engine.restore.blend_bands`); `steps` counts the evaluations of one sample. `base` instead
+    takes the structure from a cheap fidelity loop's answer (run first, same start) under one
+    sample's texture; `band` is the blur in px that splits structure from texture.
     """
 
     sigma: float
     steps: int
     sampler: str = "consistency"
     blend: int = 1
+    base: Loop | None = None
+    band: float = BAND_SIGMA_PX
+
+    def __post_init__(self) -> None:
+        if self.base is not None and (self.blend != 1 or self.base.base is not None):
+            raise ValueError("a loop takes its structure from a base loop or from blended samples, not both")
+
+    @property
+    def evaluations(self) -> int:
+        """Network evaluations per run of this loop (all samples and the base)."""
+        return self.blend * self.steps + (0 if self.base is None else self.base.evaluations)
 
 
 # Default loop of each editing task per model kind, chosen on the held-out eval (`cstudio eval`;
@@ -66,28 +79,35 @@ class Loop:
 # (upscaling is the slow task). x2 has room: 11 DDIM steps from sigma 10 give 27.52 dB at 83 %
 # (bicubic 28.45), within 1 dB of bicubic at the truth's detail, for under 4x the time of 3 steps;
 # 10 steps fell to 74.8 % on a second crop set; 12 went past the 1 dB on the previous file.
-# Holes: 40 ancestral steps (DDIM with eta = 1) from sigma 2, four samples blended (their mean's
-# structure under the first one's texture, `engine.restore.blend_bands`): box holes 19.78 dB at
-# 83 % HF (OpenCV Telea 20.35 dB at 4 %; one such sample alone 18.88 dB at 88 %), strokes 22.28 dB
-# at 104 % (Telea 22.61 dB at 43 %), where 20 DDIM steps from sigma 0.8 gave 19.53 dB at 40 % and
-# 21.90 dB at 83 % (160 evaluations per fill, but inpainting windows are small). Colorization stays on the
-# consistency loop (DDIM costs 0.45 dB there for 7 points of chroma), with tint-free noise, 6
+# Holes: one sample of 40 ancestral steps (DDIM with eta = 1) from sigma 2 for the texture, over
+# the structure of 2 consistency steps from sigma 0.3 (`Loop.base`, `engine.restore.blend_bands`,
+# split by a 1.5 px blur). Box holes 19.64 dB at 83 % HF (OpenCV Telea 20.35 dB at 4 %; the sample
+# alone 18.74 dB at 89 %), strokes 22.19 dB at 102 % (Telea 22.61 dB at 43 %). The previous default
+# took the structure from the mean of 4 such samples: 19.72 dB at 84 % and 22.19 dB at 104 %, for
+# 160 evaluations per fill against 42 (a second crop set: -0.15 / -0.10 dB at the same HF).
+# x4 / x8 --detail: the same split, 80 ancestral steps from sigma 10 over 2 consistency steps from
+# sigma 1: 22.78 dB at 79 % HF (bicubic 23.96 dB), against the default's 23.71 dB at 14 %; about
+# 1.2 dB under bicubic, so the detail bar (1 dB) is not met, and 27x the default's evaluations;
+# a consistency model's loop already samples, so it has no separate detail loop. Colorization
+# stays on the consistency loop (DDIM costs 0.45 dB there for 7 points of chroma), with tint-free noise, 6
 # evaluations from sigma 10: chosen on 186 training photos (3 seeds) over sigma 4 / 3 evaluations
 # (22.33 against 22.14 dB, hue agreement 0.30 against 0.24, 26 % chroma against 17 %); on the 37
 # held-out photos 22.03 dB (grey 21.90) at 25 % chroma, hue agreement 0.43. Stroke editing (SDEdit)
 # starts from its strength's sigma (the sigma here is strength 0.5's): with an EDM model the
 # consistency loop returns a blur of the strokes, while 6 DDIM steps turn them into texture.
 EDIT_DEFAULTS: dict[str, dict[str, Loop]] = {
-    "cm": {"upscale": Loop(4.0, 3), "upscale_x2": Loop(4.0, 3), "colorize": Loop(4.0, 3), "inpaint": Loop(1.0, 3),
-           "stroke_edit": Loop(4.47, 3)},
-    "edm": {"upscale": Loop(4.0, 3, "ddim"), "upscale_x2": Loop(10.0, 11, "ddim"), "colorize": Loop(10.0, 6),
-            "inpaint": Loop(2.0, 40, "ancestral", blend=4), "stroke_edit": Loop(4.47, 6, "ddim")},
+    "cm": {"upscale": Loop(4.0, 3), "upscale_detail": Loop(4.0, 3), "upscale_x2": Loop(4.0, 3),
+           "colorize": Loop(4.0, 3), "inpaint": Loop(1.0, 3), "stroke_edit": Loop(4.47, 3)},
+    "edm": {"upscale": Loop(4.0, 3, "ddim"), "upscale_detail": Loop(10.0, 80, "ancestral", base=Loop(1.0, 2)),
+            "upscale_x2": Loop(10.0, 11, "ddim"), "colorize": Loop(10.0, 6),
+            "inpaint": Loop(2.0, 40, "ancestral", base=Loop(0.3, 2)), "stroke_edit": Loop(4.47, 6, "ddim")},
 }
 
 
-def upscale_task(factor: int) -> str:
-    """The EDIT_DEFAULTS key of upscaling by `factor`: x2 has its own loop, x4 and x8 share one."""
-    return "upscale_x2" if int(factor) == 2 else "upscale"
+def upscale_task(factor: int, detail: bool = False) -> str:
+    """The EDIT_DEFAULTS key of upscaling by `factor`: x2 has its own loop, x4 and x8 share one,
+    and its slower `detail` variant."""
+    return "upscale_x2" if int(factor) == 2 else ("upscale_detail" if detail else "upscale")
 
 
 class Cancelled(Exception):
@@ -209,11 +229,14 @@ class Model:
 
     def _restore(self, y: torch.Tensor, op: Operator, *, seed: int, x_start: torch.Tensor | None, sigmas: list[float],
                  eta: float | None, progress: Progress | None, offset: int = 0, total: int | None = None,
-                 untinted: bool = False, blend: int = 1) -> torch.Tensor:
+                 untinted: bool = False, blend: int = 1, base: Loop | None = None,
+                 band: float = BAND_SIGMA_PX) -> torch.Tensor:
         d = self.spec.denoiser
         g = self._generator(seed)
         noise = tint_free(gaussian(g)) if untinted else gaussian(g)
+        base_run = None if base is None else (self.sigmas_from(base.sigma, base.steps), SAMPLER_ETA[base.sampler])
         return restore_blended(self.denoise, y.to(self.device), op, sigmas, noise=noise, samples=blend,
+                               sigma_px=band, base=base_run,
                                x_start=None if x_start is None else x_start.to(self.device),
                                sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=eta,
                                callback=self._callback(progress, offset, total))
@@ -251,30 +274,34 @@ class Model:
         image: (H, W, 3) uint8 or uint16; the result has the same dtype. See `engine.inpaint`.
         The loop starts from a smooth membrane fill of the hole noised to `sigma_start`; `ts`
         (a grid from sigma_max) ignores that start and fills from pure noise. `blend` samples make
-        the coarsest pass (`Loop.blend`; 1: one sample). Loop settings not given keep
-        `edit_default("inpaint")`.
+        the coarsest pass, their mean giving its structure (`Loop.blend`; 1: one sample, no base
+        loop); None keeps the default's structure (a base loop or blended samples). Loop settings
+        not given keep `edit_default("inpaint")`.
         """
         image, hole = _check_image(image), _check_mask(mask, image)
         if not hole.any():
             return image.copy()
         opts = options or InpaintOptions()
         sig_coarse, eta = self.edit_loop("inpaint", ts, sigma_start, num_steps, sampler)
-        blend = self.edit_default("inpaint").blend if blend is None else int(blend)
+        loop = self.edit_default("inpaint")
+        base, band = (loop.base, loop.band) if blend is None else (None, BAND_SIGMA_PX)
+        blend = loop.blend if blend is None else int(blend)
         if blend < 1:
             raise ValueError(f"blend must be at least 1, got {blend}")
+        coarse_evals = blend * (len(sig_coarse) - 1) + (0 if base is None else base.evaluations)
 
         def fill(y, start, known, s_start, n_steps, fseed, on_step):
-            # The coarsest pass decides the fill's structure (blended samples); finer passes only
-            # sharpen it from a low sigma, one sample each.
+            # The coarsest pass decides the fill's structure (a base loop's or blended samples');
+            # finer passes only sharpen it from a low sigma, one sample each.
             coarse = s_start is None
             sig = sig_coarse if coarse else self.sigmas_from(s_start, n_steps)
             return self._restore(y, Inpaint(known), seed=fseed, x_start=start, sigmas=sig, eta=eta,
-                                 blend=blend if coarse else 1,
+                                 blend=blend if coarse else 1, base=base if coarse else None, band=band,
                                  progress=None if on_step is None else (lambda d, t: on_step()))
 
         f = as_float(image)
         blended, alpha = inpaint_any(f, hole, fill, self.resolution, self.multiple, seed=seed,
-                                     coarse_evals=blend * (len(sig_coarse) - 1), opts=opts, progress=progress)
+                                     coarse_evals=coarse_evals, opts=opts, progress=progress)
         out = image.copy()
         touched = alpha > 0
         out[touched] = from_float(blended[touched], image.dtype)
@@ -319,7 +346,7 @@ class Model:
                 sigma_start: float | None = None, num_steps: int | None = None, sampler: str | None = None,
                 batch: int = 16,
                 overlap: float = 0.25,
-                alpha: np.ndarray | None = None, samples: int = 1,
+                alpha: np.ndarray | None = None, samples: int = 1, detail: bool = False,
                 progress: Progress | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Super-resolve by `factor` (2, 4, 8) at any size with overlapping, blended model-size tiles.
 
@@ -328,7 +355,8 @@ class Model:
         grid); loop settings not given keep the factor's default (`upscale_task`). With `alpha`, returns
         (rgb, alpha) with alpha resampled on its own.
         `samples` > 1 averages that many samples per tile: the fidelity setting (closer to the
-        truth on average, less invented detail).
+        truth on average, less invented detail). `detail` runs x4 / x8 with the slower loop that
+        invents texture (`EDIT_DEFAULTS` "upscale_detail").
         """
         image = _check_image(image)
         k = int(factor)
@@ -336,14 +364,18 @@ class Model:
         if k < 2 or R % k or (R // k) < 1:
             raise ValueError(f"factor must divide the model resolution {R}: choose from "
                              f"{', '.join(str(f) for f in (2, 4, 8) if R % f == 0)}")
-        sig, eta = self.edit_loop(upscale_task(k), ts, sigma_start, num_steps, sampler)
-        steps = len(sig) - 1
+        task = upscale_task(k, detail)
+        sig, eta = self.edit_loop(task, ts, sigma_start, num_steps, sampler)
+        loop = self.edit_default(task)
+        samples = max(1, int(samples))
+        # An averaged (fidelity) upscale has no texture to put over a base loop's structure.
+        base = loop.base if samples == 1 else None
+        base_run = None if base is None else (self.sigmas_from(base.sigma, base.steps), SAMPLER_ETA[base.sampler])
+        steps = len(sig) - 1 + (0 if base is None else base.evaluations)
         d = self.spec.denoiser
         op = SuperRes(k, smooth=True)  # no k x k grid from the block-mean correction
         plan = plan_tiles(*image.shape[:2], R // k, max(1, round(R // k * overlap)))
         n_batches = math.ceil(plan.count / batch)
-
-        samples = max(1, int(samples))
 
         def restore_fn(y: torch.Tensor, start: torch.Tensor, bi: int) -> torch.Tensor:
             g = self._generator(seed + bi)
@@ -353,9 +385,10 @@ class Model:
                 def cb(info: StepInfo, s: int = s) -> None:
                     progress((bi * samples + s) * steps + info.i + 1, n_batches * samples * steps)
 
-                total = total + restore(self.denoise, y, op, sig, noise=gaussian(g),
-                                        x_start=start, sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=eta,
-                                        callback=cb if progress is not None else None).clamp(-1, 1)
+                total = total + restore_blended(self.denoise, y, op, sig, noise=gaussian(g), samples=1,
+                                                base=base_run, sigma_px=loop.band, x_start=start,
+                                                sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=eta,
+                                                callback=cb if progress is not None else None).clamp(-1, 1)
             return total / samples
 
         out = upscale_tiled(image, k, R, restore_fn, batch=batch, overlap=overlap)

@@ -51,6 +51,7 @@ class GenerationParams:
     seed: int = 0  # same seed, same image
     strength: float = 0.5  # stroke edit: 0 keeps the strokes, 1 ignores them
     upscale_factor: int = 4  # must divide the model resolution
+    upscale_detail: bool = False  # x4 / x8: the slower loop that invents fine texture
     live: bool = False  # re-run inpainting whenever a stroke is released (one-step models)
     # Inpainting on big photos (engine.inpaint.InpaintOptions): the context window around each hole is
     # max(min_context, context x the hole's side); the fill is pasted inside the mask grown by `grow`
@@ -90,14 +91,18 @@ EDIT_DEFAULT_STEPS = {
     "edm": {Task.upscale: 3, Task.colorize: 6, Task.inpaint: 40, Task.stroke_edit: 6},
 }
 X2_UPSCALE_STEPS = {"cm": 3, "edm": 11}
+DETAIL_UPSCALE_STEPS = {"cm": 3, "edm": 80}
 
 
-def default_steps(task: Task, published_ts: tuple[int, ...] | None, kind: str = "cm", factor: int = 4) -> int | None:
+def default_steps(task: Task, published_ts: tuple[int, ...] | None, kind: str = "cm", factor: int = 4,
+                  detail: bool = False) -> int | None:
     """Evaluations that "Default" means for `task`: the engine's per-task loop for edits (by model
-    kind, and for upscaling by factor), the published ts for generate."""
+    kind, and for upscaling by factor and detail), the published ts for generate."""
     steps = EDIT_DEFAULT_STEPS.get(kind, EDIT_DEFAULT_STEPS["cm"])
     if task == Task.upscale and factor == 2:
         return X2_UPSCALE_STEPS.get(kind, X2_UPSCALE_STEPS["cm"])
+    if task == Task.upscale and detail:
+        return DETAIL_UPSCALE_STEPS.get(kind, DETAIL_UPSCALE_STEPS["cm"])
     if task in steps:
         return steps[task]
     return len(published_ts) - 1 if published_ts else None

@@ -190,6 +190,7 @@ class MainWindow(QMainWindow):
         p.randomise_requested.connect(c.randomise_seed)
         p.strength_changed.connect(lambda v: c.set_params(strength=v))
         p.factor_changed.connect(lambda f: c.set_params(upscale_factor=f))
+        p.detail_toggled.connect(lambda on: c.set_params(upscale_detail=on))
         p.live_toggled.connect(lambda on: c.set_params(live=on))
         p.context_changed.connect(lambda v: c.set_params(context=v))
         p.min_context_changed.connect(lambda v: c.set_params(min_context=v))

@@ -20,7 +20,7 @@ import torch
 
 from ..operators import Colorize, Inpaint, Operator, SuperRes
 from ..pipeline import SAMPLER_ETA, Loop, Model, upscale_task
-from ..restore import restore_blended
+from ..restore import BAND_SIGMA_PX, restore_blended
 from ..sampling import gaussian, tint_free
 from ..tensors import fit_gamut, to_tensor, to_uint8
 from ..training.data import fixed_crops, load_photos
@@ -40,6 +40,8 @@ class Setting:
     samples: int = 1  # >1: the mean of this many samples (the fidelity answer: a sample pays ~3 dB vs the mean)
     sampler: str = "consistency"  # or "ddim", "ancestral" (engine.pipeline.SAMPLER_ETA)
     blend: int = 1  # >1: this many samples' mean structure under one's texture (engine.restore.blend_bands)
+    base: Setting | None = None  # the structure from this cheap loop's answer under one sample's texture
+    band: float = BAND_SIGMA_PX  # px: the blur splitting structure from texture
 
     @property
     def label(self) -> str:
@@ -47,6 +49,12 @@ class Setting:
         sampler = {"ddim": ", DDIM", "ancestral": ", ancestral"}.get(self.sampler, "")
         blend = f", structure of {self.blend}" if self.blend > 1 else ""
         nfe = f"{self.blend}×{self.steps}" if self.blend > 1 else f"{self.steps}"
+        if self.base is not None:
+            b = self.base
+            nfe = f"{self.steps}+{b.steps}"
+            blend = f", over σ0={b.sigma:g} {b.steps} NFE{ {'ddim': ' DDIM', 'ancestral': ' ancestral'}.get(b.sampler, '')}"
+        if (self.base is not None or self.blend > 1) and self.band != BAND_SIGMA_PX:
+            blend += f" (split {self.band:g} px)"
         return f"ours σ0={self.sigma:g}, {nfe} NFE{sampler}{blend}{mean}"
 
     @property
@@ -55,13 +63,15 @@ class Setting:
 
 
 def _as_setting(loop: Loop) -> Setting:
-    return Setting(loop.sigma, loop.steps, sampler=loop.sampler, blend=loop.blend)
+    return Setting(loop.sigma, loop.steps, sampler=loop.sampler, blend=loop.blend,
+                   base=None if loop.base is None else _as_setting(loop.base), band=loop.band)
 
 
 def default_settings(model: Model) -> dict[str, Setting]:
     """The product's default loop per task family ("sr2", "sr4", "colour", "fill") for this model's
     kind, scored for the "detail" bar (engine.pipeline.EDIT_DEFAULTS)."""
     return {"sr2": _as_setting(model.edit_default(upscale_task(2))), "sr4": _as_setting(model.edit_default(upscale_task(4))),
+            "sr4detail": _as_setting(model.edit_default(upscale_task(4, detail=True))),
             "colour": _as_setting(model.edit_default("colorize")), "fill": _as_setting(model.edit_default("inpaint"))}
 
 
@@ -72,11 +82,12 @@ def settings_for(model: Model) -> dict[str, tuple[Setting, ...]]:
     both = (Setting(4.0, 3), Setting(4.0, 3, sampler="ddim"), Setting(10.0, 10, sampler="ddim"))
     # The single-sample loops the blended default is built from and was chosen against.
     fills = (Setting(1.0, 3), Setting(1.0, 8, sampler="ddim"), Setting(0.8, 20, sampler="ddim"),
-             Setting(2.0, 40, sampler="ancestral"))
+             Setting(2.0, 40, sampler="ancestral"), Setting(2.0, 40, sampler="ancestral", blend=4))
     # `cstudio upscale --average 8`: the mean of 8 samples of the factor's default loop.
     sr = {f"sr{k}": (Setting(1.0, 2), Setting(4.0, 2), d[f"sr{k}"], *both, Setting(80.0, 4),
                      Setting(d[f"sr{k}"].sigma, d[f"sr{k}"].steps, samples=8, sampler=d[f"sr{k}"].sampler))
           for k in (2, 4)}
+    sr["sr4"] += (d["sr4detail"],)  # `cstudio upscale --detail`
     table = {
         **sr,
         "colour": (Setting(1.0, 2), d["colour"], Setting(80.0, 4), Setting(4.0, 3, samples=8)),
@@ -157,7 +168,9 @@ class _Ours:
             start = None if x_start is None else x_start[sl].to(m.device)
             yb, op = y[sl].to(m.device), make_op(sl)
             noise = tint_free(gaussian(g)) if untinted else gaussian(g)
+            base = None if setting.base is None else (m.sigmas_from(setting.base.sigma, setting.base.steps), setting.base.eta)
             x = sum(finish(restore_blended(m.denoise, yb, op, sigmas, noise=noise, samples=setting.blend, x_start=start,
+                                           sigma_px=setting.band, base=base,
                                            sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=setting.eta))
                     for _ in range(setting.samples)) / setting.samples
             out.append(to_uint8(x))

@@ -160,6 +160,12 @@ def test_default_steps_label_matches_the_engine_loop(tiny_model: Model, photo: n
     seen_x2: list[int] = []
     tasks.execute(model, _request(Task.upscale, photo[:8, :8], steps=0, upscale_factor=2), lambda d, t: seen_x2.append(t))
     assert seen_x2[-1] == x2  # one batch of tiles, the x2 loop
+    detail = EDIT_DEFAULTS[kind]["upscale_detail"]
+    assert default_steps(Task.upscale, (0, 22, 39), kind, factor=4, detail=True) == detail.steps
+    seen_detail: list[int] = []
+    tasks.execute(model, _request(Task.upscale, photo[:4, :4], steps=0, upscale_detail=True),
+                  lambda d, t: seen_detail.append(t))
+    assert seen_detail[-1] == detail.evaluations  # one batch of tiles: the detail loop and its base
     for task, n in engine_steps.items():
         assert default_steps(task, (0, 22, 39), kind) == n
         seen: list[int] = []

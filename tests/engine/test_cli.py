@@ -34,8 +34,8 @@ def test_info_and_convert(tmp_path, capsys, tiny_model_file):
     assert info["resolution"] == 16 and info["kind"] == "cm"
     # A consistency model edits with the paper's loop; the listed defaults are what the tasks run.
     assert {t: (e["sampler"], e["steps"]) for t, e in info["editing"].items()} == {
-        "upscale": ("consistency", 3), "upscale_x2": ("consistency", 3), "colorize": ("consistency", 3), "inpaint": ("consistency", 3),
-        "stroke_edit": ("consistency", 3)}
+        "upscale": ("consistency", 3), "upscale_detail": ("consistency", 3), "upscale_x2": ("consistency", 3),
+        "colorize": ("consistency", 3), "inpaint": ("consistency", 3), "stroke_edit": ("consistency", 3)}
     out = tmp_path / "small.safetensors"
     assert main(["convert", str(FIXTURES / "refcheck/small/state_dict.pt"), str(out), "--fp16"]) == 0
     assert main(["info", str(out)]) == 0

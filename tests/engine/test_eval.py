@@ -147,12 +147,15 @@ def test_default_settings_follow_the_model_kind() -> None:
     assert {s.sampler for s in default_settings(cm).values()} == {"consistency"}
     d = default_settings(edm)
     assert d["sr2"].sampler == d["sr4"].sampler == "ddim" and d["colour"].sampler == "consistency"
-    assert d["fill"].sampler == "ancestral" and d["fill"].blend == 4 and "structure of 4" in d["fill"].label
-    assert d["sr2"] != d["sr4"]  # x2 affords the longer loop
+    # Holes and x4 --detail: one ancestral sample's texture over a cheap consistency answer's structure.
+    for family in ("fill", "sr4detail"):
+        assert d[family].sampler == "ancestral" and d[family].base is not None and d[family].blend == 1
+        assert d[family].base.sampler == "consistency" and ", over σ0=" in d[family].label, d[family].label
+    assert d["sr2"] != d["sr4"] != d["sr4detail"]  # x2 affords a longer loop, --detail a much longer one
     for model in (cm, edm):
         table = settings_for(model)
         for family, setting in default_settings(model).items():
-            assert list(table[family]).count(setting) == 1  # scored once, whatever the kind
+            assert list(table[family.removesuffix("detail")]).count(setting) == 1  # scored once, whatever the kind
 
 
 def test_targets_judge_each_upscale_factor_by_its_own_default() -> None:
@@ -169,7 +172,11 @@ def test_targets_judge_each_upscale_factor_by_its_own_default() -> None:
     report = EvalReport("m", 32, 4, tuple(rows), (), (), {"sr2": "ours long", "sr4": "ours short"})
     x2, x4 = targets(report)
     assert x2.startswith("×2") and "detail MET (ours long: 27.50 dB, HF 80 %" in x2
-    assert x4.startswith("×4") and "detail NOT MET (ours short: 27.90 dB, HF 20 %" in x4
+    assert x4.startswith("×4") and "detail NOT MET (ours short: 27.90 dB, HF 20 %" in x4 and "--detail" not in x4
+    # x4's opt-in detail loop is judged by the same bar, on the same line.
+    report = EvalReport("m", 32, 4, tuple(rows), (), (), {"sr2": "ours long", "sr4": "ours short", "sr4detail": "ours long"})
+    x4 = targets(report)[1]
+    assert "detail NOT MET (ours short" in x4 and "with --detail MET (ours long: 27.50 dB, HF 80 %" in x4
 
 
 def test_sheet_labels_fit_their_column_and_keep_every_part():

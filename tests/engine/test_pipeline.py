@@ -287,3 +287,27 @@ def test_smooth_fill_beats_mean_fill_on_a_photo(sample_photo):
             assert np.array_equal(smooth[~hole], crop[~hole])
             gains.append(psnr(smooth, crop, hole) - psnr(mean_fill(crop, hole), crop, hole))
     assert len(gains) >= 16 and np.mean(gains) > 2.0
+
+
+def _as_edm(model: Model) -> Model:
+    import dataclasses
+
+    spec = model.spec
+    return Model(dataclasses.replace(spec, denoiser=dataclasses.replace(spec.denoiser, kind="edm")),
+                 model.denoiser.net.state_dict(), device="cpu", precision="fp32")
+
+
+def test_upscale_detail_runs_the_base_loop_then_one_sample_and_keeps_block_means(tiny_model):
+    edm = _as_edm(tiny_model)
+    loop = edm.edit_default("upscale_detail")
+    assert loop.base is not None and loop.evaluations == loop.steps + loop.base.steps
+    img = photo(8, 8)
+    seen = []
+    out = edm.upscale(img, 4, seed=0, detail=True, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (loop.evaluations, loop.evaluations)  # one batch of tiles: base, then the sample
+    assert [d for d, _ in seen] == list(range(1, loop.evaluations + 1))
+    means = out.reshape(8, 4, 8, 4, 3).astype(np.float64).mean(axis=(1, 3))
+    assert np.abs(means - img).mean() < 6
+    assert not np.array_equal(out, edm.upscale(img, 4, seed=0))
+    # x2 has no detail variant: its default loop already carries the detail.
+    assert np.array_equal(edm.upscale(img, 2, seed=0, detail=True), edm.upscale(img, 2, seed=0))

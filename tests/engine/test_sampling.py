@@ -214,3 +214,49 @@ def test_restore_blended_keeps_known_pixels_counts_every_step_and_is_restore_for
     assert torch.equal(single, one[2])
     with pytest.raises(ValueError, match="samples"):
         restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(g), samples=0)
+
+
+def test_blend_bands_over_a_base_takes_its_structure_and_the_sample_texture():
+    g = torch.Generator().manual_seed(9)
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(24, 24), mode="bilinear")
+    checker = ((torch.arange(24)[:, None] + torch.arange(24)[None, :]) % 2 * 2 - 1).float().expand(1, 3, 24, 24)
+    sample = smooth + 0.5 + 0.1 * checker  # wrong offset, the texture
+    fidelity = smooth - 0.2 * checker.abs()  # right structure (an offset of -0.2), no texture of its own
+    out = blend_bands([sample], base=fidelity)
+    torch.testing.assert_close(out, smooth - 0.2 + 0.1 * checker, atol=1e-4, rtol=0)
+    torch.testing.assert_close(blend_bands([sample], base=sample), sample, atol=1e-6, rtol=0)
+
+
+def test_restore_blended_over_a_base_loop_runs_it_first_and_keeps_known_pixels():
+    g = torch.Generator().manual_seed(7)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :, ::2] = 1
+    y = torch.rand(CLEAN.shape, generator=g) * 2 - 1
+    sig, base_sig = [2.0, 0.7, 0.2, 0.002], [0.5, 0.002]
+    steps = []
+    out = restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(torch.Generator().manual_seed(1)),
+                          samples=1, eta=1.0, base=(base_sig, None), callback=lambda info: steps.append((info.i, info.total)))
+    known = mask.expand_as(y).bool()
+    assert torch.equal(out[known], y[known])
+    assert steps == [(i, 4) for i in range(4)]
+    # Same noise stream: the base answer first, then the sample; the result is the sample's
+    # texture over the base's structure.
+    n = gaussian(torch.Generator().manual_seed(1))
+    b = restore(linear_denoiser, y, Inpaint(mask), base_sig, noise=n).clamp(-1, 1)
+    s = restore(linear_denoiser, y, Inpaint(mask), sig, noise=n, eta=1.0).clamp(-1, 1)
+    torch.testing.assert_close(out, Inpaint(mask).project(blend_bands([s], base=b), y))
+    assert not torch.allclose(out, s)
+    with pytest.raises(ValueError, match="base loop"):
+        restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(g), samples=2, base=(base_sig, None))
+
+
+def test_a_loop_takes_structure_from_a_base_or_from_blended_samples_not_both():
+    from engine.pipeline import Loop
+
+    base = Loop(0.3, 2)
+    assert Loop(2.0, 40, "ancestral", base=base).evaluations == 42
+    assert Loop(2.0, 40, "ancestral", blend=4).evaluations == 160
+    with pytest.raises(ValueError, match="not both"):
+        Loop(2.0, 40, "ancestral", blend=4, base=base)
+    with pytest.raises(ValueError, match="not both"):
+        Loop(2.0, 40, base=Loop(1.0, 2, base=base))

@@ -260,3 +260,17 @@ def test_ui_thread_stays_responsive_while_a_job_runs(window, qtbot, capsys) -> N
     assert elapsed > 0.2, "the job must be long enough to measure anything"
     assert c.document.image.shape == (128, 192, 3)
     assert worst < 50
+
+
+def test_fine_detail_shows_for_x4_and_x8_upscaling_and_sets_the_parameter(window) -> None:
+    c, panel = window.controller, window.panel
+    panel.task.setCurrentIndex(panel.task.findData(Task.upscale.value))
+    panel.factor.setCurrentIndex(panel.factor.findData(4))
+    assert panel.detail.isVisibleTo(panel) and not panel.detail.isChecked()
+    panel.detail.setChecked(True)
+    assert c.params.upscale_detail
+    assert panel.detail.isChecked()  # the round trip through the controller keeps it
+    panel.factor.setCurrentIndex(panel.factor.findData(2))
+    assert not panel.detail.isVisibleTo(panel)  # x2's default loop already carries the detail
+    panel.task.setCurrentIndex(panel.task.findData(Task.colorize.value))
+    assert not panel.detail.isVisibleTo(panel)
