@@ -81,13 +81,13 @@ class Loop:
 # 10 steps fell to 74.8 % on a second crop set; 12 went past the 1 dB on the previous file.
 # Holes: one sample of 40 ancestral steps (DDIM with eta = 1) from sigma 2 for the texture, over
 # the structure of 2 consistency steps from sigma 0.3 (`Loop.base`, `engine.restore.blend_bands`,
-# split by a 1.5 px blur). Box holes 19.64 dB at 83 % HF (OpenCV Telea 20.35 dB at 4 %; the sample
-# alone 18.74 dB at 89 %), strokes 22.19 dB at 102 % (Telea 22.61 dB at 43 %). The previous default
-# took the structure from the mean of 4 such samples: 19.72 dB at 84 % and 22.19 dB at 104 %, for
-# 160 evaluations per fill against 42 (a second crop set: -0.15 / -0.10 dB at the same HF).
+# split by a 1.5 px blur). Box holes 19.62 dB at 80 % HF (OpenCV Telea 20.35 dB at 4 %; the sample
+# alone 18.88 dB at 88 %), strokes 22.23 dB at 102 % (Telea 22.61 dB at 43 %). The previous default
+# took the structure from the mean of 4 such samples: 19.78 dB at 83 % and 22.28 dB at 104 %, for
+# 160 evaluations per fill against 42 (on the same noise 0.00-0.15 dB apart at the same HF).
 # x4 / x8 --detail: the same split, 80 ancestral steps from sigma 10 over 2 consistency steps from
-# sigma 1: 22.78 dB at 79 % HF (bicubic 23.96 dB), against the default's 23.71 dB at 14 %; about
-# 1.2 dB under bicubic, so the detail bar (1 dB) is not met, and 27x the default's evaluations;
+# sigma 1: 22.83 dB at 78 % HF (bicubic 23.96 dB), against the default's 23.71 dB at 14 %; 1.1 dB
+# under bicubic, so the detail bar (1 dB) is not met, and 27x the default's evaluations;
 # a consistency model's loop already samples, so it has no separate detail loop. Colorization
 # stays on the consistency loop (DDIM costs 0.45 dB there for 7 points of chroma), with tint-free noise, 6
 # evaluations from sigma 10: chosen on 186 training photos (3 seeds) over sigma 4 / 3 evaluations

@@ -137,7 +137,7 @@ def test_eval_on_two_tiny_images(tmp_path: Path) -> None:
 
 
 def test_default_settings_follow_the_model_kind() -> None:
-    """EDM-trained models edit with DDIM (holes: blended ancestral) steps by default; consistency models keep Algorithm 4."""
+    """EDM-trained models edit with DDIM (holes: ancestral, over a structure pass) steps by default; consistency models keep Algorithm 4."""
     import dataclasses
 
     cm = Model.random(preset("tiny"), device="cpu", precision="fp32", threads=1)

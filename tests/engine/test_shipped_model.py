@@ -68,8 +68,8 @@ def _fill_scores(model: Model, crops: list[np.ndarray], holes: list[np.ndarray],
 
 
 def test_default_inpaint_fills_strokes_with_texture(model: Model, truth: np.ndarray) -> None:
-    """Stroke holes in 6 crops of the photo at the model's size: the default fill (blended ancestral
-    samples) carries more texture than the consistency loop's and stays a plausible fill."""
+    """Stroke holes in 6 crops of the photo at the model's size: the default fill (an ancestral
+    sample over a structure pass) carries more texture than the consistency loop's and stays a plausible fill."""
     if model.kind != "edm":
         pytest.skip("the ancestral default applies to EDM-trained models")
     R = model.resolution
