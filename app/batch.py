@@ -9,6 +9,7 @@ stops within one network step; the file in progress is dropped whole, never half
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,13 +25,20 @@ from .tasks import TaskError, task_call, user_message
 
 STEPS_PER_FILE = 1000  # progress resolution inside one file
 
+# Names `op_name` gives: outputs of earlier batches (of any task, factor or detail) found among the
+# inputs are not inputs, so a Fine-detail batch does not upscale the plain batch's results again.
+_EARLIER_OUTPUT = re.compile(r"_(upscale_[248]x(_detail)?|colorize)$")
+
 ProgressFn = Callable[[int, int, str], None]
 
 
 def op_name(params: GenerationParams) -> str:
-    """The part of output names that says what was done: `upscale_4x`, `colorize`."""
+    """The part of output names that says what was done: `upscale_4x`, `upscale_4x_detail`, `colorize`.
+
+    Fine detail gets its own name, so a batch with it does not skip the plain batch's outputs."""
     if params.task == Task.upscale:
-        return f"upscale_{params.upscale_factor}x"
+        detail = "_detail" if params.upscale_detail and params.upscale_factor != 2 else ""
+        return f"upscale_{params.upscale_factor}x{detail}"
     if params.task == Task.colorize:
         return "colorize"
     raise TaskError(f"{params.task.value} cannot run as a batch: choose Upscale or Colorize")
@@ -41,8 +49,8 @@ def plan(request: BatchRequest) -> list[tuple[Path, Path]]:
     op = op_name(request.params)
     pairs: list[tuple[Path, Path]] = []
     for src, rel in collect_inputs(request.inputs):
-        if src.stem.endswith(f"_{op}"):
-            continue  # an output of an earlier run of this batch, found in the same folder
+        if src.stem.endswith(f"_{op}") or _EARLIER_OUTPUT.search(src.stem):
+            continue  # an output of an earlier batch, found in the same folder
         if request.out_dir is None:
             dst = src.parent / output_name(Path(src.name), op)
         else:

@@ -262,6 +262,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     model = _load(args)
     if model.resolution % args.factor:
         raise UsageError(f"this model ({model.resolution}px) cannot upscale by {args.factor}")
+    if args.detail and args.factor == 2:
+        _warn("--detail applies to x4 and x8; x2's default loop already carries the detail")
     kw = _edit_kwargs(args)
 
     def run_one(pic: Picture) -> Picture:
@@ -271,7 +273,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         rgb, alpha = out if isinstance(out, tuple) else (out, None)
         return pic.with_pixels(rgb, alpha)
 
-    return _batch(args, f"upscale_{args.factor}x", run_one)
+    # --detail outputs get their own name: a batch with it must not skip the plain batch's outputs.
+    return _batch(args, f"upscale_{args.factor}x{'_detail' if args.detail and args.factor != 2 else ''}", run_one)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -112,3 +112,17 @@ def test_plan_names_outputs_like_the_cli(tmp_path: Path, folder: Path) -> None:
     assert [(s.name, d.relative_to(tmp_path).as_posix()) for s, d in pairs] == [
         ("a.png", "o/a_upscale_4x.png"), ("b_deep.png", "o/b_deep_upscale_4x.png"),
         ("c_broken.jpg", "o/c_broken_upscale_4x.png"), ("d.jpg", "o/d_upscale_4x.png")]
+
+
+def test_fine_detail_batches_get_their_own_names_and_skip_earlier_outputs(tmp_path: Path) -> None:
+    from app.batch import op_name
+
+    for name in ("a.png", "a_upscale_4x.png", "a_upscale_2x_detail.png", "b_colorize.png", "upscale_4x.png"):
+        Image.new("RGB", (4, 4)).save(tmp_path / name)
+    detail = GenerationParams(task=Task.upscale, upscale_factor=4, upscale_detail=True)
+    assert op_name(detail) == "upscale_4x_detail"
+    assert op_name(detail.replace(upscale_factor=2)) == "upscale_2x"  # x2 has no detail loop
+    pairs = plan(BatchRequest(1, detail, (tmp_path,)))
+    # Only the originals: the earlier batches' results (any task, factor or detail) are not inputs.
+    assert sorted(src.name for src, _ in pairs) == ["a.png", "upscale_4x.png"]
+    assert (tmp_path / "a.png", tmp_path / "a_upscale_4x_detail.png") in pairs

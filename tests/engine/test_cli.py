@@ -133,3 +133,22 @@ def test_a_closed_pipe_ends_quietly(tiny_model_file):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_upscale_detail_runs_the_detail_loop_and_says_x2_has_none(images, tiny_model, tmp_path, capsys):
+    import dataclasses
+
+    from engine import save_model
+
+    spec = tiny_model.spec
+    edm = tmp_path / "edm.safetensors"
+    save_model(edm, dataclasses.replace(spec, denoiser=dataclasses.replace(spec.denoiser, kind="edm")),
+               tiny_model.denoiser.net.state_dict())
+    common = [str(images / "in.png"), "--model", str(edm), "--quiet", "--seed", "3"]
+    assert main(["upscale", *common, "--factor", "4", "--out", str(tmp_path / "plain.png")]) == 0
+    assert main(["upscale", *common, "--factor", "4", "--detail", "--out", str(tmp_path / "detail.png")]) == 0
+    plain, detail = _read(tmp_path / "plain.png"), _read(tmp_path / "detail.png")
+    assert plain.shape == detail.shape == (96, 120, 3) and not np.array_equal(plain, detail)
+    capsys.readouterr()
+    assert main(["upscale", *common, "--factor", "2", "--detail", "--out", str(tmp_path / "x2.png")]) == 0
+    assert "--detail applies to x4 and x8" in capsys.readouterr().err
