@@ -14,20 +14,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine import Cancelled, Model
-from engine.batch import collect_inputs, output_name
+from engine.batch import collect_inputs, output_name, upscale_op
 from engine.fallback import run_with_fallback
 from engine.imageio import load_picture
 
 from .files import save_picture_safely
 from .model.jobs import BatchDone, BatchRequest
-from .model.params import GenerationParams, Task
+from .model.params import UPSCALE_FACTORS, GenerationParams, Task
 from .tasks import TaskError, task_call, user_message
 
 STEPS_PER_FILE = 1000  # progress resolution inside one file
 
 # Names `op_name` gives: outputs of earlier batches (of any task, factor or detail) found among the
 # inputs are not inputs, so a Fine-detail batch does not upscale the plain batch's results again.
-_EARLIER_OUTPUT = re.compile(r"_(upscale_[248]x(_detail)?|colorize)$")
+_EARLIER_OUTPUT = re.compile(rf"_(upscale_({'|'.join(map(str, UPSCALE_FACTORS))})x(_detail)?|colorize)$")
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -37,8 +37,7 @@ def op_name(params: GenerationParams) -> str:
 
     Fine detail gets its own name, so a batch with it does not skip the plain batch's outputs."""
     if params.task == Task.upscale:
-        detail = "_detail" if params.upscale_detail and params.upscale_factor != 2 else ""
-        return f"upscale_{params.upscale_factor}x{detail}"
+        return upscale_op(params.upscale_factor, params.upscale_detail)
     if params.task == Task.colorize:
         return "colorize"
     raise TaskError(f"{params.task.value} cannot run as a batch: choose Upscale or Colorize")
@@ -49,7 +48,7 @@ def plan(request: BatchRequest) -> list[tuple[Path, Path]]:
     op = op_name(request.params)
     pairs: list[tuple[Path, Path]] = []
     for src, rel in collect_inputs(request.inputs):
-        if src.stem.endswith(f"_{op}") or _EARLIER_OUTPUT.search(src.stem):
+        if _EARLIER_OUTPUT.search(src.stem):  # every `op_name` matches it
             continue  # an output of an earlier batch, found in the same folder
         if request.out_dir is None:
             dst = src.parent / output_name(Path(src.name), op)

@@ -110,7 +110,7 @@ def task_call(model: Model, params: GenerationParams, image: np.ndarray, mask: n
             raise TaskError(f"This model ({model.resolution} px) can upscale by {', '.join(f'{f}x' for f in ok)} only.")
         # The engine starts from a bicubic upscale at a low sigma.
         return "upscale", {"image": image, "factor": p.upscale_factor, "seed": p.seed, "alpha": alpha,
-                           "detail": p.upscale_detail and p.upscale_factor != 2, "progress": progress,
+                           "detail": p.upscale_detail, "progress": progress,
                            **_steps(p.steps)}
     if p.task == Task.stroke_edit:
         region = mask if mask is not None and mask.any() else None

@@ -6,9 +6,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .pipeline import Cancelled
+from .pipeline import Cancelled, upscale_task
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+
+
+def upscale_op(factor: int, detail: bool = False) -> str:
+    """The output-name part of an upscale: `upscale_4x`, or `upscale_4x_detail` where the detail
+    loop runs (not at x2), so a detail batch does not skip a plain batch's outputs."""
+    return f"upscale_{factor}x" + ("_detail" if upscale_task(factor, detail) == "upscale_detail" else "")
 
 
 @dataclass

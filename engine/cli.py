@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, load_model, save_model
-from .batch import collect_inputs, run_batch
+from .batch import collect_inputs, run_batch, upscale_op
 from .imageio import ImageError, Picture, load_picture, read_mask, save_picture, write_image
 from .fallback import run_with_fallback
 from .inpaint import InpaintOptions
@@ -273,8 +273,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         rgb, alpha = out if isinstance(out, tuple) else (out, None)
         return pic.with_pixels(rgb, alpha)
 
-    # --detail outputs get their own name: a batch with it must not skip the plain batch's outputs.
-    return _batch(args, f"upscale_{args.factor}x{'_detail' if args.detail and args.factor != 2 else ''}", run_one)
+    return _batch(args, upscale_op(args.factor, args.detail), run_one)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -234,12 +234,15 @@ class Model:
         d = self.spec.denoiser
         g = self._generator(seed)
         noise = tint_free(gaussian(g)) if untinted else gaussian(g)
-        base_run = None if base is None else (self.sigmas_from(base.sigma, base.steps), SAMPLER_ETA[base.sampler])
         return restore_blended(self.denoise, y.to(self.device), op, sigmas, noise=noise, samples=blend,
-                               sigma_px=band, base=base_run,
+                               sigma_px=band, base=self._base_run(base),
                                x_start=None if x_start is None else x_start.to(self.device),
                                sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=eta,
                                callback=self._callback(progress, offset, total))
+
+    def _base_run(self, base: Loop | None) -> tuple[list[float], float | None] | None:
+        """(sigmas, eta) of a structure pass for `engine.restore.restore_blended`; None without one."""
+        return None if base is None else (self.sigmas_from(base.sigma, base.steps), SAMPLER_ETA[base.sampler])
 
     def edit_default(self, task: str) -> Loop:
         """The default loop of "upscale" (x4, x8), "upscale_x2", "colorize", "inpaint" or "stroke_edit"
@@ -370,7 +373,7 @@ class Model:
         samples = max(1, int(samples))
         # An averaged (fidelity) upscale has no texture to put over a base loop's structure.
         base = loop.base if samples == 1 else None
-        base_run = None if base is None else (self.sigmas_from(base.sigma, base.steps), SAMPLER_ETA[base.sampler])
+        base_run = self._base_run(base)
         steps = len(sig) - 1 + (0 if base is None else base.evaluations)
         d = self.spec.denoiser
         op = SuperRes(k, smooth=True)  # no k x k grid from the block-mean correction
