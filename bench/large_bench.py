@@ -9,12 +9,13 @@ may use the `tiny` preset to finish in minutes (--huge-model).
     python bench/large_bench.py --huge 4000       # a smaller huge run
     python bench/large_bench.py --huge 0 --tasks inpaint,stroke,colorize   # the quick ones only
     python bench/large_bench.py --huge 0 --tasks upscale2   # x2 with the default loop (11 steps for the default model)
-    python bench/large_bench.py --huge 0 --tasks inpaint,inpaint-blend4,stroke,stroke-blend4   # vs the old fill loop
-    python bench/large_bench.py --huge 0 --tasks upscale4,upscale4-detail   # what --detail costs
+    python bench/large_bench.py --huge 0 --tasks inpaint,inpaint-40,stroke,stroke-40   # vs the previous fill loop
+    python bench/large_bench.py --huge 0 --size 64x96 --tasks upscale4,upscale4-detail   # what --detail costs
 
-A task name ending in "-blend4" fills with the previous default's structure (the mean of 4 blended
-samples, `blend=4`) instead of the default loop's, as a baseline measured in the same run; the
-summary prints each default's time as a ratio of its baseline's.
+A task name ending in "-40" fills with the previous default loop (40 ancestral steps over the same
+structure pass), one ending in "-blend4" with the structure of 4 blended samples (`blend=4`, the
+default before that), as baselines measured in the same run; the summary prints each default's
+time as a ratio of its baseline's.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def child(task: str, size: tuple[int, int], model_name: str, steps: int | None =
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     tiles = 0
-    fill_kw = {"blend": 4} if task.endswith("-blend4") else {}
+    fill_kw = {"blend": 4} if task.endswith("-blend4") else {"num_steps": 40} if task.endswith("-40") else {}
     if task.startswith("inpaint"):
         mask = np.zeros((h, w), bool)
         mask[h // 3:h // 3 + h // 5, w // 4:w // 4 + w // 5] = True
@@ -119,7 +120,9 @@ def main() -> None:
     ap.add_argument("--only-huge", action="store_true", help="skip the 1024x768 tasks")
     ap.add_argument("--tasks", default="inpaint,stroke,colorize,upscale4",
                     help="comma-separated 1024x768 tasks: inpaint (a box), stroke (a thin stroke), colorize, upscale4, "
-                         "upscale2; inpaint-blend4 / stroke-blend4 (the previous fill loop), upscale4-detail")
+                         "upscale2; inpaint-40 / stroke-40 (the previous fill loop), inpaint-blend4 / stroke-blend4 "
+                         "(the one before), upscale4-detail")
+    ap.add_argument("--size", default="768x1024", help="HxW of those tasks' photo (default 768x1024)")
     ap.add_argument("--huge-steps", type=int, default=1, help="network evaluations per tile in the huge run "
                     "(memory does not depend on it; time scales with it)")
     ap.add_argument("--child", nargs=4, metavar=("TASK", "SIZE", "MODEL", "STEPS"), help=argparse.SUPPRESS)
@@ -131,10 +134,10 @@ def main() -> None:
         return
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = set(tasks) - {"inpaint", "stroke", "colorize", "upscale4", "upscale2", "inpaint-blend4", "stroke-blend4",
-                            "upscale4-detail"}
+                            "inpaint-40", "stroke-40", "upscale4-detail"}
     if unknown:
         ap.error(f"unknown task(s): {', '.join(sorted(unknown))}")
-    runs = [] if args.only_huge else [(t, "768x1024", args.model, 0) for t in tasks]
+    runs = [] if args.only_huge else [(t, args.size, args.model, 0) for t in tasks]
     if args.huge:
         runs.append(("upscale2", f"{args.huge}x{args.huge}", args.huge_model, args.huge_steps))
     print(f"{'task':15s} {'size':>11s} {'seconds':>9s} {'peak RSS':>10s} {'tiles/s':>8s}  model / input")
@@ -148,9 +151,10 @@ def main() -> None:
         r = json.loads(res.stdout.strip().splitlines()[-1])
         tps = f"{r['tiles'] / r['seconds']:.1f}" if r["tiles"] else "-"
         print(f"{r['task']:15s} {r['size']:>11s} {r['seconds']:9.1f} {r['peak_rss_mb']:8.0f} MB {tps:>8s}  {r['model']} / {r['source']}")
-        if size == "768x1024":
+        if size == args.size:
             seconds[task] = r["seconds"]
-    for task, base in (("inpaint", "inpaint-blend4"), ("stroke", "stroke-blend4"), ("upscale4-detail", "upscale4")):
+    for task, base in (("inpaint", "inpaint-40"), ("inpaint", "inpaint-blend4"), ("stroke", "stroke-40"),
+                       ("stroke", "stroke-blend4"), ("upscale4-detail", "upscale4")):
         if task in seconds and base in seconds:
             print(f"{task}: {seconds[task] / seconds[base]:.2f}x the time of {base} (same run)")
 

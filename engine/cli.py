@@ -133,7 +133,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "editing": {task: {"start_sigma": None if task == "stroke_edit" else loop.sigma, "steps": loop.steps,
                            "sampler": loop.sampler, "blend": loop.blend,
                            **({} if loop.base is None else {"base": {"start_sigma": loop.base.sigma, "steps": loop.base.steps,
-                                                                     "sampler": loop.base.sampler}, "band_px": loop.band})}
+                                                                     "sampler": loop.base.sampler, "runs": loop.base.runs},
+                                                            "band_cycles_per_px": list(loop.band)})}
                     for task, loop in edits.items()},
         "unet": spec.unet.to_dict(), "metadata": {k: v for k, v in meta.items() if k != "spec"},
     }
@@ -149,7 +150,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             + ("the strength's sigma" if task == "stroke_edit" else f"sigma {loop.sigma:g}")
             + (f", structure of {loop.blend} samples" if loop.blend > 1 else "")
             + ("" if loop.base is None else
-               f", structure from {loop.base.sampler} {loop.base.steps} steps from sigma {loop.base.sigma:g}")
+               f", structure from {loop.base.sampler} {loop.base.steps} steps from sigma {loop.base.sigma:g}"
+               + (f" (the mean of {loop.base.runs} runs)" if loop.base.runs > 1 else ""))
             for task, loop in edits.items()))
         for k, v in info["metadata"].items():
             print(f"  {k}: {v}")

@@ -23,7 +23,7 @@ from .config import ModelSpec
 from .denoiser import Denoiser
 from .device import configure_threads, exact_fp32, pick_device, pick_precision
 from .operators import Colorize, Identity, Inpaint, Operator, SuperRes
-from .restore import BAND_SIGMA_PX, restore, restore_blended
+from .restore import BAND, BasePass, restore, restore_blended
 from .sampling import StepInfo, gaussian, sample_euler, sample_heun, sample_multistep, sample_onestep, tint_free
 from .schedules import karras_sigmas, sigmas_from_ts
 from .inpaint import InpaintOptions, inpaint_any, round_to_multiple
@@ -47,7 +47,8 @@ class Loop:
     many samples and keeps their mean's coarse structure under the first one's fine texture
     (`engine.restore.blend_bands`); `steps` counts the evaluations of one sample. `base` instead
     takes the structure from a cheap fidelity loop's answer (run first, same start) under one
-    sample's texture; `band` is the blur in px that splits structure from texture.
+    sample's texture; `runs` > 1 makes a base loop's answer the mean of that many draws; `band`
+    (cycles/px) is where structure ends and texture begins (`engine.restore.spectral_lowpass`).
     """
 
     sigma: float
@@ -55,16 +56,19 @@ class Loop:
     sampler: str = "consistency"
     blend: int = 1
     base: Loop | None = None
-    band: float = BAND_SIGMA_PX
+    band: tuple[float, float] = BAND
+    runs: int = 1
 
     def __post_init__(self) -> None:
-        if self.base is not None and (self.blend != 1 or self.base.base is not None):
+        if self.base is not None and (self.blend != 1 or self.base.base is not None or self.base.blend != 1):
             raise ValueError("a loop takes its structure from a base loop or from blended samples, not both")
+        if self.runs < 1:
+            raise ValueError(f"runs must be at least 1, got {self.runs}")
 
     @property
     def evaluations(self) -> int:
         """Network evaluations per run of this loop (all samples and the base)."""
-        return self.blend * self.steps + (0 if self.base is None else self.base.evaluations)
+        return self.runs * self.blend * self.steps + (0 if self.base is None else self.base.evaluations)
 
 
 # Default loop of each editing task per model kind, chosen on the held-out eval (`cstudio eval`;
@@ -79,28 +83,35 @@ class Loop:
 # (upscaling is the slow task). x2 has room: 11 DDIM steps from sigma 10 give 27.52 dB at 83 %
 # (bicubic 28.45), within 1 dB of bicubic at the truth's detail, for under 4x the time of 3 steps;
 # 10 steps fell to 74.8 % on a second crop set; 12 went past the 1 dB on the previous file.
-# Holes: one sample of 40 ancestral steps (DDIM with eta = 1) from sigma 2 for the texture, over
+# Holes: one sample of 80 ancestral steps (DDIM with eta = 1) from sigma 2 for the texture, over
 # the structure of 2 consistency steps from sigma 0.3 (`Loop.base`, `engine.restore.blend_bands`,
-# split by a 1.5 px blur). Box holes 19.62 dB at 80 % HF (OpenCV Telea 20.35 dB at 4 %; the sample
-# alone 18.88 dB at 88 %), strokes 22.23 dB at 102 % (Telea 22.61 dB at 43 %). The previous default
-# took the structure from the mean of 4 such samples: 19.78 dB at 83 % and 22.28 dB at 104 %, for
-# 160 evaluations per fill against 42 (on the same noise 0.00-0.15 dB apart at the same HF).
-# x4 / x8 --detail: the same split, 80 ancestral steps from sigma 10 over 2 consistency steps from
-# sigma 1: 22.83 dB at 78 % HF (bicubic 23.96 dB), against the default's 23.71 dB at 14 %; 1.1 dB
-# under bicubic, so the detail bar (1 dB) is not met, and 27x the default's evaluations;
+# split between 0.15 and 0.25 cycles/px). Box holes 19.62 dB at 96 % HF (OpenCV Telea 20.35 dB at
+# 4 %), strokes 22.23 dB at 108 % (Telea 22.61 dB at 43 %). 40 steps gave the same PSNR but only
+# 61 % of the truth's HF in box holes on a second crop set (`--seed 1`; 80 steps: 76 %), and a
+# 1.5 px Gaussian split 0.15-0.2 dB less at the same HF. Before the base pass, the structure was the
+# mean of 4 samples: 160 evaluations per fill against 82 now.
+# x4 / x8 --detail: 120 ancestral steps from sigma 10 over the mean of 4 runs of 2 consistency
+# steps from sigma 1, split between 0.15 and 0.275 cycles/px: 23.05 dB at 84 % HF (bicubic
+# 23.96 dB; second set 22.91 dB at 77 %, bicubic 23.69), against the default's 23.71 dB at 14 %;
+# 80 steps left the second set at 72 % HF, one base run instead of 4 cost 0.1 dB, and the earlier
+# 80 steps over a 1.5 px Gaussian gave 22.83 dB at 78 %. 128 evaluations per tile against 3;
 # a consistency model's loop already samples, so it has no separate detail loop. Colorization
 # stays on the consistency loop (DDIM costs 0.45 dB there for 7 points of chroma), with tint-free noise, 6
 # evaluations from sigma 10: chosen on 186 training photos (3 seeds) over sigma 4 / 3 evaluations
 # (22.33 against 22.14 dB, hue agreement 0.30 against 0.24, 26 % chroma against 17 %); on the 37
-# held-out photos 22.03 dB (grey 21.90) at 25 % chroma, hue agreement 0.43. Stroke editing (SDEdit)
+# held-out photos 22.03 dB (grey 21.90) at 25 % chroma, hue agreement 0.43. Longer loops do not
+# find more colour (256 crops, grey 23.34 dB): RePaint-style resampling (4 jumps per level,
+# 40 evaluations) 23.08 dB at 22 % chroma, 40 DDIM steps from pure noise 22.11 dB at 36 % with
+# hue agreement 0.21 against this loop's 22.88 dB at 26 % and 0.33: the model's sense of colour
+# is what falls short, not the loop. Stroke editing (SDEdit)
 # starts from its strength's sigma (the sigma here is strength 0.5's): with an EDM model the
 # consistency loop returns a blur of the strokes, while 6 DDIM steps turn them into texture.
 EDIT_DEFAULTS: dict[str, dict[str, Loop]] = {
     "cm": {"upscale": Loop(4.0, 3), "upscale_detail": Loop(4.0, 3), "upscale_x2": Loop(4.0, 3),
            "colorize": Loop(4.0, 3), "inpaint": Loop(1.0, 3), "stroke_edit": Loop(4.47, 3)},
-    "edm": {"upscale": Loop(4.0, 3, "ddim"), "upscale_detail": Loop(10.0, 80, "ancestral", base=Loop(1.0, 2)),
+    "edm": {"upscale": Loop(4.0, 3, "ddim"), "upscale_detail": Loop(10.0, 120, "ancestral", base=Loop(1.0, 2, runs=4), band=(0.15, 0.275)),
             "upscale_x2": Loop(10.0, 11, "ddim"), "colorize": Loop(10.0, 6),
-            "inpaint": Loop(2.0, 40, "ancestral", base=Loop(0.3, 2)), "stroke_edit": Loop(4.47, 6, "ddim")},
+            "inpaint": Loop(2.0, 80, "ancestral", base=Loop(0.3, 2)), "stroke_edit": Loop(4.47, 6, "ddim")},
 }
 
 
@@ -230,19 +241,20 @@ class Model:
     def _restore(self, y: torch.Tensor, op: Operator, *, seed: int, x_start: torch.Tensor | None, sigmas: list[float],
                  eta: float | None, progress: Progress | None, offset: int = 0, total: int | None = None,
                  untinted: bool = False, blend: int = 1, base: Loop | None = None,
-                 band: float = BAND_SIGMA_PX) -> torch.Tensor:
+                 band: tuple[float, float] = BAND) -> torch.Tensor:
         d = self.spec.denoiser
         g = self._generator(seed)
         noise = tint_free(gaussian(g)) if untinted else gaussian(g)
         return restore_blended(self.denoise, y.to(self.device), op, sigmas, noise=noise, samples=blend,
-                               sigma_px=band, base=self._base_run(base),
+                               band=band, base=self._base_run(base),
                                x_start=None if x_start is None else x_start.to(self.device),
                                sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=eta,
                                callback=self._callback(progress, offset, total))
 
-    def _base_run(self, base: Loop | None) -> tuple[list[float], float | None] | None:
-        """(sigmas, eta) of a structure pass for `engine.restore.restore_blended`; None without one."""
-        return None if base is None else (self.sigmas_from(base.sigma, base.steps), SAMPLER_ETA[base.sampler])
+    def _base_run(self, base: Loop | None) -> BasePass | None:
+        """The structure pass of `base` for `engine.restore.restore_blended`; None without one."""
+        return None if base is None else BasePass(self.sigmas_from(base.sigma, base.steps), SAMPLER_ETA[base.sampler],
+                                                  base.runs)
 
     def edit_default(self, task: str) -> Loop:
         """The default loop of "upscale" (x4, x8), "upscale_x2", "colorize", "inpaint" or "stroke_edit"
@@ -287,7 +299,7 @@ class Model:
         opts = options or InpaintOptions()
         sig_coarse, eta = self.edit_loop("inpaint", ts, sigma_start, num_steps, sampler)
         loop = self.edit_default("inpaint")
-        base, band = (loop.base, loop.band) if blend is None else (None, BAND_SIGMA_PX)
+        base, band = (loop.base, loop.band) if blend is None else (None, BAND)
         blend = loop.blend if blend is None else int(blend)
         if blend < 1:
             raise ValueError(f"blend must be at least 1, got {blend}")
@@ -389,7 +401,7 @@ class Model:
                     progress((bi * samples + s) * steps + info.i + 1, n_batches * samples * steps)
 
                 total = total + restore_blended(self.denoise, y, op, sig, noise=gaussian(g), samples=1,
-                                                base=base_run, sigma_px=loop.band, x_start=start,
+                                                base=base_run, band=loop.band, x_start=start,
                                                 sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=eta,
                                                 callback=cb if progress is not None else None).clamp(-1, 1)
             return total / samples

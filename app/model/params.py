@@ -88,10 +88,10 @@ class GenerationParams:
 # upscale x2 with more than x4 / x8. Inpainting counts the steps of one of the samples it blends.
 EDIT_DEFAULT_STEPS = {
     "cm": {Task.upscale: 3, Task.colorize: 3, Task.inpaint: 3, Task.stroke_edit: 3},
-    "edm": {Task.upscale: 3, Task.colorize: 6, Task.inpaint: 40, Task.stroke_edit: 6},
+    "edm": {Task.upscale: 3, Task.colorize: 6, Task.inpaint: 80, Task.stroke_edit: 6},
 }
 X2_UPSCALE_STEPS = {"cm": 3, "edm": 11}
-DETAIL_UPSCALE_STEPS = {"cm": 3, "edm": 80}
+DETAIL_UPSCALE_STEPS = {"cm": 3, "edm": 120}
 
 
 def default_steps(task: Task, published_ts: tuple[int, ...] | None, kind: str = "cm", factor: int = 4,

@@ -20,7 +20,7 @@ import torch
 
 from ..operators import Colorize, Inpaint, Operator, SuperRes
 from ..pipeline import SAMPLER_ETA, Loop, Model, upscale_task
-from ..restore import BAND_SIGMA_PX, restore_blended
+from ..restore import BAND, BasePass, restore_blended
 from ..sampling import gaussian, tint_free
 from ..tensors import fit_gamut, to_tensor, to_uint8
 from ..training.data import fixed_crops, load_photos
@@ -37,11 +37,11 @@ class Setting:
 
     sigma: float
     steps: int
-    samples: int = 1  # >1: the mean of this many samples (the fidelity answer: a sample pays ~3 dB vs the mean)
+    samples: int = 1  # >1: the mean of this many samples (the fidelity answer: a sample pays ~3 dB vs the mean; a base's runs)
     sampler: str = "consistency"  # or "ddim", "ancestral" (engine.pipeline.SAMPLER_ETA)
     blend: int = 1  # >1: this many samples' mean structure under one's texture (engine.restore.blend_bands)
     base: Setting | None = None  # the structure from this cheap loop's answer under one sample's texture
-    band: float = BAND_SIGMA_PX  # px: the blur splitting structure from texture
+    band: tuple[float, float] = BAND  # cycles/px: where structure ends and texture begins
 
     @property
     def label(self) -> str:
@@ -51,10 +51,11 @@ class Setting:
         nfe = f"{self.blend}×{self.steps}" if self.blend > 1 else f"{self.steps}"
         if self.base is not None:
             b = self.base
-            nfe = f"{self.steps}+{b.steps}"
-            blend = f", over σ0={b.sigma:g} {b.steps} NFE{ {'ddim': ' DDIM', 'ancestral': ' ancestral'}.get(b.sampler, '')}"
-        if (self.base is not None or self.blend > 1) and self.band != BAND_SIGMA_PX:
-            blend += f" (split {self.band:g} px)"
+            nfe = f"{self.steps}+{b.samples * b.steps}"
+            runs = f"{b.samples}×{b.steps} NFE averaged" if b.samples > 1 else f"{b.steps} NFE"
+            blend = f", over σ0={b.sigma:g} {runs}{ {'ddim': ' DDIM', 'ancestral': ' ancestral'}.get(b.sampler, '')}"
+        if (self.base is not None or self.blend > 1) and tuple(self.band) != BAND:
+            blend += f" (split {self.band[0]:g}–{self.band[1]:g} cycles/px)"
         return f"ours σ0={self.sigma:g}, {nfe} NFE{sampler}{blend}{mean}"
 
     @property
@@ -63,7 +64,7 @@ class Setting:
 
 
 def _as_setting(loop: Loop) -> Setting:
-    return Setting(loop.sigma, loop.steps, sampler=loop.sampler, blend=loop.blend,
+    return Setting(loop.sigma, loop.steps, samples=loop.runs, sampler=loop.sampler, blend=loop.blend,
                    base=None if loop.base is None else _as_setting(loop.base), band=loop.band)
 
 
@@ -81,8 +82,10 @@ def settings_for(model: Model) -> dict[str, tuple[Setting, ...]]:
     d = default_settings(model)
     both = (Setting(4.0, 3), Setting(4.0, 3, sampler="ddim"), Setting(10.0, 10, sampler="ddim"))
     # The single-sample loops the blended default is built from and was chosen against.
+    # The previous default (40 steps over the same base) and the sample alone show what each part gives.
     fills = (Setting(1.0, 3), Setting(1.0, 8, sampler="ddim"), Setting(0.8, 20, sampler="ddim"),
-             Setting(2.0, 40, sampler="ancestral"), Setting(2.0, 40, sampler="ancestral", blend=4))
+             Setting(2.0, 40, sampler="ancestral"), Setting(2.0, 80, sampler="ancestral"),
+             Setting(2.0, 40, sampler="ancestral", base=Setting(0.3, 2)))
     # `cstudio upscale --average 8`: the mean of 8 samples of the factor's default loop.
     sr = {f"sr{k}": (Setting(1.0, 2), Setting(4.0, 2), d[f"sr{k}"], *both, Setting(80.0, 4),
                      Setting(d[f"sr{k}"].sigma, d[f"sr{k}"].steps, samples=8, sampler=d[f"sr{k}"].sampler))
@@ -168,9 +171,10 @@ class _Ours:
             start = None if x_start is None else x_start[sl].to(m.device)
             yb, op = y[sl].to(m.device), make_op(sl)
             noise = tint_free(gaussian(g)) if untinted else gaussian(g)
-            base = None if setting.base is None else (m.sigmas_from(setting.base.sigma, setting.base.steps), setting.base.eta)
+            b = setting.base
+            base = None if b is None else BasePass(m.sigmas_from(b.sigma, b.steps), b.eta, b.samples)
             x = sum(finish(restore_blended(m.denoise, yb, op, sigmas, noise=noise, samples=setting.blend, x_start=start,
-                                           sigma_px=setting.band, base=base,
+                                           band=setting.band, base=base,
                                            sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=setting.eta))
                     for _ in range(setting.samples)) / setting.samples
             out.append(to_uint8(x))

@@ -83,16 +83,23 @@ def targets(report: EvalReport) -> list[str]:
 
 def label_lines(label: str, width: int, font: ImageFont.ImageFont | None = None) -> list[str]:
     """A column label in lines that fit `width` px, split at commas. Pillow's default font has no
-    Greek, no "×" and an almost invisible space, hence "ours: sigma0=4, 4x40 NFE" for "ours σ0=4, 4×40 NFE"."""
+    Greek, no "×" or "–" and an almost invisible space, hence "ours: sigma0=4, 4x40 NFE" for "ours σ0=4, 4×40 NFE"."""
     font = font or ImageFont.load_default()
-    text = label.replace(" σ", ": sigma").replace("σ", "sigma").replace("×", "x")
+    text = label.replace(" σ", ": sigma").replace("σ", "sigma").replace("×", "x").replace("–", "-")
     lines: list[str] = []
     for part in text.split(", "):
         joined = f"{lines[-1]}, {part}" if lines else part
         if lines and font.getlength(joined) <= width:
             lines[-1] = joined
-        else:
-            lines.append(part)
+            continue
+        # A part wider than the column on its own is broken between words.
+        words = part.split(" ")
+        lines.append(words[0])
+        for word in words[1:]:
+            if font.getlength(f"{lines[-1]} {word}") <= width:
+                lines[-1] += f" {word}"
+            else:
+                lines.append(word)
     return lines
 
 

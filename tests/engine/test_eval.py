@@ -189,6 +189,12 @@ def test_sheet_labels_fit_their_column_and_keep_every_part():
     lines = label_lines(label, 96, font)
     assert len(lines) >= 2 and all(font.getlength(line) <= 96 for line in lines)
     assert ", ".join(lines) == "ours: sigma0=2, 4x40 NFE, ancestral, structure of 4"
+    # A part too wide for the column alone is broken between its words; no word is lost.
+    long = "ours σ0=10, 120+8 NFE, ancestral, over σ0=1 4×2 NFE averaged (split 0.15–0.275 cycles/px)"
+    broken = label_lines(long, 96, font)
+    assert all(font.getlength(line) <= 96 for line in broken)
+    assert " ".join(" ".join(broken).replace(",", "").split()) == " ".join(
+        long.replace(" σ", ": sigma").replace("×", "x").replace("–", "-").replace(",", "").split())
     tiles = np.zeros((2, 8, 8, 3), np.uint8)
     sheet = contact_sheet(("input", label), (tiles, tiles + 255), tile=96)
     assert sheet.size == (200, 4 + 12 * len(lines) + 2 * 100)

@@ -300,7 +300,7 @@ def _as_edm(model: Model) -> Model:
 def test_upscale_detail_runs_the_base_loop_then_one_sample_and_keeps_block_means(tiny_model):
     edm = _as_edm(tiny_model)
     loop = edm.edit_default("upscale_detail")
-    assert loop.base is not None and loop.evaluations == loop.steps + loop.base.steps
+    assert loop.base is not None and loop.evaluations == loop.steps + loop.base.runs * loop.base.steps
     img = photo(8, 8)
     seen = []
     out = edm.upscale(img, 4, seed=0, detail=True, progress=lambda d, t: seen.append((d, t)))

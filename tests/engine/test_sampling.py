@@ -7,7 +7,7 @@ import torch
 
 from engine import (Identity, Inpaint, SuperRes, karras_sigmas, replay, restore, sample_ddim, sample_euler, sample_heun,
                     sample_multistep, sample_onestep, sigmas_from_ts)
-from engine.restore import blend_bands, interpolate, restore_blended, stroke_edit
+from engine.restore import BasePass, blend_bands, interpolate, restore_blended, spectral_lowpass, stroke_edit
 from engine.sampling import gaussian, slerp, tint_free
 from engine.schedules import even_ts
 
@@ -181,8 +181,8 @@ def test_blend_bands_takes_structure_from_the_mean_and_texture_from_the_first_sa
     # Samples that differ by an overall offset (pure structure) and by a +-checkerboard (pure texture).
     samples = [base + 0.2 * k + (0.1 if k == 0 else -0.1) * checker for k in range(4)]
     out = blend_bands(samples)
-    # The offset is the mean's (0.3), the checkerboard the first sample's (+0.1): a Gaussian of
-    # 1.5 px passes 1e-5 of the Nyquist frequency and all of a constant.
+    # The offset is the mean's (0.3), the checkerboard the first sample's (+0.1): the split passes
+    # all of a constant and none of the Nyquist frequency.
     torch.testing.assert_close(out, base + 0.3 + 0.1 * checker, atol=1e-4, rtol=0)
     assert torch.equal(blend_bands(samples[:1]), samples[0])
     torch.testing.assert_close(blend_bands([samples[0]] * 3), samples[0], atol=1e-6, rtol=0)
@@ -235,7 +235,7 @@ def test_restore_blended_over_a_base_loop_runs_it_first_and_keeps_known_pixels()
     sig, base_sig = [2.0, 0.7, 0.2, 0.002], [0.5, 0.002]
     steps = []
     out = restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(torch.Generator().manual_seed(1)),
-                          samples=1, eta=1.0, base=(base_sig, None), callback=lambda info: steps.append((info.i, info.total)))
+                          samples=1, eta=1.0, base=BasePass(base_sig), callback=lambda info: steps.append((info.i, info.total)))
     known = mask.expand_as(y).bool()
     assert torch.equal(out[known], y[known])
     assert steps == [(i, 4) for i in range(4)]
@@ -247,7 +247,49 @@ def test_restore_blended_over_a_base_loop_runs_it_first_and_keeps_known_pixels()
     torch.testing.assert_close(out, Inpaint(mask).project(blend_bands([s], base=b), y))
     assert not torch.allclose(out, s)
     with pytest.raises(ValueError, match="base loop"):
-        restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(g), samples=2, base=(base_sig, None))
+        restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(g), samples=2, base=BasePass(base_sig))
+
+
+def test_spectral_lowpass_keeps_what_is_below_the_band_and_removes_what_is_above():
+    H, W = 32, 48
+    yy, xx = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
+    wave = lambda f: torch.cos(2 * torch.pi * f * xx).expand(2, 3, H, W)  # noqa: E731
+    low, mid, high = wave(1 / 16), wave(0.2), wave(0.375)
+    # 1/16 cycles/px is under the pass frequency, 0.375 over the stop one. The mirrored edges keep
+    # the FFT's wrap-around from joining unrelated sides; the mirror's kink costs a little at the
+    # very edge only.
+    torch.testing.assert_close(spectral_lowpass(low)[..., 8:-8], low[..., 8:-8], atol=0.02, rtol=0)
+    torch.testing.assert_close(spectral_lowpass(low), low, atol=0.1, rtol=0)
+    assert spectral_lowpass(high)[..., 8:-8].abs().max() < 0.03
+    # Inside the band the gain is the raised cosine's: cos^2(pi/2 * (0.2 - 0.15) / 0.1) = 0.5.
+    centre = spectral_lowpass(mid)[..., 8:-8, 12:-12]
+    assert 0.4 < centre.abs().amax() / mid.abs().amax() < 0.6
+    # A wider pass band keeps it; constants pass; half-precision inputs come back as they went in.
+    assert (spectral_lowpass(mid, (0.25, 0.35))[..., 8:-8, 12:-12] - mid[..., 8:-8, 12:-12]).abs().max() < 0.05
+    torch.testing.assert_close(spectral_lowpass(torch.full((1, 1, 5, 7), 0.7)), torch.full((1, 1, 5, 7), 0.7))
+    assert spectral_lowpass(low.half()).dtype == torch.float16
+    with pytest.raises(ValueError, match="band"):
+        spectral_lowpass(low, (0.3, 0.2))
+
+
+def test_restore_blended_averages_the_runs_of_a_base_pass():
+    g = torch.Generator().manual_seed(7)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :, ::2] = 1
+    y = torch.rand(CLEAN.shape, generator=g) * 2 - 1
+    sig, base_sig = [2.0, 0.7, 0.2, 0.002], [0.5, 0.002]
+    steps = []
+    out = restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(torch.Generator().manual_seed(1)),
+                          samples=1, eta=1.0, base=BasePass(base_sig, runs=3), callback=lambda info: steps.append(info.total))
+    assert steps == [6] * 6  # 3 base runs of one evaluation, then the sample's 3
+    n = gaussian(torch.Generator().manual_seed(1))
+    bases = [restore(linear_denoiser, y, Inpaint(mask), base_sig, noise=n).clamp(-1, 1) for _ in range(3)]
+    s = restore(linear_denoiser, y, Inpaint(mask), sig, noise=n, eta=1.0).clamp(-1, 1)
+    assert not torch.allclose(bases[0], bases[1])  # each run its own draw
+    torch.testing.assert_close(out, Inpaint(mask).project(blend_bands([s], base=torch.stack(bases).mean(0)), y))
+    assert BasePass(base_sig, runs=3).evaluations == 3
+    with pytest.raises(ValueError, match="run"):
+        BasePass(base_sig, runs=0)
 
 
 def test_a_loop_takes_structure_from_a_base_or_from_blended_samples_not_both():
@@ -260,3 +302,6 @@ def test_a_loop_takes_structure_from_a_base_or_from_blended_samples_not_both():
         Loop(2.0, 40, "ancestral", blend=4, base=base)
     with pytest.raises(ValueError, match="not both"):
         Loop(2.0, 40, base=Loop(1.0, 2, base=base))
+    assert Loop(10.0, 120, "ancestral", base=Loop(1.0, 2, runs=4)).evaluations == 128
+    with pytest.raises(ValueError, match="runs"):
+        Loop(1.0, 2, runs=0)
