@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--model", default="default", help="'default' or a preset name for the 1024x768 tasks")
     ap.add_argument("--only-huge", action="store_true", help="skip the 1024x768 tasks")
     ap.add_argument("--tasks", default="inpaint,stroke,colorize,upscale4",
-                    help="comma-separated 1024x768 tasks: inpaint (a box), stroke (a thin stroke), colorize, upscale4, "
+                    help="comma-separated tasks on a photo of --size: inpaint (a box), stroke (a thin stroke), colorize, upscale4, "
                          "upscale2; inpaint-40 / stroke-40 (the previous fill loop), inpaint-blend4 / stroke-blend4 "
                          "(the one before), upscale4-detail")
     ap.add_argument("--size", default="768x1024", help="HxW of those tasks' photo (default 768x1024)")
