@@ -227,12 +227,17 @@ def test_blend_bands_over_a_base_takes_its_structure_and_the_sample_texture():
     torch.testing.assert_close(blend_bands([sample], base=sample), sample, atol=1e-6, rtol=0)
 
 
-def test_restore_blended_over_a_base_loop_runs_it_first_and_keeps_known_pixels():
+def _base_pass_problem() -> tuple[torch.Generator, torch.Tensor, torch.Tensor, list[float], list[float]]:
+    """Every other column known, a reference y, a 3-step sample loop and a 1-step base loop."""
     g = torch.Generator().manual_seed(7)
     mask = torch.zeros(1, 1, 8, 8)
     mask[..., :, ::2] = 1
     y = torch.rand(CLEAN.shape, generator=g) * 2 - 1
-    sig, base_sig = [2.0, 0.7, 0.2, 0.002], [0.5, 0.002]
+    return g, mask, y, [2.0, 0.7, 0.2, 0.002], [0.5, 0.002]
+
+
+def test_restore_blended_over_a_base_loop_runs_it_first_and_keeps_known_pixels():
+    g, mask, y, sig, base_sig = _base_pass_problem()
     steps = []
     out = restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(torch.Generator().manual_seed(1)),
                           samples=1, eta=1.0, base=BasePass(base_sig), callback=lambda info: steps.append((info.i, info.total)))
@@ -273,11 +278,7 @@ def test_spectral_lowpass_keeps_what_is_below_the_band_and_removes_what_is_above
 
 
 def test_restore_blended_averages_the_runs_of_a_base_pass():
-    g = torch.Generator().manual_seed(7)
-    mask = torch.zeros(1, 1, 8, 8)
-    mask[..., :, ::2] = 1
-    y = torch.rand(CLEAN.shape, generator=g) * 2 - 1
-    sig, base_sig = [2.0, 0.7, 0.2, 0.002], [0.5, 0.002]
+    _, mask, y, sig, base_sig = _base_pass_problem()
     steps = []
     out = restore_blended(linear_denoiser, y, Inpaint(mask), sig, noise=gaussian(torch.Generator().manual_seed(1)),
                           samples=1, eta=1.0, base=BasePass(base_sig, runs=3), callback=lambda info: steps.append(info.total))
