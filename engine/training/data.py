@@ -149,6 +149,35 @@ class CropSampler:
             yield self.batch(batch_size)
 
 
+class _WorkerCrops(torch.utils.data.IterableDataset):
+    """Endless batches from a `CropSampler` built inside each loader worker, seeded per worker."""
+
+    def __init__(self, folder: str, res: int, config: DataConfig, batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.folder, self.res, self.config, self.batch_size, self.seed = folder, res, config, batch_size, seed
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        info = torch.utils.data.get_worker_info()
+        worker = 0 if info is None else info.id
+        # Photos are decoded in the worker: nothing large is pickled across, whatever the start method.
+        sampler = CropSampler.from_folder(self.folder, self.res, self.config, seed=self.seed + 1_000_003 * (worker + 1))
+        return sampler.batches(self.batch_size)
+
+
+def parallel_batches(folder: str | Path, res: int, config: DataConfig, batch_size: int, *, workers: int, seed: int,
+                     pin_memory: bool = False) -> Iterator[torch.Tensor]:
+    """(B, 3, res, res) training batches made by `workers` processes, each its own seeded stream.
+
+    Batches arrive in worker order, so the stream depends only on `seed` and `workers`.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    loader = torch.utils.data.DataLoader(_WorkerCrops(str(folder), res, config, batch_size, seed), batch_size=None,
+                                         num_workers=workers, pin_memory=pin_memory, prefetch_factor=4,
+                                         persistent_workers=True)
+    return iter(loader)
+
+
 def fixed_crops(photos: list[Photo], res: int, n: int, *, seed: int = 0, max_zoom: float = 4.0) -> np.ndarray:
     """`n` fixed (res, res, 3) uint8 crops, cycling through `photos` in order so every image is used.
 

@@ -189,12 +189,37 @@ class CDLoss:
 # EDM denoiser pre-training.
 
 
-class EDMLoss:
-    """lambda(s) ||D(x + s z, s) - x||^2 with ln s ~ N(P_mean, P_std^2), lambda = (s^2 + sd^2)/(s sd)^2 (EDM, Table 1)."""
+def colour_weighted_sq(r: torch.Tensor, chroma_weight: float) -> torch.Tensor:
+    """Per-pixel squared norm of an RGB residual r (B, 3, H, W) with its chroma part weighted.
 
-    def __init__(self, denoiser: DenoiserConfig, *, p_mean: float = -1.2, p_std: float = 1.2) -> None:
+    Split r into its grey component g = (r . 1) 1 / 3 and chroma c = r - g (orthogonal, so
+    |r|^2 = |g|^2 + |c|^2); returns (|g|^2 + w |c|^2) * 3 / (1 + 2 w), normalised so that a residual
+    with equal energy in the three opponent directions keeps its plain value. w = 1 is |r|^2.
+    """
+    sq = r.pow(2).sum(1, keepdim=True)
+    if chroma_weight == 1.0:
+        return sq
+    grey = r.sum(1, keepdim=True).pow(2) / 3
+    w = float(chroma_weight)
+    return (grey + w * (sq - grey)) * (3 / (1 + 2 * w))
+
+
+class EDMLoss:
+    """lambda(s) ||D(x + s z, s) - x||^2 with ln s ~ N(P_mean, P_std^2), lambda = (s^2 + sd^2)/(s sd)^2 (EDM, Table 1).
+
+    `chroma_weight` != 1 weights the residual's chroma against its grey part (`colour_weighted_sq`).
+    A denoiser's residual carries a quarter to a half as much energy in chroma as in grey (the
+    default model on held-out crops, sigma 0.1-10), so the plain loss spends most of a small
+    network's effort on brightness.
+    """
+
+    def __init__(self, denoiser: DenoiserConfig, *, p_mean: float = -1.2, p_std: float = 1.2,
+                 chroma_weight: float = 1.0) -> None:
+        if chroma_weight <= 0:
+            raise ValueError(f"chroma_weight must be positive, got {chroma_weight}")
         self.sigma_data = denoiser.sigma_data
         self.p_mean, self.p_std = p_mean, p_std
+        self.chroma_weight = chroma_weight
 
     def num_scales(self, step: int) -> int:
         return 0  # continuous noise levels
@@ -206,4 +231,6 @@ class EDMLoss:
         sd = self.sigma_data
         weight = (sigma**2 + sd**2) / (sigma * sd) ** 2
         D_x = denoise(x + _per_sample(sigma, x) * z, sigma)
-        return (weight * (D_x.float() - x.float()).pow(2).flatten(1).mean(1)).mean()
+        sq = colour_weighted_sq(D_x.float() - x.float(), self.chroma_weight)
+        # Mean over the C*H*W values, as the plain loss.
+        return (weight * sq.flatten(1).mean(1) / x.shape[1]).mean()

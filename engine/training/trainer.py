@@ -15,7 +15,7 @@ import json
 import platform
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from ..grow import grow_state_dict
 from ..unet import UNet, count_parameters
 from . import distributed as D
 from .config import TrainConfig
-from .data import CropSampler, fixed_crops
+from .data import CropSampler, fixed_crops, parallel_batches
 from .ema import EMA
 from .losses import CDLoss, EDMLoss, ICTLoss
 from .report import CSVLog, plot_loss, sample_rows, save_grid
@@ -134,7 +134,7 @@ class Trainer:
             self.ema.reset(self.net)
         den = cfg.denoiser
         if name == "edm":
-            self.loss = EDMLoss(den, p_mean=cfg.edm.p_mean, p_std=cfg.edm.p_std)
+            self.loss = EDMLoss(den, p_mean=cfg.edm.p_mean, p_std=cfg.edm.p_std, chroma_weight=cfg.edm.chroma_weight)
         elif name == "ict":
             i = cfg.ict
             self.loss = ICTLoss(den, end - start, s0=i.s0, s1=i.s1, p_mean=i.p_mean, p_std=i.p_std, c=i.huber_c)
@@ -228,13 +228,14 @@ class Trainer:
     def _loop(self, stop_at: int, deadline: float | None, csv_log: CSVLog | None) -> int:
         cfg = self.cfg
         self.net.train()
+        batches = self._batches()
         t_last, steps_since, loss_sum = time.monotonic(), 0, torch.zeros((), device=self.device)
         t_prev = t_last
         while self.step < stop_at:
             index = self.phase_at(self.step)
             if index != self.phase_index:
                 self.enter_phase(index, switching=self.phase_index >= 0)
-            loss_sum += self.train_step(self.sampler.batch(self.local_batch)).float()
+            loss_sum += self.train_step(next(batches)).float()
             steps_since += 1
             now = time.monotonic()
             self.elapsed += now - t_prev
@@ -253,6 +254,16 @@ class Trainer:
                 self.log(f"stopping at step {self.step} (signal or time limit); resume with --resume")
                 break
         return self.step
+
+    def _batches(self) -> Iterator[torch.Tensor]:
+        """The local batches: from `self.sampler` (exactly resumable), or from `cfg.data.workers`
+        processes whose streams are seeded by the rank and the step this session starts at."""
+        workers = self.cfg.data.workers
+        if not workers:
+            return self.sampler.batches(self.local_batch)
+        seed = seed_for(self.cfg.seed, 4, self.world.rank) + 7919 * self.step
+        return parallel_batches(self.cfg.data.path, self.res, self.cfg.data, self.local_batch, workers=workers,
+                                seed=seed, pin_memory=self.device.type == "cuda")
 
     def _install_signal_handlers(self) -> dict[int, object]:
         """Turn SIGINT/SIGTERM into a clean stop with a checkpoint; returns the handlers to put back."""

@@ -20,8 +20,8 @@ from engine.checkpoint import load_model
 from engine.training.config import TrainConfig
 from engine.training.data import CropSampler, fixed_crops, load_photos
 from engine.training.ema import EMA
-from engine.training.losses import (ascending_sigmas, huber_c, ict_num_scales, lognormal_index_probs,
-                                    pseudo_huber)
+from engine.training.losses import (EDMLoss, ascending_sigmas, colour_weighted_sq, huber_c, ict_num_scales,
+                                    lognormal_index_probs, pseudo_huber)
 from engine.training.state import list_checkpoints
 from engine.training.trainer import Trainer, train
 
@@ -137,6 +137,39 @@ def test_pseudo_huber() -> None:
     assert float(d[1]) == pytest.approx(math.sqrt(48 + c * c) - c)
 
 
+def test_colour_weighted_residual() -> None:
+    """Grey residuals are scaled by 3/(1+2w), chroma ones by 3w/(1+2w); w = 1 is the plain |r|^2."""
+    grey = torch.ones(1, 3, 2, 2)
+    chroma = torch.tensor([1.0, -1.0, 0.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+    for w in (1.0, 3.0, 0.5):
+        assert torch.allclose(colour_weighted_sq(grey, w), torch.full((1, 1, 2, 2), 3 * 3 / (1 + 2 * w)))
+        assert torch.allclose(colour_weighted_sq(chroma, w), torch.full((1, 1, 2, 2), 2 * 3 * w / (1 + 2 * w)))
+    r = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(colour_weighted_sq(r, 1.0), r.pow(2).sum(1, keepdim=True))
+    # Equal energy in the three opponent directions keeps its plain value at any weight.
+    basis = torch.linalg.qr(torch.tensor([[1.0, 1, 0], [1, -1, 1], [1, 0, -1]]).T)[0].T  # rows: grey, two chroma
+    iso = basis.view(3, 3, 1, 1)
+    assert float(colour_weighted_sq(iso, 4.0).sum()) == pytest.approx(float(iso.pow(2).sum()), rel=1e-5)
+
+
+def test_edm_loss_chroma_weight() -> None:
+    """With a denoiser that returns grey, the weighted loss is the plain one scaled by 3w/(1+2w) on a
+    colour-only image; weight 1 is the plain loss."""
+    from engine.config import DenoiserConfig
+
+    x = torch.tensor([0.5, -0.5, 0.0]).view(1, 3, 1, 1).expand(4, 3, 8, 8).contiguous()  # pure chroma
+
+    def denoise(y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(y)
+
+    def value(w: float) -> float:
+        return float(EDMLoss(DenoiserConfig(), chroma_weight=w)(denoise, x, 0, torch.Generator().manual_seed(3)))
+
+    assert value(3.0) == pytest.approx(value(1.0) * 9 / 7, rel=1e-5)
+    with pytest.raises(ValueError, match="chroma_weight"):
+        EDMLoss(DenoiserConfig(), chroma_weight=0.0)
+
+
 def test_ict_teacher_shares_noise_and_dropout_masks() -> None:
     """With x = 0 and D(y, s) = dropout(y / s), student and teacher agree exactly iff z and the masks are shared."""
     from engine.config import DenoiserConfig
@@ -247,6 +280,60 @@ def test_init_continues_from_an_exported_model(photos: Path, tmp_path: Path) -> 
     assert t.step == cfg.total_steps
     rows = list(csv.DictReader((tmp_path / "b" / "log.csv").read_text().splitlines()))
     assert int(rows[0]["step"]) > 5 and rows[0]["phase"] == "ict"
+
+
+def test_crop_workers_feed_training(photos: Path, tmp_path: Path) -> None:
+    """With data.workers, batches come from separate processes: valid, distinct, seeded; a run trains on them."""
+    from engine.training.config import DataConfig
+    from engine.training.data import parallel_batches
+
+    def first(seed: int) -> list[torch.Tensor]:
+        stream = parallel_batches(photos, 16, DataConfig(path=str(photos)), 4, workers=2, seed=seed)
+        return [next(stream) for _ in range(4)]
+
+    a, b = first(5), first(5)
+    assert all(x.shape == (4, 3, 16, 16) and x.dtype == torch.float32 and -1 <= float(x.min()) <= float(x.max()) <= 1
+               for x in a)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))  # same seed, same stream
+    assert not torch.equal(a[0], a[1])  # the two workers draw different crops
+    assert not torch.equal(a[0], first(6)[0])
+    with pytest.raises(ValueError, match="workers"):
+        parallel_batches(photos, 16, DataConfig(path=str(photos)), 4, workers=0, seed=0)
+    cfg = TrainConfig.from_dict({**tiny_config(photos, checkpoint_every=100).to_dict(),
+                                 "data": {"path": str(photos), "workers": 2}})
+    t = train(cfg, out=tmp_path, steps=3, device="cpu", threads=1, log=lambda _m: None)
+    assert t.step == 3 and (tmp_path / "model.safetensors").is_file()
+
+
+def test_gpu_burst_script_dry_run(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/gpu_train_burst.py on the CPU: sizes the run to the time given, trains it, brings back the
+    model, then hands it to the evaluation (recorded here: `cstudio eval` has its own tests)."""
+    import importlib.util
+
+    import engine.eval.cli
+
+    evals: list[object] = []
+    monkeypatch.setattr(engine.eval.cli, "run_eval", evals.append)
+
+    spec = importlib.util.spec_from_file_location("gpu_train_burst", REPO / "bench" / "gpu_train_burst.py")
+    burst = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(burst)
+    config = tmp_path / "burst.json"
+    config.write_text(json.dumps({"preset": "tiny", "recipe": "edm", "total_steps": 10**6, "batch_size": 4,
+                                  "precision": "fp32", "threads": 1, "log_every": 5, "sample_every": 10,
+                                  "checkpoint_every": 10, "data": {"path": str(photos), "workers": 1}}))
+    out = tmp_path / "out"
+    rc = burst.main(["--device", "cpu", "--config", str(config), "--init", "", "--minutes", "0.03",
+                     "--rate-seconds", "0.3", "--run", str(tmp_path / "run"), "--out", str(out), "--eval", "2"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert rc == 0 and summary["steps"] == summary["planned"] >= 10
+    planned = json.loads((out / "config.json").read_text())
+    assert planned["total_steps"] == summary["planned"] and planned["lr_cooldown"] == int(0.3 * summary["planned"])
+    spec_, _, meta = load_model(out / "model.safetensors")
+    assert spec_.denoiser.kind == "edm" and meta["train_step"] == str(summary["steps"])
+    assert (out / "log.csv").is_file() and not (out / "checkpoints").exists()
+    (args,) = evals
+    assert (args.model, args.n, args.device, args.out) == (str(out / "model.safetensors"), 2, "cpu", str(out / "eval"))
 
 
 # -- DDP ------------------------------------------------------------------------------------------
