@@ -60,7 +60,7 @@ class DataConfig:
     whole_scene: float = 0.3  # share of draws with short side in [res, 1.5 * res] (whole-scene views)
     jitter: float = 0.1  # max relative brightness and contrast change (no hue jitter: it teaches wrong colours)
     # Crop-making processes. 0: crops are made in the training process from one seeded stream, so a
-    # resumed run replays an uninterrupted one exactly. A GPU outruns one process (about 1,500 crops/s),
+    # resumed run replays an uninterrupted one exactly. A GPU outruns one process (about 2,000 crops/s here),
     # so there each worker draws its own stream, re-seeded at every (re)start.
     workers: int = 0
 
