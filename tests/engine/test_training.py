@@ -146,15 +146,16 @@ def test_colour_weighted_residual() -> None:
         assert torch.allclose(colour_weighted_sq(chroma, w), torch.full((1, 1, 2, 2), 2 * 3 * w / (1 + 2 * w)))
     r = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     assert torch.equal(colour_weighted_sq(r, 1.0), r.pow(2).sum(1, keepdim=True))
-    # Equal energy in the three opponent directions keeps its plain value at any weight.
-    basis = torch.linalg.qr(torch.tensor([[1.0, 1, 0], [1, -1, 1], [1, 0, -1]]).T)[0].T  # rows: grey, two chroma
-    iso = basis.view(3, 3, 1, 1)
-    assert float(colour_weighted_sq(iso, 4.0).sum()) == pytest.approx(float(iso.pow(2).sum()), rel=1e-5)
+    # Unit residuals along the opponent axes (grey and two chroma ones) keep their plain total, 3, at
+    # any weight: the normalisation keeps the weighting's trace.
+    opponent = torch.tensor([[1.0, 1, 1], [1, -1, 0], [1, 1, -2]])
+    unit = (opponent / opponent.norm(dim=1, keepdim=True)).view(3, 3, 1, 1)
+    assert float(colour_weighted_sq(unit, 4.0).sum()) == pytest.approx(3.0, rel=1e-6)
 
 
 def test_edm_loss_chroma_weight() -> None:
-    """With a denoiser that returns grey, the weighted loss is the plain one scaled by 3w/(1+2w) on a
-    colour-only image; weight 1 is the plain loss."""
+    """With a denoiser that returns mid-grey, the weighted loss on a colour-only image is the plain one
+    scaled by 3w/(1+2w)."""
     from engine.config import DenoiserConfig
 
     x = torch.tensor([0.5, -0.5, 0.0]).view(1, 3, 1, 1).expand(4, 3, 8, 8).contiguous()  # pure chroma
