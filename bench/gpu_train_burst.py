@@ -53,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
                         "'' = from scratch")
     p.add_argument("--minutes", type=float, default=7.0, help="training time, after the measurements")
     p.add_argument("--cooldown", type=float, default=0.3, help="share of the steps spent decaying the lr to 0")
-    p.add_argument("--device", default="cuda")
+    p.add_argument("--device", default="cuda", help="cuda (default); cpu for a dry run")
     p.add_argument("--rate-seconds", type=float, default=6.0, help="how long the crop workers are timed")
     p.add_argument("--eval", type=int, default=0, metavar="N", help="then evaluate on N held-out crops (0: skip)")
-    p.add_argument("--run", default="runs/gpu-burst", help="run folder (checkpoints; not brought back)")
+    p.add_argument("--run", default=time.strftime("runs/gpu-burst-%Y%m%d-%H%M%S"),
+                   help="run folder (checkpoints; not brought back); a new one per call by default, so a second "
+                        "burst on a still-warm machine does not meet the first one's checkpoints")
     p.add_argument("--out", default="runs/gpu-burst-out", help="what to bring back")
     args = p.parse_args(argv)
     out = Path(args.out)
