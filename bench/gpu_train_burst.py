@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     print("torch", torch.__version__, "| cuda:", torch.cuda.get_device_name() if torch.cuda.is_available() else "none",
           flush=True)
-    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if args.device != "cpu" else "fp32")
-    step_s = measure(cfg.preset, "edm", cfg.batch_size, threads=1, precision=precision,
+    # The config's own precision ("auto" included): the Trainer resolves it as the run will.
+    step_s = measure(cfg.preset, "edm", cfg.batch_size, threads=1, precision=cfg.precision,
                      channels_last=cfg.channels_last, steps=10, warmup=3, device=args.device)
     rate = crop_rate(cfg, args.rate_seconds) if cfg.data.workers else float("inf")
     steps_per_s = min(1 / step_s, rate / cfg.batch_size)
