@@ -97,11 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary), flush=True)
     if args.eval and (out / "model.safetensors").is_file():
-        from engine.eval.cli import run_eval
+        from engine.eval import cli as eval_cli
 
-        run_eval(argparse.Namespace(model=str(out / "model.safetensors"), data=cfg.data.path, n=args.eval,
-                                    out=str(out / "eval"), seed=0, batch=256, device=args.device,
-                                    precision="auto", threads=None))
+        # Through `cstudio eval`'s own parser, so its defaults (seed, precision, threads) stay the CLI's.
+        parser = argparse.ArgumentParser()
+        eval_cli.add_cli(parser.add_subparsers())
+        eval_cli.run_eval(parser.parse_args(["eval", str(out / "model.safetensors"), "--data", str(cfg.data.path),
+                                             "--n", str(args.eval), "--out", str(out / "eval"), "--batch", "256",
+                                             "--device", args.device]))
     return 0 if trainer.step >= total else 1
 
 
