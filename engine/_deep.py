@@ -1,8 +1,9 @@
 """16-bit RGB(A) PNG and TIFF codecs. Pillow reduces these to 8 bits, so we decode and encode them here.
 
-PNG decoding handles all five scanline filters (PNG spec §9); None/Sub/Up are vectorised with
-numpy, Average/Paeth run per pixel (slow on large files, which most encoders avoid for 16-bit
-photos). TIFF: uncompressed strips are read directly; our writer emits uncompressed baseline TIFF.
+PNG decoding handles all five scanline filters (PNG spec §9), vectorised with numpy: None/Sub/Up
+row by row, and files with Average/Paeth rows (adaptive filtering: GIMP, ImageMagick, libpng) by
+anti-diagonals of pixels (about 0.1 s per megapixel). TIFF: uncompressed strips and tiles are read
+directly; our writer emits uncompressed baseline TIFF.
 """
 
 from __future__ import annotations
@@ -17,31 +18,62 @@ import numpy as np
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _unfilter_row(f: int, line: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:
-    if f == 0:
-        return line
-    if f == 2:
-        return (line + prev) & 255
-    if f == 1:  # Raw(x) = Sub(x) + Raw(x - bpp): a running sum along each byte lane
-        lanes = line.reshape(-1, bpp)
-        return (np.cumsum(lanes, axis=0) & 255).reshape(-1)
-    cur = np.zeros_like(line)
-    for i in range(line.size):
-        a = int(cur[i - bpp]) if i >= bpp else 0
-        b = int(prev[i])
-        if f == 3:
-            pred = (a + b) >> 1
+def _unfilter_rows(filters: np.ndarray, lines: np.ndarray, bpp: int) -> np.ndarray:
+    """Row by row, for images whose rows use only None/Sub/Up: each row is one numpy expression."""
+    out = np.empty(lines.shape, np.int32)
+    prev = np.zeros(lines.shape[1], np.int32)
+    for y, f in enumerate(filters.tolist()):
+        line = lines[y].astype(np.int32)
+        if f == 1:  # Raw(x) = Sub(x) + Raw(x - bpp): a running sum along each byte lane
+            line = (np.cumsum(line.reshape(-1, bpp), axis=0) & 255).reshape(-1)
+        elif f == 2:
+            line = (line + prev) & 255
+        prev = out[y] = line
+    return out
+
+
+def _unfilter_wavefront(filters: np.ndarray, lines: np.ndarray, bpp: int) -> np.ndarray:
+    """Any mix of the five filters, by anti-diagonals of pixels.
+
+    Average and Paeth predict a pixel from its left, upper and upper-left neighbours (already
+    decoded), so within a row they are sequential. Pixel (y, x) depends only on pixels with a
+    smaller y + x, so all pixels of one anti-diagonal y + x = t decode together: h + w - 1 numpy
+    steps instead of h * w * bpp Python ones. In the row-major flat pixel array an anti-diagonal
+    is a slice with step w - 1, so every step works on views, without index arrays.
+    """
+    h, stride = lines.shape
+    w = stride // bpp
+    src = lines.reshape(h * w, bpp)
+    # Decoded pixels, after one zero pixel and one zero row: flat index i of the image lives at
+    # i + w + 1, its upper neighbour at i + 1, its upper-left at i, its left at i + w.
+    out = np.zeros(((h + 1) * w + 1, bpp), np.int16)
+    fs = filters.astype(np.int16)
+    step = max(w - 1, 1)
+    for t in range(h + w - 1):
+        lo, hi = max(0, t - w + 1), min(h - 1, t)
+        i = lo * (w - 1) + t  # flat index of (lo, t - lo)
+        j = i + (hi - lo) * step + 1
+        a, b, c = out[i + w:j + w:step], out[i + 1:j + 1:step], out[i:j:step]
+        if hi == t:  # row hi starts here: x = 0 has no left or upper-left neighbour
+            a, c = a.copy(), c.copy()
+            a[-1] = c[-1] = 0
+        f = fs[lo:hi + 1]
+        kind = int(f[0]) if (f == f[0]).all() else -1
+        if kind in (4, -1):
+            pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)
+            paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+        if kind == -1:
+            f = f[:, None]
+            pred = np.where(f == 4, paeth, np.where(f == 3, (a + b) >> 1, np.where(f == 2, b, np.where(f == 1, a, 0))))
         else:
-            c = int(prev[i - bpp]) if i >= bpp else 0
-            p = a + b - c
-            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-            pred = a if (pa <= pb and pa <= pc) else (b if pb <= pc else c)
-        cur[i] = (int(line[i]) + pred) & 255
-    return cur
+            pred = (0, a, b, None, None)[kind] if kind < 3 else ((a + b) >> 1 if kind == 3 else paeth)
+        out[i + w + 1:j + w + 1:step] = (src[i:j:step] + pred) & 255
+    return out[w + 1:].reshape(h, stride)
 
 
 def read_png16(path: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """(rgb, alpha) uint16 for a non-interlaced 16-bit RGB/RGBA PNG; None for any other PNG."""
+    """(rgb, alpha) uint16 for a non-interlaced 16-bit RGB/RGBA PNG; None for any other PNG.
+    Raises ValueError for a damaged one."""
     data = path.read_bytes()
     if data[:8] != PNG_MAGIC:
         return None
@@ -59,30 +91,57 @@ def read_png16(path: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
         return None
     w, h, ch = ihdr[0], ihdr[1], 3 if ihdr[3] == 2 else 4
     stride, bpp = w * ch * 2, ch * 2
-    raw = np.frombuffer(zlib.decompress(b"".join(idat)), np.uint8).reshape(h, stride + 1)
-    out = np.empty((h, stride), np.int32)
-    prev = np.zeros(stride, np.int32)
-    for y in range(h):
-        prev = out[y] = _unfilter_row(int(raw[y, 0]), raw[y, 1:].astype(np.int32), prev, bpp)
+    try:
+        body = zlib.decompress(b"".join(idat))
+    except zlib.error as e:
+        raise ValueError(f"PNG image data does not decompress ({e})") from None
+    if len(body) < h * (stride + 1):
+        raise ValueError(f"PNG image data ends after {len(body) // (stride + 1)} of {h} rows")
+    raw = np.frombuffer(body, np.uint8, h * (stride + 1)).reshape(h, stride + 1)
+    filters, lines = raw[:, 0], raw[:, 1:]
+    if filters.max(initial=0) > 4:
+        raise ValueError(f"PNG row filter {int(filters.max())} does not exist")
+    unfilter = _unfilter_wavefront if (filters >= 3).any() else _unfilter_rows
+    out = unfilter(filters, lines, bpp)
     px = out.astype(np.uint8).view(">u2").reshape(h, w, ch).astype(np.uint16)
     alpha = px[..., 3] if ch == 4 and px[..., 3].min() < 65535 else None
     return np.ascontiguousarray(px[..., :3]), None if alpha is None else np.ascontiguousarray(alpha)
 
 
+def _tile(t: tuple) -> tuple[str, tuple[int, int, int, int], int, tuple]:
+    """(codec, extents, offset, args) of a Pillow tile: an `ImageFile._Tile` (Pillow >= 11) or the
+    plain 4-tuple of Pillow 10, which has no field names."""
+    codec, extents, offset, args = tuple(t)[:4]
+    return codec, tuple(extents), int(offset or 0), args if isinstance(args, tuple) else (args,)
+
+
+def sixteen_bit_tiles(tiles: list) -> bool:
+    """Whether Pillow's tiles decode 16-bit samples (raw mode "RGB;16B", "I;16N", ...)."""
+    return any(";16" in str(_tile(t)[3][0]) for t in tiles)
+
+
 def read_tiff16(tiles: list, size: tuple[int, int], path: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """(rgb, alpha) uint16 for an uncompressed 16-bit RGB(A) TIFF, from the tiles Pillow found; None otherwise."""
-    if not tiles or any(t.codec_name != "raw" or t.args[0] not in ("RGB;16L", "RGB;16B", "RGBA;16L", "RGBA;16B") for t in tiles):
+    """(rgb, alpha) uint16 for an uncompressed 16-bit RGB(A) TIFF, from the tiles Pillow found; None otherwise.
+
+    Strips and tiles alike: a tile that sticks out past the right edge is stored at its full
+    width (Pillow's args give that row stride in bytes) and is cut to the image here."""
+    parts = [_tile(t) for t in tiles]
+    if not parts or any(c != "raw" or a[0] not in ("RGB;16L", "RGB;16B", "RGBA;16L", "RGBA;16B") for c, _, _, a in parts):
         return None
-    ch = 4 if tiles[0].args[0].startswith("RGBA") else 3
+    ch = 4 if parts[0][3][0].startswith("RGBA") else 3
     w, h = size
     out = np.empty((h, w, ch), np.uint16)
     with open(path, "rb") as f:
-        for t in tiles:
-            x0, y0, x1, y1 = t.extents
-            f.seek(t.offset)
-            n = (x1 - x0) * (y1 - y0) * ch
-            dt = "<u2" if t.args[0].endswith("L") else ">u2"
-            out[y0:y1, x0:x1] = np.frombuffer(f.read(n * 2), dt).reshape(y1 - y0, x1 - x0, ch)
+        for _, (x0, y0, x1, y1), offset, args in parts:
+            rows, row_bytes = y1 - y0, (x1 - x0) * ch * 2
+            stride = int(args[1]) if len(args) > 1 and args[1] else row_bytes
+            f.seek(offset)
+            buf = f.read(stride * (rows - 1) + row_bytes)
+            if len(buf) < stride * (rows - 1) + row_bytes:
+                raise OSError(f"TIFF data ends inside the tile at ({x0}, {y0})")
+            dt = "<u2" if args[0].endswith("L") else ">u2"
+            lines = np.frombuffer(buf + bytes(stride - row_bytes), np.uint8).reshape(rows, stride)[:, :row_bytes]
+            out[y0:y1, x0:x1] = lines.copy().view(dt).reshape(rows, x1 - x0, ch)
     alpha = out[..., 3] if ch == 4 and out[..., 3].min() < 65535 else None
     return np.ascontiguousarray(out[..., :3]), None if alpha is None else np.ascontiguousarray(alpha)
 
@@ -111,25 +170,30 @@ def encode_png16(rgb: np.ndarray, alpha: np.ndarray | None, info: dict) -> bytes
     return b"".join(out)
 
 
-def encode_tiff16(rgb: np.ndarray, alpha: np.ndarray | None) -> bytes:
-    """Uncompressed little-endian baseline TIFF, 16 bits per sample, RGB or RGBA (unassociated alpha)."""
+def encode_tiff16(rgb: np.ndarray, alpha: np.ndarray | None, icc_profile: bytes | None = None) -> bytes:
+    """Uncompressed little-endian baseline TIFF, 16 bits per sample, RGB or RGBA (unassociated alpha),
+    with `icc_profile` (an RGB one: the caller checks) in the ICC tag."""
     px = rgb if alpha is None else np.dstack([rgb, alpha])
     h, w, ch = px.shape
     data = px.astype("<u2").tobytes()
+    icc = icc_profile or b""
     entries = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, ch, 0), (259, 3, 1, 1), (262, 3, 1, 2),
                (273, 4, 1, 0), (277, 3, 1, ch), (278, 3, 1, h), (279, 4, 1, len(data)), (284, 3, 1, 1)]
     if ch == 4:
         entries.append((338, 3, 1, 2))
+    if icc:
+        entries.append((34675, 7, len(icc), 0))  # InterColorProfile, UNDEFINED bytes
     n = len(entries)
     bits_off = 8 + 2 + n * 12 + 4
-    data_off = bits_off + 2 * ch
+    icc_off = bits_off + 2 * ch
+    data_off = icc_off + len(icc) + len(icc) % 2  # values start on a word boundary
     buf = io.BytesIO()
     buf.write(b"II*\0" + struct.pack("<IH", 8, n))
     for tag, typ, count, val in entries:
-        val = bits_off if tag == 258 else data_off if tag == 273 else val
+        val = {258: bits_off, 273: data_off, 34675: icc_off}.get(tag, val)
         if typ == 3 and count == 1:
             buf.write(struct.pack("<HHIHH", tag, typ, count, val, 0))
         else:
             buf.write(struct.pack("<HHII", tag, typ, count, val))
-    buf.write(struct.pack("<I", 0) + struct.pack("<" + "H" * ch, *([16] * ch)) + data)
+    buf.write(struct.pack("<I", 0) + struct.pack("<" + "H" * ch, *([16] * ch)) + icc + b"\0" * (len(icc) % 2) + data)
     return buf.getvalue()

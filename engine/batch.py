@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,16 +31,26 @@ class BatchReport:
 
 
 def collect_inputs(paths: Iterable[str | Path], recursive: bool = False) -> list[tuple[Path, Path]]:
-    """(file, path relative to the folder it came from) for every image named or found in a named folder."""
+    """(file, path relative to the folder it came from) for every image named or found in a named folder.
+
+    A file named twice (directly, or also found in a named folder) is listed once, where it first appears."""
     found: list[tuple[Path, Path]] = []
+    seen: set[Path] = set()
+
+    def add(f: Path, rel: Path) -> None:
+        key = Path(os.path.abspath(f))
+        if key not in seen:
+            seen.add(key)
+            found.append((f, rel))
+
     for p in map(Path, paths):
         if p.is_dir():
             pattern = "**/*" if recursive else "*"
             for f in sorted(p.glob(pattern)):
                 if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
-                    found.append((f, f.relative_to(p)))
+                    add(f, f.relative_to(p))
         else:
-            found.append((p, Path(p.name)))
+            add(p, Path(p.name))
     return found
 
 
@@ -48,12 +59,58 @@ def output_name(rel: Path, op: str, suffix: str = ".png") -> Path:
     return rel.with_name(f"{rel.stem}_{op}{suffix}")
 
 
+def output_paths(items: list[tuple[Path, Path]], op: str, out_dir: Path | None = None,
+                 suffix: str = ".png") -> list[Path]:
+    """The output of each `collect_inputs` item: `out_dir/<sub-folders>/<name>_<op>.png`, keeping the
+    sub-folders a named folder's files were found in, or next to each input when `out_dir` is None.
+
+    Names are unique within the batch (compared ignoring case, as Windows and macOS do), and the same
+    on every run of the same batch, so a re-run skips what is done:
+    - inputs that differ only by extension get it into the name: `img.png`, `img.jpg` ->
+      `img_png_<op>.png`, `img_jpg_<op>.png`;
+    - inputs still sharing a name (the same name in different folders given as files) are numbered
+      in input order: `a/img.png`, `b/img.png` -> `img_<op>.png`, `img-2_<op>.png`, skipping any
+      number whose name another input already has.
+    """
+    def folder(src: Path, rel: Path) -> Path:
+        return src.parent if out_dir is None else out_dir / rel.parent
+
+    def key(p: Path) -> str:
+        return os.path.normcase(str(p)).casefold()
+
+    parts = [(folder(src, rel), rel.stem, "") for src, rel in items]  # (folder, stem, extension tag)
+
+    def path(folder_: Path, stem: str, tag: str, number: int = 1) -> Path:
+        return folder_ / f"{stem}{f'-{number}' if number > 1 else ''}{f'_{tag}' if tag else ''}_{op}{suffix}"
+
+    groups: dict[str, list[int]] = {}
+    for i, part in enumerate(parts):
+        groups.setdefault(key(path(*part)), []).append(i)
+    for members in groups.values():
+        exts = {items[i][0].suffix.lower() for i in members}
+        if len(members) > 1 and len(exts) > 1:
+            for i in members:
+                f, stem, _ = parts[i]
+                parts[i] = (f, stem, items[i][0].suffix.lower().lstrip("."))
+    natural = [path(*part) for part in parts]
+    taken = {key(p) for p in natural}
+    out: list[Path] = []
+    used: set[str] = set()
+    for part, p in zip(parts, natural):
+        number = 1
+        while key(p) in used or (number > 1 and key(p) in taken):  # a number never takes another input's name
+            number += 1
+            p = path(*part, number)
+        used.add(key(p))
+        out.append(p)
+    return out
+
+
 def run_batch(items: list[tuple[Path, Path]], process: Callable[[Path, Path], None], out_dir: Path, op: str, *,
               suffix: str = ".png", skip_existing: bool = True, log: Callable[[str], None] = print) -> BatchReport:
     """Run `process(src, dst)` for each item; errors are recorded per file and the batch goes on."""
     report = BatchReport()
-    for n, (src, rel) in enumerate(items, 1):
-        dst = out_dir / output_name(rel, op, suffix)
+    for n, ((src, _), dst) in enumerate(zip(items, output_paths(items, op, out_dir, suffix)), 1):
         if dst.exists() and skip_existing:
             report.skipped.append(dst)
             log(f"[{n}/{len(items)}] {src}: skipped, {dst} exists")

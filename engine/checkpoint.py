@@ -45,7 +45,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             # mkstemp makes the file private (0600); give it the mode a plain open() would have
             # (or the replaced file's), so saving does not silently change who can read it.
-            os.fchmod(f.fileno(), path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
+            # Windows has os.fchmod only from Python 3.13, and no POSIX modes to restore anyway.
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

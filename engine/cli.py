@@ -14,8 +14,9 @@ import torch
 
 from .checkpoint import CheckpointError, load_model, save_model
 from .batch import collect_inputs, run_batch, upscale_op
-from .imageio import ImageError, Picture, load_picture, read_mask, save_picture, write_image
-from .fallback import run_with_fallback
+from .device import pick_device
+from .imageio import ImageError, Picture, check_output_path, load_picture, read_mask, save_picture, write_image
+from .fallback import is_out_of_memory, run_with_fallback
 from .inpaint import InpaintOptions
 from .paths import default_model_path
 from .schedules import even_ts
@@ -42,7 +43,8 @@ class ProgressBar:
         sys.stderr.flush()
 
 
-def _parse_ts(text: str | None) -> tuple[int, ...] | None:
+def _parse_ts(text: str | None, grid: int | None = None) -> tuple[int, ...] | None:
+    """--ts as indices: from 0, strictly increasing and, given the model's `grid` size N, below N."""
     if text is None:
         return None
     try:
@@ -51,6 +53,10 @@ def _parse_ts(text: str | None) -> tuple[int, ...] | None:
         raise UsageError(f"--ts must be comma-separated integers like 0,22,39, got {text!r}") from None
     if len(ts) < 2 or ts[0] != 0:
         raise UsageError(f"--ts must start at 0 and list at least two indices, got {text!r}")
+    if any(b <= a for a, b in zip(ts, ts[1:])):
+        raise UsageError(f"--ts must be strictly increasing, got {text!r}")
+    if grid is not None and ts[-1] > grid - 1:
+        raise UsageError(f"--ts indices must lie in 0..{grid - 1} (this model's grid has {grid} points), got {text!r}")
     return ts
 
 
@@ -69,24 +75,34 @@ def _load(args: argparse.Namespace):
 
     path = _resolve_model_path(args.model)
     try:
+        pick_device(args.device)  # a wrong --device is said before the model file is read
         return Model.load(path, device=args.device, precision=args.precision)
     except ValueError as e:  # device/precision problems
         raise UsageError(str(e)) from None
 
 
 def _sampling_kwargs(args: argparse.Namespace, model) -> dict:
-    ts = _parse_ts(args.ts)
+    """generate's loop: a consistency model's --ts, or --steps spread over its grid; an EDM model's
+    --steps Heun/Euler steps (it has no grid indices)."""
+    if args.steps is not None and args.steps < 1:
+        raise UsageError("--steps must be at least 1")
+    if model.kind == "edm":
+        if args.ts is not None:
+            raise UsageError("--ts picks indices on a consistency model's sampling grid; this is an EDM model, "
+                             f"which takes --steps N {model.spec.sampler.edm_sampler} steps instead "
+                             f"(default {model.spec.sampler.edm_steps})")
+        return {} if args.steps is None else {"steps": args.steps}
+    ts = _parse_ts(args.ts, model.spec.sampler.steps)
     if ts is None and args.steps is not None:
-        if args.steps < 1:
-            raise UsageError("--steps must be at least 1")
         ts = even_ts(args.steps, model.spec.sampler.steps)
     return {"ts": ts}
 
 
-def _edit_kwargs(args: argparse.Namespace) -> dict:
+def _edit_kwargs(args: argparse.Namespace, model=None) -> dict:
     """Loop settings of an editing task: --ts (a grid from sigma_max) or --start-sigma/--steps;
-    what is not given keeps the engine's per-task default (engine.pipeline.*_DEFAULT)."""
-    ts = _parse_ts(args.ts)
+    what is not given keeps the engine's per-task default (engine.pipeline.*_DEFAULT).
+    Without `model` only what needs no model is checked (before it loads)."""
+    ts = _parse_ts(args.ts, None if model is None else model.spec.sampler.steps)
     if ts is not None:
         if args.start_sigma is not None:
             raise UsageError("--ts and --start-sigma exclude each other: --ts runs a grid from sigma_max")
@@ -104,11 +120,22 @@ def _edit_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _out_path(args: argparse.Namespace, src: Path | None, suffix: str) -> Path:
+    """--out, or the default name (`<input>_<op>.png` next to the input; `<op>.png`): inside --out
+    when it names a folder (an existing one, or any path ending in a slash)."""
+    name = f"{suffix}.png" if src is None else f"{src.stem}_{suffix}.png"
     if args.out:
-        return Path(args.out)
-    if src is None:
-        return Path(f"{suffix}.png")
-    return src.with_name(f"{src.stem}_{suffix}.png")
+        out = Path(args.out)
+        if out.is_dir() or args.out.endswith(("/", os.sep) + ((os.altsep,) if os.altsep else ())):
+            if not out.is_dir():
+                raise ImageError(f"{out}: output folder does not exist")
+            return out / name
+        return out
+    return Path(name) if src is None else src.with_name(name)
+
+
+def _check_out(args: argparse.Namespace, out: Path, size: tuple[int, int] | None = None) -> None:
+    """What `save_picture` would refuse, said before the model loads or runs (nothing is created)."""
+    check_output_path(out, overwrite=args.overwrite, size=size)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -176,18 +203,30 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    model = _load(args)
-    imgs = run_with_fallback(model, "generate", dict(n=args.n, seed=args.seed, class_label=args.class_label,
-                             progress=ProgressBar("generate", args.quiet), **_sampling_kwargs(args, model)), log=_warn)
+    if args.n < 1:
+        raise UsageError(f"-n must be at least 1, got {args.n}")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError("--steps must be at least 1")
+    _parse_ts(args.ts)
     out = _out_path(args, None, "generated")
-    if args.n == 1:
-        write_image(out, imgs[0], overwrite=args.overwrite)
-        print(out)
-    else:
-        for i, im in enumerate(imgs):
-            p = out.with_name(f"{out.stem}_{i:03d}{out.suffix}")
-            write_image(p, im, overwrite=args.overwrite)
-            print(p)
+    paths = [out] if args.n == 1 else [out.with_name(f"{out.stem}_{i:03d}{out.suffix}") for i in range(args.n)]
+    for p in paths:
+        _check_out(args, p)
+    model = _load(args)
+    classes = model.spec.unet.num_classes
+    if args.class_label is not None:
+        if not classes:
+            raise UsageError("--class-label: this model is not class-conditional (it takes no class)")
+        if not 0 <= args.class_label < classes:
+            raise UsageError(f"--class-label must be in 0..{classes - 1} for this model, got {args.class_label}")
+    kw = _sampling_kwargs(args, model)
+    for p in paths:
+        _check_out(args, p, (model.resolution, model.resolution))
+    imgs = run_with_fallback(model, "generate", dict(n=args.n, seed=args.seed, class_label=args.class_label,
+                             progress=ProgressBar("generate", args.quiet), **kw), log=_warn)
+    for p, im in zip(paths, imgs):
+        write_image(p, im, overwrite=args.overwrite)
+        print(p)
     return 0
 
 
@@ -207,26 +246,44 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     for note in pic.notes:
         print(f"note: {args.image}: {note}", file=sys.stderr)
     mask = read_mask(args.mask, pic.size)
+    out = _out_path(args, Path(args.image), "inpaint")
+    _check_out(args, out, pic.size)
+    _edit_kwargs(args)  # argument errors before the model loads
     model = _load(args)
     opts = InpaintOptions(context=args.context, min_context=args.min_context, grow=args.grow, feather=args.feather,
                           colour_match=not args.no_colour_match)
     blend = {} if args.blend is None else {"blend": args.blend}
     rgb = run_with_fallback(model, "inpaint", dict(image=pic.rgb, mask=mask, seed=args.seed, options=opts,
-                            progress=ProgressBar("inpaint", args.quiet), **_edit_kwargs(args), **blend),
+                            progress=ProgressBar("inpaint", args.quiet), **_edit_kwargs(args, model), **blend),
                             log=_warn)
-    _save(args, _out_path(args, Path(args.image), "inpaint"), pic.with_pixels(rgb, pic.alpha))
+    _save(args, out, pic.with_pixels(rgb, pic.alpha))
     return 0
 
 
-def _batch(args: argparse.Namespace, op: str, run_one: Callable[[Picture], Picture]) -> int:
-    """One input file -> --out file; several files or folders -> --out folder, per-file errors reported."""
+RunOne = Callable[[Picture], Picture]
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Python's MemoryError (numpy's allocations), a GPU's out-of-memory the fallback could not avoid,
+    or torch's CPU allocator giving up ("DefaultCPUAllocator: not enough memory")."""
+    return isinstance(error, MemoryError) or is_out_of_memory(error) or "not enough memory" in str(error)
+
+
+def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
+           out_size: Callable[[tuple[int, int]], tuple[int, int]] = lambda size: size) -> int:
+    """One input file -> --out file (or into the --out folder); several files or folders -> --out folder,
+    per-file errors reported (output names: `engine.batch.output_paths`). Outputs are checked before
+    `prepare()` loads the model and, in a batch, before each file is computed; `out_size` maps an
+    input's (width, height) to its output's."""
     single = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
     if single:
         src = Path(args.inputs[0])
         pic = load_picture(src)
         for note in pic.notes:
             print(f"note: {src}: {note}", file=sys.stderr)
-        _save(args, _out_path(args, src, op), run_one(pic))
+        out = _out_path(args, src, op)
+        _check_out(args, out, out_size(pic.size))
+        _save(args, out, prepare()(pic))
         return 0
     if not args.out:
         raise UsageError("several inputs or a folder need --out FOLDER")
@@ -236,10 +293,13 @@ def _batch(args: argparse.Namespace, op: str, run_one: Callable[[Picture], Pictu
     items = collect_inputs(args.inputs, recursive=args.recursive)
     if not items:
         raise UsageError("no image files found in the given inputs")
+    run_one = prepare()
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def process(src: Path, dst: Path) -> None:
-        save_picture(dst, run_one(load_picture(src)), overwrite=args.overwrite)
+        pic = load_picture(src)
+        _check_out(args, dst, out_size(pic.size))
+        save_picture(dst, run_one(pic), overwrite=args.overwrite)
 
     report = run_batch(items, process, out_dir, op, skip_existing=not args.overwrite, log=print)
     print(report.summary())
@@ -247,35 +307,54 @@ def _batch(args: argparse.Namespace, op: str, run_one: Callable[[Picture], Pictu
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    kw = _edit_kwargs(args)
-    model = _load(args)
+    _edit_kwargs(args)  # argument errors before anything is read
 
-    def run_one(pic: Picture) -> Picture:
-        rgb = run_with_fallback(model, "colorize", dict(image=pic.rgb, seed=args.seed, render_size=args.render_size,
-                                progress=ProgressBar("colorize", args.quiet), **kw), log=_warn)
-        return pic.with_pixels(rgb, pic.alpha)
+    def prepare() -> RunOne:
+        model = _load(args)
+        kw = _edit_kwargs(args, model)
 
-    return _batch(args, "colorize", run_one)
+        def run_one(pic: Picture) -> Picture:
+            rgb = run_with_fallback(model, "colorize", dict(image=pic.rgb, seed=args.seed, render_size=args.render_size,
+                                    progress=ProgressBar("colorize", args.quiet), **kw), log=_warn)
+            return pic.with_pixels(rgb, pic.alpha)
+
+        return run_one
+
+    return _batch(args, "colorize", prepare)
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
-    if args.factor not in (2, 4, 8):
-        raise UsageError(f"--factor must be 2, 4 or 8, got {args.factor}")
-    model = _load(args)
-    if model.resolution % args.factor:
-        raise UsageError(f"this model ({model.resolution}px) cannot upscale by {args.factor}")
-    if args.detail and args.factor == 2:
-        _warn("--detail applies to x4 and x8; x2's default loop already carries the detail")
-    kw = _edit_kwargs(args)
+    k = args.factor
+    if k not in (2, 4, 8):
+        raise UsageError(f"--factor must be 2, 4 or 8, got {k}")
+    _edit_kwargs(args)  # argument errors before anything is read
 
-    def run_one(pic: Picture) -> Picture:
-        out = run_with_fallback(model, "upscale", dict(image=pic.rgb, factor=args.factor, seed=args.seed,
-                                overlap=args.overlap, alpha=pic.alpha, samples=args.average, detail=args.detail,
-                                progress=ProgressBar(f"upscale x{args.factor}", args.quiet), **kw), log=_warn)
-        rgb, alpha = out if isinstance(out, tuple) else (out, None)
-        return pic.with_pixels(rgb, alpha)
+    def prepare() -> RunOne:
+        model = _load(args)
+        if model.resolution % k:
+            raise UsageError(f"this model ({model.resolution}px) cannot upscale by {k}")
+        if args.detail and k == 2:
+            _warn("--detail applies to x4 and x8; x2's default loop already carries the detail")
+        kw = _edit_kwargs(args, model)
 
-    return _batch(args, upscale_op(args.factor, args.detail), run_one)
+        def run_one(pic: Picture) -> Picture:
+            try:
+                out = run_with_fallback(model, "upscale", dict(image=pic.rgb, factor=k, seed=args.seed,
+                                        overlap=args.overlap, alpha=pic.alpha, samples=args.average, detail=args.detail,
+                                        progress=ProgressBar(f"upscale x{k}", args.quiet), **kw), log=_warn)
+            except (MemoryError, RuntimeError) as e:
+                if not _out_of_memory(e):
+                    raise
+                w, h = pic.size
+                gb = w * k * h * k * (4 if pic.alpha is not None else 3) * pic.bits // 8 / 1e9
+                raise MemoryError(f"not enough memory for the {w * k}x{h * k} result of x{k} ({gb:.1f} GB for its "
+                                  "pixels alone): try a smaller --factor or cut the image into parts") from None
+            rgb, alpha = out if isinstance(out, tuple) else (out, None)
+            return pic.with_pixels(rgb, alpha)
+
+        return run_one
+
+    return _batch(args, upscale_op(k, args.detail), prepare, lambda size: (size[0] * k, size[1] * k))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -284,14 +363,19 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model file or diffusers folder (default: the embedded default model)")
-    p.add_argument("--steps", type=int, help="network evaluations (generate: spread over the model's grid; "
-                   "edits: from the start sigma; default per task)")
-    p.add_argument("--ts", help="explicit grid indices, e.g. 0,22,39 (overrides --steps)")
+    p.add_argument("--steps", type=int, help="network evaluations (generate: a consistency model spreads them over "
+                   "its grid, an EDM model takes that many Heun/Euler steps; edits: from the start sigma; "
+                   "default per task)")
+    p.add_argument("--ts", help="explicit indices on a consistency model's grid, strictly increasing from 0, "
+                   "e.g. 0,22,39 (overrides --steps; generate with an EDM model has none)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="fp32 is exact; auto uses bf16/fp16 where the hardware is fast at it")
-    p.add_argument("--out", help="output file")
+    p.add_argument("--out", help="output file, or a folder to write the default name into (an existing folder "
+                   "or a path ending in /); several inputs: the output folder. Batch names are <name>_<task>.png, "
+                   "sub-folders kept; inputs that would share a name get their extension (img_jpg_...) "
+                   "or a number (img-2_...)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -393,6 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, CheckpointError, ImageError) as e:
         print(f"cstudio {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except MemoryError as e:
+        print(f"cstudio {args.command}: error: {e or 'not enough memory'}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"cstudio {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from ._deep import encode_png16, encode_tiff16, read_png16, read_tiff16
+from ._deep import encode_png16, encode_tiff16, read_png16, read_tiff16, sixteen_bit_tiles
 from .checkpoint import atomic_write_bytes
 
 # Refuse decompression bombs with our own message; 200 Mpx is a 16k x 12k photo.
@@ -60,12 +60,50 @@ def _check_path(path: Path) -> None:
         raise ImageError(f"{path}: the file is empty")
 
 
-def _to_rgb_arrays(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Pixels as (rgb, alpha) in uint8, or uint16 for 16-bit sources; CMYK/palette/grey converted."""
+def icc_colour_space(profile: object) -> str | None:
+    """The colour space an ICC profile describes ("RGB", "GRAY", "CMYK", "Lab", ...: header bytes
+    16-20, trailing blanks dropped); None when `profile` is not an ICC profile."""
+    if not isinstance(profile, bytes) or len(profile) < 128 or profile[36:40] != b"acsp":
+        return None
+    return profile[16:20].decode("latin-1").rstrip(" \0")
+
+
+def rgb_icc_profile(info: dict) -> bytes | None:
+    """info's ICC profile unless it is one for other pixels than RGB, the only kind `Picture` holds
+    (a grey or CMYK file's profile copied onto RGB pixels makes viewers mis-render them, or refuse
+    the file); None then or without a profile. Bytes without an ICC header travel on untouched."""
+    icc = info.get("icc_profile")
+    if not isinstance(icc, bytes) or icc_colour_space(icc) not in (None, "RGB"):
+        return None
+    return icc
+
+
+def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> np.ndarray:
+    """CMYK pixels as sRGB through the file's CMYK profile (LittleCMS via ImageCms); Pillow's plain
+    conversion, which ignores the inks' real colours, when there is no usable profile."""
+    if icc_colour_space(icc) == "CMYK":
+        try:
+            from PIL import ImageCms
+        except ImportError:  # a Pillow built without LittleCMS
+            ImageCms = None
+        if ImageCms is not None:
+            try:
+                src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+                return np.asarray(ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB"))
+            except (ImageCms.PyCMSError, OSError, ValueError, TypeError):  # a profile LittleCMS cannot use
+                pass
+    return np.asarray(im.convert("RGB"))
+
+
+def _to_rgb_arrays(im: Image.Image, icc: bytes | None = None, sixteen: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixels as (rgb, alpha) in uint8, or uint16 for 16-bit sources; CMYK/palette/grey converted
+    (CMYK through its ICC profile `icc` where there is one). `sixteen`: the file stores 16-bit
+    samples (Pillow opens some of those as mode "I": 16-bit PGM, and 16-bit grey PNG on Pillow 10.0)."""
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(im, dtype=np.int64)
-        if mode == "I" and a.max() <= 255:
+        # A dark 16-bit file may have no value above 255: its depth comes from the file, not the values.
+        if mode == "I" and not sixteen and a.max() <= 255:
             g = a.astype(np.uint8)
         else:
             g = np.clip(a, 0, 65535).astype(np.uint16)
@@ -81,9 +119,15 @@ def _to_rgb_arrays(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         alpha = rgba[..., 3]
         return np.ascontiguousarray(rgba[..., :3]), (None if alpha.min() == 255 else np.ascontiguousarray(alpha))
     if mode == "CMYK":
-        # Pillow's CMYK->RGB ignores the ICC profile; good enough without a colour-management dependency.
-        return np.asarray(im.convert("RGB")), None
+        return _cmyk_to_rgb(im, icc), None
     return np.asarray(im.convert("RGB")), None
+
+
+# TIFF tags about how the pixels are stored, not about the photo: size, samples, compression,
+# strips and tiles, colour map, sample format, JPEG tables, YCbCr coding, ICC profile (kept apart).
+_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 273, 277, 278, 279, 280, 281, 284,
+                          317, 318, 319, 320, 322, 323, 324, 325, 330, 338, 339, 340, 341, 347, 513, 514, 529, 530,
+                          531, 532, 34675})
 
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -106,6 +150,7 @@ def load_picture(path: str | Path) -> Picture:
             with Image.open(path) as im:
                 w, h = im.size
                 tiles = list(getattr(im, "tile", None) or [])  # loading clears them; 16-bit TIFF needs them
+                sixteen = sixteen_bit_tiles(tiles)
                 if w * h > MAX_PIXELS:
                     raise ImageError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, over the {MAX_PIXELS / 1e6:.0f} Mpx limit")
                 frames = getattr(im, "n_frames", 1)
@@ -117,6 +162,11 @@ def load_picture(path: str | Path) -> Picture:
                 oriented = ImageOps.exif_transpose(im)
                 if exif:
                     exif[0x0112] = 1  # pixels are now upright
+                    # A TIFF's "EXIF" is its whole first IFD: drop the tags that describe its pixel
+                    # layout (they would be wrong in any output, and Pillow 10 cannot even write
+                    # multi-strip offsets back: NotImplementedError on most TIFFs from other software).
+                    for tag in _LAYOUT_TAGS.intersection(exif):
+                        del exif[tag]
                     info["exif"] = exif.tobytes()
                 if im.format == "PNG":
                     text = {k: v for k, v in im.info.items() if isinstance(v, str) and k not in ("icc_profile",)}
@@ -134,7 +184,13 @@ def load_picture(path: str | Path) -> Picture:
                     rgb, alpha = _orient(deep[0], o), None if deep[1] is None else _orient(deep[1], o)
                 else:
                     oriented.load()
-                    rgb, alpha = _to_rgb_arrays(oriented)
+                    rgb, alpha = _to_rgb_arrays(oriented, info.get("icc_profile"), sixteen)
+                    if sixteen and rgb.dtype == np.uint8:
+                        notes.append(f"16-bit {im.format} read with 8 bits per channel: only uncompressed 16-bit "
+                                     "TIFF and non-interlaced 16-bit PNG keep their depth here")
+                # Pixels are RGB from here on: a grey or CMYK profile no longer describes them.
+                if "icc_profile" in info and rgb_icc_profile(info) is None:
+                    del info["icc_profile"]
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -192,8 +248,12 @@ def encode_picture(pic: Picture, fmt: str, *, quality: int = 95) -> bytes:
         a = to_uint8(alpha)[..., None].astype(np.float32) / 255
         rgb, alpha = (to_uint8(rgb) * a + 255 * (1 - a) + 0.5).astype(np.uint8), None
     kw: dict = {}
-    if "icc_profile" in pic.info:
-        kw["icc_profile"] = pic.info["icc_profile"]
+    info = dict(pic.info)
+    icc = rgb_icc_profile(info)  # outputs are RGB(A): only an RGB profile describes them
+    if icc is None:
+        info.pop("icc_profile", None)
+    else:
+        kw["icc_profile"] = icc
     if "dpi" in pic.info and fmt in ("PNG", "JPEG", "TIFF"):
         kw["dpi"] = pic.info["dpi"]
     if "exif" in pic.info and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
@@ -205,7 +265,7 @@ def encode_picture(pic: Picture, fmt: str, *, quality: int = 95) -> bytes:
     if fmt == "WEBP" and quality >= 100:
         kw["lossless"] = True
     if rgb.dtype == np.uint16:
-        return encode_png16(rgb, alpha, pic.info) if fmt == "PNG" else encode_tiff16(rgb, alpha)
+        return encode_png16(rgb, alpha, info) if fmt == "PNG" else encode_tiff16(rgb, alpha, icc)
     im = Image.fromarray(rgb) if alpha is None else Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
     if fmt == "PNG" and "text" in pic.info:
         meta = PngImagePlugin.PngInfo()
@@ -217,17 +277,45 @@ def encode_picture(pic: Picture, fmt: str, *, quality: int = 95) -> bytes:
     return buf.getvalue()
 
 
-def save_picture(path: str | Path, pic: Picture, *, overwrite: bool = False, quality: int = 95) -> Path:
-    """Encode by extension and write atomically; an existing file is only replaced with overwrite=True."""
+# Largest side each format can store (libwebp: 16383; libjpeg: 65500); the others have no limit
+# this editor can reach.
+MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}
+FORMAT_NAMES = {"WEBP": "WebP", "JPEG": "JPEG"}
+
+
+def check_output_path(path: str | Path, *, overwrite: bool = False, size: tuple[int, int] | None = None) -> str:
+    """The checks `save_picture` makes before it encodes, for a caller to make before any compute:
+    a known extension, no existing file unless `overwrite`, an existing folder, and (given the
+    output's `size` = (width, height)) a size the format can store. Creates nothing; returns the
+    format's name (SAVE_FORMATS)."""
     path = Path(path)
     fmt = SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ImageError(f"{path}: unknown output format {path.suffix!r}; use one of {', '.join(sorted(SAVE_FORMATS))}")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, expected an output file name")
     if path.exists() and not overwrite:
         raise ImageError(f"{path}: already exists (pass --overwrite to replace it)")
     if not path.parent.is_dir():
         raise ImageError(f"{path.parent}: output folder does not exist")
-    data = encode_picture(pic, fmt, quality=quality)
+    if size is not None and fmt in MAX_SIDE and max(size) > MAX_SIDE[fmt]:
+        raise ImageError(f"{path}: {size[0]}x{size[1]} is over {FORMAT_NAMES[fmt]}'s limit of {MAX_SIDE[fmt]} px a side; "
+                         "save as .png or .tif instead")
+    return fmt
+
+
+def save_picture(path: str | Path, pic: Picture, *, overwrite: bool = False, quality: int = 95) -> Path:
+    """Encode by extension and write atomically; an existing file is only replaced with overwrite=True.
+    Every failure (`check_output_path`'s, the encoder's, the disk's) is an `ImageError`."""
+    path = Path(path)
+    fmt = check_output_path(path, overwrite=overwrite, size=pic.size)
+    w, h = pic.size
+    try:
+        data = encode_picture(pic, fmt, quality=quality)
+    except MemoryError:
+        raise ImageError(f"{path}: not enough memory to encode a {w}x{h} image; nothing was written") from None
+    except (OSError, ValueError, SyntaxError, OverflowError) as e:
+        raise ImageError(f"{path}: could not encode a {w}x{h} image as {fmt} ({e}); nothing was written") from None
     try:
         atomic_write_bytes(path, data)
     except OSError as e:

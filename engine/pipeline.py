@@ -24,7 +24,7 @@ from .denoiser import Denoiser
 from .device import configure_threads, exact_fp32, pick_device, pick_precision
 from .operators import Colorize, Identity, Inpaint, Operator, SuperRes
 from .restore import BAND, BasePass, restore, restore_blended
-from .sampling import StepInfo, gaussian, sample_euler, sample_heun, sample_multistep, sample_onestep, tint_free
+from .sampling import StepInfo, gaussian, gaussian_each, sample_euler, sample_heun, sample_multistep, sample_onestep, tint_free
 from .schedules import karras_sigmas, sigmas_from_ts
 from .inpaint import InpaintOptions, inpaint_any, round_to_multiple
 from .tensors import fit_gamut, resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
@@ -210,7 +210,23 @@ class Model:
 
     def generate(self, n: int = 1, *, seed: int = 0, ts: Sequence[int] | None = None, steps: int | None = None,
                  class_label: int | None = None, progress: Progress | None = None) -> np.ndarray:
-        """Unconditional (or class-conditional) samples: (n, R, R, 3) uint8."""
+        """Unconditional (or class-conditional) samples: (n, R, R, 3) uint8.
+
+        A consistency model visits `ts` on an N=`steps` Karras grid (defaults: the checkpoint's).
+        An EDM model (a teacher / plain denoiser) takes `steps` Heun (or Euler) steps down its Karras
+        curve to 0 (default: the spec's `edm_steps`); it has no `ts`, which are consistency-model
+        grid indices."""
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        if self.kind == "edm" and ts is not None:
+            raise ValueError("ts indices select a consistency model's sampling grid; this is an EDM model, "
+                             "which takes `steps` Heun/Euler steps instead")
+        if steps is not None and steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        classes = self.spec.unet.num_classes
+        if class_label is not None and not (classes and 0 <= int(class_label) < classes):
+            raise ValueError(f"class_label must be in 0..{classes - 1}, got {class_label}" if classes
+                             else "this model is not class-conditional: it takes no class label")
         g = self._generator(seed)
         R, d = self.resolution, self.spec.denoiser
         x = torch.randn((n, 3, R, R), generator=g) * d.sigma_max
@@ -223,7 +239,9 @@ class Model:
             return self.denoise(x_, s, labels)
 
         if self.kind == "edm":
-            sig = karras_sigmas(steps or self.spec.sampler.edm_steps, d.sigma_min, d.sigma_max, d.rho) + [0.0]
+            n_steps = steps or self.spec.sampler.edm_steps
+            # One step is a single jump from sigma_max to 0 (a Karras grid needs two points).
+            sig = ([d.sigma_max] if n_steps == 1 else karras_sigmas(n_steps, d.sigma_min, d.sigma_max, d.rho)) + [0.0]
             sampler = self.spec.sampler.edm_sampler
             if sampler == "euler":
                 out = sample_euler(den, x.to(self.device), sig, callback=self._callback(progress))
@@ -393,14 +411,16 @@ class Model:
         n_batches = math.ceil(plan.count / batch)
 
         def restore_fn(y: torch.Tensor, start: torch.Tensor, bi: int) -> torch.Tensor:
-            g = self._generator(seed + bi)
+            # One generator per tile, seeded by (seed, tile index): the picture does not depend on
+            # how many tiles share a batch (the out-of-memory fallback halves it).
+            noise = gaussian_each([self._generator(tile_seed(seed, bi * batch + j)) for j in range(y.shape[0])])
             y, start = y.to(self.device), start.to(self.device)
             total = 0.0
             for s in range(samples):
                 def cb(info: StepInfo, s: int = s) -> None:
                     progress((bi * samples + s) * steps + info.i + 1, n_batches * samples * steps)
 
-                total = total + restore_blended(self.denoise, y, op, sig, noise=gaussian(g), samples=1,
+                total = total + restore_blended(self.denoise, y, op, sig, noise=noise, samples=1,
                                                 base=base_run, band=loop.band, x_start=start,
                                                 sigma_min=d.sigma_min, sigma_max=d.sigma_max, eta=eta,
                                                 callback=cb if progress is not None else None).clamp(-1, 1)
@@ -453,6 +473,13 @@ class Model:
             final[hole] = result[hole]
             return final
         return result
+
+
+def tile_seed(seed: int, index: int) -> int:
+    """The seed of one tile's noise: a hash of (seed, tile index), so neighbouring seeds do not
+    share tiles' noise (seed + index would give seed 0's second tile seed 1's first)."""
+    state = np.random.SeedSequence([int(seed) % 2**64, int(index)]).generate_state(2, np.uint32)
+    return int(state[0]) << 32 | int(state[1])
 
 
 def as_float(image: np.ndarray) -> np.ndarray:

@@ -40,6 +40,24 @@ def gaussian(generator: torch.Generator | None = None) -> Noise:
     return draw
 
 
+def gaussian_each(generators: Sequence[torch.Generator]) -> Noise:
+    """Unit-normal noise for a batch whose item i is drawn from `generators[i]` alone.
+
+    For work split into batches of varying size (tiles of a large upscale): each item's draws
+    depend only on its own generator, so a seed gives the same result whether the items run
+    one at a time or all together.
+    """
+    gens = list(generators)
+
+    def draw(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != len(gens):
+            raise ValueError(f"noise for a batch of {x.shape[0]} needs as many generators, got {len(gens)}")
+        z = torch.stack([torch.randn(x.shape[1:], generator=g, device=g.device, dtype=torch.float32) for g in gens])
+        return z.to(x.device, x.dtype)
+
+    return draw
+
+
 def tint_free(noise: Noise) -> Noise:
     """`noise` with each image's colour cast removed: the per-channel spatial mean of a (B, 3, H, W)
     draw is moved onto the grey axis (R = G = B), so the draw adds no overall tint; its brightness

@@ -74,7 +74,9 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
     holds the input, a padded copy and the uint8 output (about 1.2 GB) plus a few MB.
 
     `restore_fn(y, start, batch_index)` runs the projected loop on a batch of tiles given the
-    known block-mean image y and the start image, both (B, 3, R, R) in [-1, 1].
+    known block-mean image y and the start image, both (B, 3, R, R) in [-1, 1]. Tiles are numbered
+    row by row; batch `batch_index` holds tiles batch_index * batch onward (the pipeline seeds
+    each tile's noise by that number, so results do not depend on `batch`).
     """
     h, w = image.shape[:2]
     t = resolution // k

@@ -36,6 +36,16 @@ def test_native_round_trip_and_fp16(tmp_path, tiny_model):
     assert not list(tmp_path.glob("*.part"))  # atomic write leaves no temporary behind
 
 
+def test_save_model_works_without_os_fchmod(tmp_path, tiny_model, monkeypatch):
+    """`cstudio convert` on Windows Python < 3.13, which has no os.fchmod."""
+    import os
+
+    monkeypatch.delattr(os, "fchmod", raising=False)
+    p = save_model(tmp_path / "w.safetensors", tiny_model.spec, tiny_model.denoiser.net.state_dict())
+    assert load_model(p)[0] == tiny_model.spec
+    assert not list(tmp_path.glob(".*part"))
+
+
 @pytest.mark.parametrize("path", [SMALL_PT, LSUN_PT])
 def test_official_pt_import_infers_config(path):
     spec, sd, meta = load_model(path)

@@ -67,6 +67,55 @@ def test_16bit_png_written_by_other_encoders(tmp_path):
     assert np.array_equal(load_picture(tmp_path / "f.png").rgb, rgb)
 
 
+def png16_filtered(px, filters):
+    """A 16-bit RGB(A) PNG of `px` with the given filter per row, encoded with numpy (encoding
+    predicts from the original bytes, so it needs no loop)."""
+    h, w, ch = px.shape
+    bpp = 2 * ch
+    rows = px.astype(">u2").reshape(h, -1).view(np.uint8).astype(np.int32)
+    b = np.vstack([np.zeros((1, rows.shape[1]), np.int32), rows[:-1]])
+    a = np.hstack([np.zeros((h, bpp), np.int32), rows[:, :-bpp]])
+    c = np.hstack([np.zeros((h, bpp), np.int32), b[:, :-bpp]])
+    pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)
+    paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+    f = np.asarray(filters)[:, None]
+    pred = np.select([f == 1, f == 2, f == 3, f == 4], [a, b, (a + b) >> 1, paeth], 0)
+    raw = np.hstack([f.astype(np.uint8), ((rows - pred) & 255).astype(np.uint8)]).tobytes()
+
+    def chunk(t, body):
+        return struct.pack(">I", len(body)) + t + body + struct.pack(">I", zlib.crc32(t + body))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2 if ch == 3 else 6, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("h,w,ch", [(37, 23, 3), (23, 37, 4), (1, 9, 3), (9, 1, 4), (1, 1, 3)])
+@pytest.mark.parametrize("rows", ["mixed", "paeth", "average"])
+def test_16bit_png_with_average_and_paeth_rows(tmp_path, h, w, ch, rows):
+    """Adaptive filtering (GIMP, ImageMagick, libpng) mixes all five filters row by row."""
+    px = (RNG.random((h, w, ch)) * 65535).astype(np.uint16)
+    px[h // 2:, : w // 2] = 1234  # flat areas take other Paeth branches than noise
+    filters = {"mixed": RNG.integers(0, 5, h), "paeth": np.full(h, 4), "average": np.full(h, 3)}[rows]
+    (tmp_path / "f.png").write_bytes(png16_filtered(px, filters))
+    pic = load_picture(tmp_path / "f.png")
+    assert np.array_equal(pic.rgb, px[..., :3])
+    if ch == 4:
+        assert np.array_equal(pic.alpha, px[..., 3])
+
+
+def test_damaged_16bit_png_data_is_reported(tmp_path):
+    px = (RNG.random((8, 8, 3)) * 65535).astype(np.uint16)
+    data = png16_filtered(px, np.full(8, 4))
+    i = data.index(b"IDAT") + 4
+    (tmp_path / "z.png").write_bytes(data[:i + 10] + bytes(20) + data[i + 30:])  # garbage in the zlib stream
+    with pytest.raises(ImageError, match="damaged"):
+        load_picture(tmp_path / "z.png")
+    bad = png16_filtered(px, [4, 4, 4, 7, 4, 4, 4, 4])  # no filter type 7
+    (tmp_path / "f.png").write_bytes(bad)
+    with pytest.raises(ImageError, match="damaged"):
+        load_picture(tmp_path / "f.png")
+
+
 def test_exif_orientation_applied_and_reset(tmp_path):
     img = rgb8(10, 20)
     im = Image.fromarray(img)
@@ -171,3 +220,218 @@ def test_saved_files_follow_umask_or_keep_the_replaced_mode(tmp_path):
         assert p.stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(old)
+
+
+def test_saving_works_without_os_fchmod(tmp_path, monkeypatch):
+    """Windows has os.fchmod only from Python 3.13: image saves and model conversion must not need it."""
+    import os
+
+    monkeypatch.delattr(os, "fchmod", raising=False)
+    p = save_picture(tmp_path / "w.png", Picture(rgb8()))
+    assert np.array_equal(load_picture(p).rgb.shape, (12, 16, 3))
+    save_picture(p, Picture(rgb8()), overwrite=True)
+    assert not list(tmp_path.glob(".*part"))
+
+
+def _icc(space: bytes, pcs: bytes, tags: dict[bytes, bytes], cls: bytes = b"mntr") -> bytes:
+    """A minimal ICC v2 profile: the 128-byte header, a tag table and the tags' data."""
+    table, body = b"", b""
+    off = 128 + 4 + 12 * len(tags)
+    for sig, data in tags.items():
+        data += b"\0" * (-len(data) % 4)
+        table += struct.pack(">4sII", sig, off + len(body), len(data))
+        body += data
+    size = off + len(body)
+    d50 = struct.pack(">iii", 63190, 65536, 54061)  # 0.9642, 1.0, 0.8249 in s15Fixed16
+    header = struct.pack(">I4sI4s4s4s12s4s4sI4s4s8sI", size, b"none", 0x02100000, cls, space, pcs, bytes(12),
+                         b"acsp", b"APPL", 0, b"none", b"none", bytes(8), 0) + d50 + b"none" + bytes(44)
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def _desc(text: str) -> bytes:
+    return b"desc" + bytes(4) + struct.pack(">I", len(text) + 1) + text.encode() + b"\0" + bytes(8) + bytes(67)
+
+
+def _xyz(x: float, y: float, z: float) -> bytes:
+    return b"XYZ " + bytes(4) + struct.pack(">iii", *(round(v * 65536) for v in (x, y, z)))
+
+
+def gray_profile() -> bytes:
+    """A grey profile with gamma 2.2 (like Photoshop's 'Gray Gamma 2.2')."""
+    return _icc(b"GRAY", b"XYZ ", {b"desc": _desc("Gray Gamma 2.2"), b"wtpt": _xyz(0.9642, 1.0, 0.8249),
+                                   b"kTRC": b"curv" + bytes(4) + struct.pack(">IH", 1, 563)})
+
+
+def cmyk_profile_cyan_only() -> bytes:
+    """A CMYK printer profile whose A2B0 table (lut16, a 2-point grid) sees only the cyan ink, as
+    neutral grey: Lab (100 (1 - C), 0, 0). Through it any CMYK image becomes grey, dark where it
+    has cyan; Pillow's plain conversion keeps the colours."""
+    lut = struct.pack(">4sI4B", b"mft2", 0, 4, 3, 2, 0) + struct.pack(">9i", 65536, 0, 0, 0, 65536, 0, 0, 0, 65536)
+    lut += struct.pack(">HH", 2, 2) + struct.pack(">8H", *([0, 65535] * 4))
+    for c in (0, 1):  # grid order: C slowest, then M, Y, K
+        lut += struct.pack(">3H", 0xFF00 * (1 - c), 0x8080, 0x8080) * 8  # v2 Lab: L 100 = 0xFF00, a = b = 0 at 0x8080
+    lut += struct.pack(">6H", *([0, 65535] * 3))
+    return _icc(b"CMYK", b"Lab ", {b"desc": _desc("Cyan-only grey"), b"wtpt": _xyz(0.9642, 1.0, 0.8249),
+                                   b"A2B0": lut}, cls=b"prtr")
+
+
+def test_icc_profile_of_another_colour_space_is_not_put_on_rgb_pixels(tmp_path):
+    """A grey photo's Gray profile (e.g. before colorizing) must not tag an RGB file: viewers
+    would reject or misread it. RGB profiles are kept, in 8- and 16-bit files alike."""
+    from engine.imageio import icc_colour_space
+
+    gray, srgb = gray_profile(), ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert (icc_colour_space(gray), icc_colour_space(srgb), icc_colour_space(b"junk")) == ("GRAY", "RGB", None)
+    Image.fromarray(rgb8()[..., 0]).save(tmp_path / "g.jpg", icc_profile=gray)
+    pic = load_picture(tmp_path / "g.jpg")
+    assert pic.rgb.shape == (12, 16, 3) and "icc_profile" not in pic.info
+    # Even a Picture that carries one (made elsewhere) is written without it.
+    tagged = Picture(rgb8(), info={"icc_profile": gray})
+    deep = Picture((RNG.random((5, 6, 3)) * 65535).astype(np.uint16), info={"icc_profile": gray})
+    for name, p in (("o.jpg", tagged), ("o.png", tagged), ("o.tif", tagged), ("d.png", deep), ("d.tif", deep)):
+        with Image.open(save_picture(tmp_path / name, p)) as out:
+            assert "icc_profile" not in out.info, name
+    # A 16-bit TIFF keeps an RGB profile (it used to drop every profile).
+    d = save_picture(tmp_path / "s.tif", Picture(deep.rgb, info={"icc_profile": srgb}))
+    with Image.open(d) as out:
+        assert out.info.get("icc_profile") == srgb
+    back = load_picture(d)
+    assert np.array_equal(back.rgb, deep.rgb) and back.info["icc_profile"] == srgb
+
+
+@pytest.mark.parametrize("ext", ["jpg", "tif"])
+def test_cmyk_is_converted_through_its_profile_and_the_profile_dropped(tmp_path, ext):
+    src = rgb8(8, 8)
+    Image.fromarray(src).convert("CMYK").save(tmp_path / f"c.{ext}", icc_profile=cmyk_profile_cyan_only(),
+                                              quality=100)  # C = 255 - R
+    pic = load_picture(tmp_path / f"c.{ext}")
+    assert "icc_profile" not in pic.info
+    rgb = pic.rgb.astype(np.int32)
+    assert np.abs(rgb - rgb[..., :1]).max() <= 4  # neutral: the profile's colours, not Pillow's
+    assert np.corrcoef(rgb[..., 0].ravel(), src[..., 0].ravel())[0, 1] > 0.95  # bright where there is no cyan
+    with Image.open(save_picture(tmp_path / "o.png", pic)) as out:
+        assert "icc_profile" not in out.info
+    # A profile LittleCMS cannot use: Pillow's plain conversion, still untagged.
+    Image.fromarray(rgb8(8, 8)).convert("CMYK").save(tmp_path / "b.jpg", icc_profile=_icc(b"CMYK", b"Lab ", {}))
+    plain = load_picture(tmp_path / "b.jpg")
+    assert np.ptp(plain.rgb) > 100 and "icc_profile" not in plain.info
+
+
+def tiff16(rgb, *, tile=None, rows_per_strip=None, compression=1, big_endian=False):
+    """A 16-bit RGB TIFF made by hand: tiled (`tile` px square, edge tiles padded with junk past
+    the image as the spec stores them) or in strips; `compression` only sets the tag."""
+    h, w, ch = rgb.shape
+    e = ">" if big_endian else "<"
+    blocks = []
+    if tile:
+        for ty in range(0, h, tile):
+            for tx in range(0, w, tile):
+                block = np.full((tile, tile, ch), 0xBEEF, np.uint16)  # padding: must never show
+                part = rgb[ty:ty + tile, tx:tx + tile]
+                block[:part.shape[0], :part.shape[1]] = part
+                blocks.append(block.astype(e + "u2").tobytes())
+        layout = [(322, 3, 1, tile), (323, 3, 1, tile)]
+        offs_tag, counts_tag = 324, 325
+    else:
+        n = rows_per_strip or h
+        blocks = [rgb[y:y + n].astype(e + "u2").tobytes() for y in range(0, h, n)]
+        layout = [(278, 3, 1, n)]
+        offs_tag, counts_tag = 273, 279
+    entries = sorted([(256, 3, 1, w), (257, 3, 1, h), (258, 3, ch, None), (259, 3, 1, compression),
+                      (262, 3, 1, 2), (277, 3, 1, ch), (284, 3, 1, 1), (offs_tag, 4, len(blocks), None),
+                      (counts_tag, 4, len(blocks), None)] + layout)
+    ifd_size = 2 + 12 * len(entries) + 4
+    extra_off = 8 + ifd_size
+    bits = struct.pack(e + "3H", 16, 16, 16)
+    offs_at, counts_at = extra_off + len(bits), extra_off + len(bits) + 4 * len(blocks)
+    data_at = counts_at + 4 * len(blocks)
+    offsets, pos = [], data_at
+    for b in blocks:
+        offsets.append(pos)
+        pos += len(b)
+    out = (b"MM\0*" if big_endian else b"II*\0") + struct.pack(e + "IH", 8, len(entries))
+    for tag, typ, count, val in entries:
+        if tag == 258:
+            val = extra_off
+        elif tag == offs_tag:
+            val = offs_at if count > 1 else offsets[0]
+        elif tag == counts_tag:
+            val = counts_at if count > 1 else len(blocks[0])
+        out += struct.pack(e + "HHI", tag, typ, count) + (struct.pack(e + "HH", val, 0) if typ == 3 and count == 1
+                                                          else struct.pack(e + "I", val))
+    out += struct.pack(e + "I", 0) + bits + struct.pack(e + f"{len(blocks)}I", *offsets)
+    out += struct.pack(e + f"{len(blocks)}I", *(len(b) for b in blocks)) + b"".join(blocks)
+    return out
+
+
+@pytest.mark.parametrize("layout", [{"tile": 16}, {"tile": 16, "big_endian": True}, {"rows_per_strip": 7}])
+def test_16bit_tiff_tiles_and_strips_that_overhang_the_image(tmp_path, layout):
+    """Right-edge tiles are stored at full tile width: their rows must be read at that stride."""
+    rgb = (RNG.random((21, 37, 3)) * 65535).astype(np.uint16)  # 3 x 2 tiles of 16, overhanging both ways
+    (tmp_path / "t.tif").write_bytes(tiff16(rgb, **layout))
+    pic = load_picture(tmp_path / "t.tif")
+    assert pic.rgb.dtype == np.uint16 and np.array_equal(pic.rgb, rgb) and not pic.notes
+
+
+def test_16bit_tiff_reader_takes_pillow_10_plain_tuple_tiles(tmp_path):
+    """Pillow 10 hands out tiles as plain (codec, extents, offset, args) tuples, without field names."""
+    from engine._deep import read_tiff16
+
+    rgb = (RNG.random((21, 37, 3)) * 65535).astype(np.uint16)
+    p = tmp_path / "t.tif"
+    p.write_bytes(tiff16(rgb, tile=16))
+    with Image.open(p) as im:
+        tiles = [tuple(t) for t in im.tile]
+    assert np.array_equal(read_tiff16(tiles, (37, 21), p)[0], rgb)
+
+
+def test_a_16bit_file_read_with_8_bits_says_so(tmp_path):
+    """Compressed 16-bit TIFFs go through libtiff, which Pillow reduces to 8 bits: tell the user."""
+    rgb = (RNG.random((6, 8, 3)) * 65535).astype(np.uint16)
+    (tmp_path / "z.tif").write_bytes(tiff16(rgb, compression=1))
+    assert not load_picture(tmp_path / "z.tif").notes
+    Image.fromarray(rgb8(6, 8)).save(tmp_path / "c.tif", compression="tiff_deflate")
+    assert not load_picture(tmp_path / "c.tif").notes  # an 8-bit file loses nothing
+    import zlib as _z
+
+    # The same pixels deflate-compressed (compression 8): same layout, one zlib stream per strip.
+    raw = tiff16(rgb)
+    data = rgb.astype("<u2").tobytes()
+    body = _z.compress(data)
+    head = raw[:len(raw) - len(data)]
+    fixed = bytearray(head.replace(struct.pack("<HHIHH", 259, 3, 1, 1, 0), struct.pack("<HHIHH", 259, 3, 1, 8, 0)))
+    i = fixed.find(struct.pack("<HHI", 279, 4, 1))
+    fixed[i + 8:i + 12] = struct.pack("<I", len(body))
+    (tmp_path / "d.tif").write_bytes(bytes(fixed) + body)
+    pic = load_picture(tmp_path / "d.tif")
+    assert pic.rgb.dtype == np.uint8 and np.abs(pic.rgb.astype(int) - (rgb >> 8)).max() <= 1
+    assert any("16-bit TIFF read with 8 bits" in n for n in pic.notes), pic.notes
+
+
+def test_dark_16bit_grey_stays_16bit(tmp_path):
+    """Pillow opens some 16-bit grey files as mode "I" (16-bit PGM; 16-bit PNG on Pillow 10.0): one
+    whose values all sit below 256 is still 16-bit, not an 8-bit image 257 times brighter."""
+    dark = (np.arange(20, dtype=np.uint16).reshape(4, 5) * 12)  # max 228 of 65535
+    (tmp_path / "d.pgm").write_bytes(b"P5 5 4 65535\n" + dark.astype(">u2").tobytes())
+    Image.fromarray(dark).save(tmp_path / "d.png")
+    for name in ("d.pgm", "d.png"):
+        pic = load_picture(tmp_path / name)
+        assert pic.rgb.dtype == np.uint16 and np.array_equal(pic.rgb[..., 0], dark), name
+
+
+def test_tiff_layout_tags_are_not_copied_as_exif(tmp_path):
+    """A TIFF's first IFD is what Pillow calls its EXIF: its strip offsets and sizes describe that
+    file only (and Pillow 10 cannot re-encode several strips' offsets at all)."""
+    rgb = (RNG.random((21, 37, 3)) * 65535).astype(np.uint16)
+    (tmp_path / "s.tif").write_bytes(tiff16(rgb, rows_per_strip=4))
+    im = Image.fromarray(rgb8(20, 30))
+    exif = im.getexif()
+    exif[0x010F] = "TestCam"
+    im.save(tmp_path / "e.tif", exif=exif)
+    for name in ("s.tif", "e.tif"):
+        pic = load_picture(tmp_path / name)
+        with Image.open(save_picture(tmp_path / f"{name}.jpg", pic)) as out:
+            tags = out.getexif()
+        assert not {256, 257, 258, 273, 279} & set(tags), (name, dict(tags))
+    assert tags.get(0x010F) == "TestCam"

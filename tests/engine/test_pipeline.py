@@ -311,3 +311,20 @@ def test_upscale_detail_runs_the_base_loop_then_one_sample_and_keeps_block_means
     assert not np.array_equal(out, edm.upscale(img, 4, seed=0))
     # x2 has no detail variant: its default loop already carries the detail.
     assert np.array_equal(edm.upscale(img, 2, seed=0, detail=True), edm.upscale(img, 2, seed=0))
+
+
+@pytest.mark.parametrize("kw", [{}, {"samples": 2}, {"detail": True}])
+def test_seeded_upscale_does_not_depend_on_tiles_per_batch(tiny_model, kw):
+    """The out-of-memory fallback halves the batch: a seed must still give the same picture,
+    so each tile's noise depends on the seed and the tile alone. (The network itself is not
+    bit-exact across batch sizes: oneDNN/cuDNN pick other kernels, about 3e-6 apart, which can
+    tip a rare pixel by one level; noise drawn per batch changed every pixel.)"""
+    detail = kw.get("detail", False)
+    model = _as_edm(tiny_model) if detail else tiny_model
+    img, k = (photo(8, 8), 4) if detail else (photo(16, 16), 2)  # 3 x 3 tiles either way
+    outs = [model.upscale(img, k, seed=3, batch=b, num_steps=2, **kw) for b in (9, 4, 1)]
+    for out in outs[1:]:
+        diff = np.abs(out.astype(np.int32) - outs[0])
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (diff.max(), (diff > 0).mean())
+    other = np.abs(model.upscale(img, k, seed=4, batch=9, num_steps=2, **kw).astype(np.int32) - outs[0])
+    assert (other > 1).mean() > 0.1  # while another seed is another picture
