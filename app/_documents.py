@@ -73,7 +73,9 @@ class DocumentsMixin:
     def _replace_document(self: EditorController, doc: Document) -> None:
         if self._job is not None and not self._job_batch:
             self.engine.cancel(self._job)  # its result would be dropped anyway (stale revision)
-        self._stroke = self._stroke_before = self._stroke_image = None
+            if self._held_result is not None:  # it arrived mid-stroke: no other message will end the job
+                self._end_job()
+        self._stroke = self._stroke_before = self._stroke_image = self._stroke_display = None
         self.document = doc
         self.history.clear()
         self._show_document()
@@ -229,6 +231,8 @@ class DocumentsMixin:
         self._end_job()
         notes = "".join(f" {n}." for n in msg.notes[:3])
         self.view.set_status(f"Batch done: {msg.summary()}.{notes}")
+        if self._live_pending:  # a stroke released while the batch held the engine
+            self.run(live=True)
         if msg.failed:
             lines = [f"{p.name}: {reason}" for p, reason in msg.failed[:MAX_LISTED_FAILURES]]
             if len(msg.failed) > MAX_LISTED_FAILURES:

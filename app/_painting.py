@@ -2,7 +2,8 @@
 
 A mixin of `EditorController` (kept apart only for size): it uses the host's `document`,
 `history`, `brush`, `params` and `view`, and calls `_show_history`, `live_available`, `run` and
-`_autosave` (an autosave tick that came mid-stroke runs when the stroke ends).
+`_autosave` (an autosave tick that came mid-stroke runs when the stroke ends), and `_apply_result`
+(a task result that arrived mid-stroke is applied when the stroke ends, as the next undo step).
 """
 
 from __future__ import annotations
@@ -61,20 +62,29 @@ class PaintingMixin:
 
     def end_stroke(self: EditorController) -> None:
         stroke, before = self._stroke, self._stroke_before
+        held = self._held_result  # a result that arrived while the button was down
         self._stroke = self._stroke_before = None
         if stroke is None or before is None or stroke.bounds is None:
+            self._stroke_image = self._stroke_display = None
+            if held is not None:
+                self._apply_result(held)
             return
         tool = stroke.settings.tool
         if tool == BrushTool.colour and self._stroke_image is not None:
             self.document.set_image(self._stroke_image, keep_before=False)
-            self._stroke_image = self._stroke_display = None
+        self._stroke_image = self._stroke_display = None
         labels = {BrushTool.mask: "Brush stroke", BrushTool.erase: "Erase stroke", BrushTool.colour: "Colour stroke"}
         self.history.record(before, labels[tool])
         self._show_history()
         if self._autosave_pending:
             self._autosave()
         if self.params.live and self.live_available() and tool != BrushTool.colour:
-            self.run(live=True)
+            self.run(live=True)  # with a result held the job still counts as running: this queues a re-run
+        if held is not None:
+            # The stroke is its own undo step; the result follows as the next one. A colour stroke
+            # changed the image the job started from, so it is painted again over the result.
+            over = tool == BrushTool.colour and held.image_revision == before.image_revision
+            self._apply_result(held, repaint=stroke if over else None)
 
     # -- whole-mask operations ------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine import Cancelled, Model
-from engine.batch import collect_inputs, output_name, upscale_op
+from engine.batch import collect_inputs, output_paths, upscale_op
 from engine.fallback import run_with_fallback
 from engine.imageio import load_picture
 
@@ -44,18 +44,12 @@ def op_name(params: GenerationParams) -> str:
 
 
 def plan(request: BatchRequest) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: `name_upscale_4x.png` next to the input, or under `out_dir` keeping sub-folders."""
+    """(input, output) pairs: `name_upscale_4x.png` next to the input, or under `out_dir` keeping
+    sub-folders; names unique within the batch as the CLI makes them (`engine.batch.output_paths`)."""
     op = op_name(request.params)
-    pairs: list[tuple[Path, Path]] = []
-    for src, rel in collect_inputs(request.inputs):
-        if _EARLIER_OUTPUT.search(src.stem):  # every `op_name` matches it
-            continue  # an output of an earlier batch, found in the same folder
-        if request.out_dir is None:
-            dst = src.parent / output_name(Path(src.name), op)
-        else:
-            dst = request.out_dir / output_name(rel, op)
-        pairs.append((src, dst))
-    return pairs
+    # Outputs of earlier batches found in the same folder are not inputs (every `op_name` matches).
+    items = [(src, rel) for src, rel in collect_inputs(request.inputs) if not _EARLIER_OUTPUT.search(src.stem)]
+    return list(zip((src for src, _ in items), output_paths(items, op, request.out_dir)))
 
 
 def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> BatchDone:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._documents import DocumentsMixin
 from ._painting import PaintingMixin
+from .model import brush as brushes
 from .model.autosave import Autosave
 from .model.brush import BrushSettings, Rect, Stroke
 from .model.catalog import ModelInfo, scan_models
@@ -23,7 +24,7 @@ from .model.document import Document, Snapshot, to_uint8
 from .model.history import History
 from .model.jobs import (BatchDone, ImportDone, ImportRequest, JobFailed, JobIds, JobRequest, JobResult,
                          LoadModelRequest, ModelReady, Progress)
-from .model.params import NEEDS_MASK, TASK_LABELS, USES_MASK, GenerationParams, Task
+from .model.params import NEEDS_MASK, STEP_CHOICES, TASK_LABELS, USES_MASK, GenerationParams, Task
 from .model.settings import Settings, load_settings, save_settings, state_dir, user_models_dir
 
 BLANK_SIZE = 256
@@ -66,7 +67,9 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self.settings: Settings = load_settings(settings_file)
         s = self.settings
         task = s.task if s.task in Task._value2member_map_ else Task.inpaint.value
-        self.params = GenerationParams(task=Task(task), steps=max(0, s.steps), live=s.live)
+        # Only what the steps picker offers: another value would run while the picker shows "Default".
+        steps = s.steps if s.steps in STEP_CHOICES else 0
+        self.params = GenerationParams(task=Task(task), steps=steps, live=s.live)
         self.brush = BrushSettings(size=s.brush_size, hardness=s.brush_hardness)
         self.default_model = default_model
         self.models_dir = models_dir or user_models_dir()
@@ -79,6 +82,8 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._job_live = False
         self._job_batch = False  # the job in flight is a batch of files, not an edit of the document
         self._job_mask: np.ndarray | None = None  # the mask the running job fills
+        self._job_cancelled = False  # Esc was pressed: a result still on its way is dropped
+        self._held_result: JobResult | None = None  # arrived mid-stroke: applied when the stroke ends
         self._live_pending = False  # a live request arrived while a job ran; the latest state wins
         self._model_job: int | None = None
         self._import_job: int | None = None
@@ -228,9 +233,16 @@ class EditorController(PaintingMixin, DocumentsMixin):
 
     def cancel(self) -> None:
         self._live_pending = False
-        if self._job is not None:
-            self.engine.cancel(self._job)
-            self.view.set_status("Cancelling...")
+        if self._job is None:
+            return
+        self.engine.cancel(self._job)
+        if self._held_result is not None:  # it finished already and only waits for the stroke to end
+            self._held_result = None
+            self._end_job()
+            self.view.set_status("Cancelled.")
+            return
+        self._job_cancelled = True  # the engine may have sent its result already: it must not apply
+        self.view.set_status("Cancelling...")
 
     def on_progress(self, p: Progress) -> None:
         if p.job_id == self._job:
@@ -261,19 +273,24 @@ class EditorController(PaintingMixin, DocumentsMixin):
             self.view.set_progress(0, 1, "")
             self.view.show_error("Could not import the checkpoint", f.message)
         elif f.job_id == self._job:
+            if self._job_live:
+                self._live_pending = False  # a failing live job would fail again: do not loop
             self._end_job()
-            self._live_pending = False  # a failing live job would fail again: do not loop
             if f.cancelled:
                 self.view.set_status("Cancelled.")
             else:
                 self.view.set_status("The task failed.")
                 self.view.show_error("The task failed", f.message)
+            if self._live_pending:  # a stroke released since (after Esc, or while a Run failed)
+                self.run(live=True)
 
     def _end_job(self) -> None:
         self._job = None
         self._job_live = False
         self._job_batch = False
         self._job_mask = None
+        self._job_cancelled = False
+        self._held_result = None
         self.view.set_busy(False)
 
     def _on_model_ready(self, msg: ModelReady) -> None:
@@ -301,14 +318,34 @@ class EditorController(PaintingMixin, DocumentsMixin):
 
     def _on_result(self, r: JobResult) -> None:
         if r.job_id != self._job:
-            return  # stale: a newer job replaced it, or it was cancelled
+            return  # stale: a newer job replaced it
+        if self._job_cancelled:  # sent before the engine saw the cancel: Esc still wins
+            self._end_job()
+            self.view.set_status("Cancelled.")
+            if self._live_pending:
+                self.run(live=True)
+            return
+        if self._stroke is not None:
+            # Never inside a stroke: its undo step and its pixels are based on the image under the
+            # brush. The stroke is committed first, then this result applied (PaintingMixin.end_stroke).
+            self._held_result = r
+            return
+        self._apply_result(r)
+
+    def _apply_result(self, r: JobResult, repaint: Stroke | None = None) -> None:
+        """Put a result into the document as one undo step.
+
+        `repaint`: a colour stroke committed after the result arrived, on the image the job started
+        from; the result applies anyway and the stroke is painted again on top of it.
+        """
         live, job_mask = self._job_live, self._job_mask
         self._end_job()
-        if r.image_revision != self.document.image_revision:
+        if r.image_revision != self.document.image_revision and repaint is None:
             self.view.set_status("Result discarded: the image changed while the task ran.")
         else:
             before = self.document.snapshot()
-            self.document.set_image(r.image, alpha=r.alpha)
+            image = r.image if repaint is None else brushes.repaint(r.image, repaint)
+            self.document.set_image(image, alpha=r.alpha, opaque=r.task == Task.generate)
             if job_mask is not None and job_mask.shape == self.document.mask.shape:
                 # The filled area is done: clear it so the overlay does not hide the result (IOPaint does
                 # the same). Only what this job used: strokes painted while it ran stay for the next run.

@@ -91,8 +91,9 @@ def task_call(model: Model, params: GenerationParams, image: np.ndarray, mask: n
     """(method name, keyword arguments) of the engine call for `params.task` on this image."""
     p = params
     if p.task == Task.generate:
-        return "generate", {"n": 1, "seed": p.seed, "ts": _ts(model, p.steps) if model.kind == "cm" else None,
-                            "progress": progress}
+        if model.kind == "edm":  # a denoiser samples by Heun/Euler steps down its curve, not by ts
+            return "generate", {"n": 1, "seed": p.seed, "steps": p.steps or None, "progress": progress}
+        return "generate", {"n": 1, "seed": p.seed, "ts": _ts(model, p.steps), "progress": progress}
     if p.task == Task.inpaint:
         # The engine blends its fill into the surroundings itself (grown mask, feathered band) and
         # keeps pixels away from the mask bit-identical; a second blend here would re-harden the seam.

@@ -6,14 +6,55 @@ exception becomes `failed`, so an engine error can never reach Qt's event loop. 
 plain attribute written from the UI thread and read in the per-step progress callback, because
 the worker thread is busy inside torch and cannot process a queued "cancel" signal until the job
 ends.
+
+Tasks (edits and batches) and the model side (loads, checkpoint imports) share one id counter but
+are cancelled apart: cancelling a task also drops older tasks still queued, never an import.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+import gc
+import sys
 
-from .model.jobs import JobFailed
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+
+from .model.jobs import ImportRequest, JobFailed, LoadModelRequest
 from .runner import Runner
+
+# Requests cancelled only by their own id: Esc on a task must not stop an import queued before it.
+_CANCELLED_BY_ID = (ImportRequest, LoadModelRequest)
+
+
+class _UiThreadCollector:
+    """While an engine thread runs, Python's cyclic garbage collector runs on the UI thread only.
+
+    Automatic collection runs in whichever thread crosses the allocation threshold, and the engine
+    thread allocates the most. There it would finalise Qt objects caught in reference cycles (a
+    closed dialog, a widget whose slot is a lambda over itself), deleting their C++ side away from
+    the thread that owns them, which can crash the process. So automatic collection is switched off
+    while any engine thread lives, and a UI-thread timer runs the generation that is due, by the
+    same thresholds the automatic collector uses.
+    """
+
+    holders = 0
+
+    @classmethod
+    def hold(cls) -> None:
+        if cls.holders == 0:
+            gc.disable()
+        cls.holders += 1
+
+    @classmethod
+    def release(cls) -> None:
+        cls.holders = max(0, cls.holders - 1)
+        if cls.holders == 0:
+            gc.enable()
+
+    @staticmethod
+    def collect_due() -> None:
+        (c0, c1, c2), (t0, t1, t2) = gc.get_count(), gc.get_threshold()
+        if t0 and c0 > t0:
+            gc.collect(2 if c2 > t2 and c1 > t1 else 1 if c1 > t1 else 0)
 
 
 class EngineWorker(QObject):
@@ -24,16 +65,38 @@ class EngineWorker(QObject):
     def __init__(self, device: str = "auto") -> None:
         super().__init__()
         self.runner = Runner(device)
-        # Every job with an id <= this is cancelled. A single int store is atomic under the GIL.
+        # Every task with an id <= this is cancelled. A single int store is atomic under the GIL,
+        # and so are the set operations below.
         self._cancel_upto = 0
+        # Ids of loads and imports (a few per session, kept: a late cancel must still find its kind).
+        self._by_id: set[int] = set()
+        self._cancelled: set[int] = set()  # of those, the ones cancelled
+        self._stopping = False
+
+    def expect(self, request: object) -> None:
+        """Called from the UI thread before `request` is queued: notes which ids cancel alone."""
+        if isinstance(request, _CANCELLED_BY_ID):
+            self._by_id.add(request.job_id)
 
     def cancel(self, job_id: int) -> None:
         """Called from the UI thread (see module docstring)."""
-        self._cancel_upto = max(self._cancel_upto, job_id)
+        if job_id in self._by_id:
+            self._cancelled.add(job_id)
+        else:
+            self._cancel_upto = max(self._cancel_upto, job_id)
+
+    def stop(self) -> None:
+        """Called from the UI thread at exit: everything running or queued stops at its next check."""
+        self._stopping = True
+
+    def _is_cancelled(self, request: object):  # noqa: ANN202
+        if isinstance(request, _CANCELLED_BY_ID):
+            return lambda job_id: self._stopping or job_id in self._cancelled
+        return lambda job_id: self._stopping or job_id <= self._cancel_upto
 
     @Slot(object)
     def handle(self, request: object) -> None:
-        message = self.runner.handle(request, self.progress.emit, lambda job_id: job_id <= self._cancel_upto)
+        message = self.runner.handle(request, self.progress.emit, self._is_cancelled(request))
         (self.failed if isinstance(message, JobFailed) else self.finished).emit(message)
 
 
@@ -57,17 +120,35 @@ class EngineClient(QObject):
         self.worker.progress.connect(self.progress, queued)
         self.worker.finished.connect(self.finished, queued)
         self.worker.failed.connect(self.failed, queued)
+        _UiThreadCollector.hold()
+        self._held = True
+        self._gc_timer = QTimer(self)
+        self._gc_timer.timeout.connect(_UiThreadCollector.collect_due)
+        self._gc_timer.start(250)
         self._thread.start()
 
     def submit(self, request: object) -> None:
+        self.worker.expect(request)
         self._request.emit(request)
 
     def cancel(self, job_id: int) -> None:
         self.worker.cancel(job_id)
 
-    def shutdown(self, timeout_ms: int = 5000) -> None:
-        if not self._thread.isRunning():
-            return
-        self.worker.cancel(1 << 62)  # stop whatever runs, within one step
-        self._thread.quit()
-        self._thread.wait(timeout_ms)
+    def shutdown(self, patience_ms: int = 5000) -> None:
+        """Stop the engine thread and return only once it has ended.
+
+        Whatever runs is cancelled, but model loading, import stages and batch file reads and
+        writes cannot stop half-way: after `patience_ms` a note goes to stderr and the wait goes
+        on. Giving up instead would let Python destroy a running QThread, which aborts the process.
+        """
+        self._gc_timer.stop()
+        if self._thread.isRunning():
+            self.worker.stop()  # whatever runs stops at its next check; queued requests fail at once
+            self._thread.quit()
+            if not self._thread.wait(patience_ms):
+                print("Consistency Studio: waiting for the engine to finish its current step before exiting...",
+                      file=sys.stderr, flush=True)
+                self._thread.wait()
+        if self._held:  # only now: the engine thread must not collect
+            self._held = False
+            _UiThreadCollector.release()

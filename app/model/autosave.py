@@ -127,15 +127,29 @@ class Autosave:
     def _session(self) -> Path:
         if self._folder is None:
             # Built under a hidden name and renamed once locked: another app scanning for crashed
-            # sessions never sees this folder without its lock held.
+            # sessions never sees this folder without its lock held. On a failure nothing stays
+            # behind (no open lock, no hidden folder), so the next autosave simply tries again.
             name = f"{os.getpid()}-{time.time_ns()}"
             making = self.root / f".{name}"
-            (making / "blobs").mkdir(parents=True, exist_ok=True)
-            lock = os.open(making / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-            if fcntl is not None:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             folder = self.root / name
-            os.rename(making, folder)
+            lock: int | None = None
+            try:
+                (making / "blobs").mkdir(parents=True, exist_ok=True)
+                if fcntl is not None:
+                    # POSIX renames a folder with an open file in it; the lock must be held before the
+                    # folder gets a name scanners look at.
+                    lock = os.open(making / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                else:
+                    # No flock (Windows): liveness is the lock file's age (the heartbeat), so nothing
+                    # needs to stay open, and Windows refuses to rename a folder holding an open file.
+                    (making / "lock").touch()
+                os.rename(making, folder)
+            except BaseException:
+                if lock is not None:
+                    os.close(lock)
+                shutil.rmtree(making, ignore_errors=True)
+                raise
             self._folder, self._lock = folder, lock
         return self._folder
 
@@ -276,8 +290,16 @@ class Autosave:
         if not self.root.is_dir():
             return found
         for folder in self.root.iterdir():
-            if folder.name.startswith(".") or not folder.is_dir() or folder == self._folder \
-                    or self._owner_alive(folder):
+            if folder.name.startswith(".") and folder.is_dir():
+                # A session still being set up, or one whose app was killed while setting it up
+                # (it never held an autosave): only the latter is old.
+                try:
+                    if time.time() - folder.stat().st_mtime > HEARTBEAT_STALE_S:
+                        shutil.rmtree(folder, ignore_errors=True)
+                except OSError:
+                    pass
+                continue
+            if not folder.is_dir() or folder == self._folder or self._owner_alive(folder):
                 continue
             manifest = folder / "session.json"
             if not manifest.is_file():  # killed before its first autosave: nothing to offer

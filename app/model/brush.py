@@ -32,8 +32,11 @@ class BrushSettings:
     colour: tuple[int, int, int] = (200, 60, 40)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size", float(min(max(self.size, MIN_SIZE), MAX_SIZE)))
-        object.__setattr__(self, "hardness", float(min(max(self.hardness, 0.0), 1.0)))
+        # min/max let NaN through (every comparison is False): a non-finite value means the default.
+        size = float(self.size) if math.isfinite(self.size) else BrushSettings.size
+        hardness = float(self.hardness) if math.isfinite(self.hardness) else BrushSettings.hardness
+        object.__setattr__(self, "size", float(min(max(size, MIN_SIZE), MAX_SIZE)))
+        object.__setattr__(self, "hardness", float(min(max(hardness, 0.0), 1.0)))
         object.__setattr__(self, "tool", BrushTool(self.tool))
         object.__setattr__(self, "colour", tuple(int(c) & 255 for c in self.colour))
 
@@ -121,6 +124,29 @@ def apply_to_image(base: np.ndarray, coverage: np.ndarray, colour: tuple[int, in
     region = base[y0:y1, x0:x1].astype(np.float32)
     paint = np.asarray(colour, np.float32) * (peak / 255)
     out[y0:y1, x0:x1] = np.clip(region * (1 - a) + paint * a + 0.5, 0, peak).astype(base.dtype)
+    return out
+
+
+def repaint(image: np.ndarray, stroke: Stroke) -> np.ndarray:
+    """A colour stroke painted again onto another image (a result that arrived while it was drawn).
+
+    The stroke's coverage is scaled (nearest) when the image has another size (an upscale), so it
+    lands where it was drawn. Returns a new array in the image's dtype; only the stroke's bounds are touched.
+    """
+    if stroke.bounds is None:
+        return image
+    h, w = image.shape[:2]
+    ch, cw = stroke.coverage.shape
+    x0, y0, x1, y1 = stroke.bounds
+    # Target pixels whose nearest source pixel lies inside the bounds: ceil(v * new / old).
+    nx0, nx1 = -(-x0 * w // cw), -(-x1 * w // cw)
+    ny0, ny1 = -(-y0 * h // ch), -(-y1 * h // ch)
+    ys = (np.arange(ny0, ny1) * ch // h).clip(0, ch - 1)
+    xs = (np.arange(nx0, nx1) * cw // w).clip(0, cw - 1)
+    coverage = stroke.coverage[ys][:, xs]
+    out = image.copy()
+    out[ny0:ny1, nx0:nx1] = apply_to_image(image[ny0:ny1, nx0:nx1], coverage, stroke.settings.colour,
+                                           (0, 0, nx1 - nx0, ny1 - ny0))
     return out
 
 

@@ -120,18 +120,22 @@ class Document:
         self.mask = snap.mask.copy()
         self.image_revision = snap.image_revision
 
-    def set_image(self, image: np.ndarray, *, keep_before: bool = True, alpha: np.ndarray | None = None) -> None:
+    def set_image(self, image: np.ndarray, *, keep_before: bool = True, alpha: np.ndarray | None = None,
+                  opaque: bool = False) -> None:
         """Replace the image (a result or a colour stroke); the mask and alpha follow a size change.
 
         `alpha` is the result's own transparency (the upscaler resamples it properly); without it
-        the old alpha is stretched (nearest) to the new size.
+        the old alpha is stretched (nearest) to the new size. `opaque` drops the transparency
+        (a generated image is a new picture: the old cut-out has nothing to do with it).
         """
         image = _pixels(image)
         old_h, old_w = self.image.shape[:2]
         h, w = image.shape[:2]
         if keep_before:
             self.before = self.image
-        if alpha is not None and alpha.shape == (h, w):
+        if opaque:
+            self.alpha = None
+        elif alpha is not None and alpha.shape == (h, w):
             self.alpha = _frozen(np.ascontiguousarray(alpha))
         elif (h, w) != (old_h, old_w) and self.alpha is not None:
             self.alpha = _frozen(_resize_nearest(self.alpha, h, w))

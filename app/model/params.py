@@ -105,6 +105,8 @@ def default_steps(task: Task, published_ts: tuple[int, ...] | None, kind: str = 
         return DETAIL_UPSCALE_STEPS.get(kind, DETAIL_UPSCALE_STEPS["cm"])
     if task in steps:
         return steps[task]
+    if kind == "edm":  # generate: the checkpoint's Heun/Euler schedule, not its ts
+        return None
     return len(published_ts) - 1 if published_ts else None
 
 

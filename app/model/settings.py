@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,8 @@ def load_settings(path: Path | None = None) -> Settings:
             if want is tuple and isinstance(value, list):
                 values[name] = tuple(str(v) for v in value)
             elif want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-                values[name] = float(value)
+                if math.isfinite(value):  # json reads NaN and Infinity; neither is a size or a fraction
+                    values[name] = float(value)
             elif isinstance(value, want) and not (want is int and isinstance(value, bool)):
                 values[name] = value
     values["extra"] = {k: str(v) for k, v in data.items() if k not in known}

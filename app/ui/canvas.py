@@ -97,7 +97,9 @@ class CanvasView(QGraphicsView):
         self._fit_mode = True
         self._space_held = False
         self._pan_from: QPointF | None = None
+        self._pan_button = Qt.MouseButton.NoButton
         self._painting = False
+        self._paint_button = Qt.MouseButton.NoButton
         self._apply_palette()
 
     # -- model -> view --------------------------------------------------------------------------
@@ -216,16 +218,22 @@ class CanvasView(QGraphicsView):
     def mousePressEvent(self, event) -> None:  # noqa: ANN001
         button = event.button()
         if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space_held):
-            self._pan_from = event.position()
+            self._pan_from, self._pan_button = event.position(), button
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
         elif button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton) and not self._painting:
-            self._painting = True
+            self._painting, self._paint_button = True, button
             p = self._image_pos(event.position())
             self.stroke_started.emit(p.x(), p.y(), button == Qt.MouseButton.RightButton)
         event.accept()
 
     def mouseMoveEvent(self, event) -> None:  # noqa: ANN001
         pos = event.position()
+        # The button that started the drag is up, yet no release came (a modal dialog, another
+        # window or the window manager took it): end the drag here, before this move paints.
+        if self._painting and not event.buttons() & self._paint_button:
+            self.finish_input()
+        if self._pan_from is not None and not event.buttons() & self._pan_button:
+            self.finish_input()
         if self._pan_from is not None:
             delta = pos - self._pan_from
             self._pan_from = pos
@@ -242,12 +250,32 @@ class CanvasView(QGraphicsView):
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: ANN001
         if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
-            self._pan_from = None
-            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor if self._space_held else Qt.CursorShape.CrossCursor)
+            self._end_pan()
         elif self._painting:
             self._painting = False
             self.stroke_finished.emit()
         event.accept()
+
+    def _end_pan(self) -> None:
+        self._pan_from = None
+        self.viewport().setCursor(Qt.CursorShape.OpenHandCursor if self._space_held else Qt.CursorShape.CrossCursor)
+
+    def finish_input(self) -> None:
+        """End a drag whose release this view may never see (call before a modal dialog opens).
+
+        A stroke ends as if the button had been released where it last was: it is committed to the
+        history, and nothing paints until the next press.
+        """
+        if self._pan_from is not None:
+            self._end_pan()
+        if self._painting:
+            self._painting = False
+            self.stroke_finished.emit()
+
+    def focusOutEvent(self, event) -> None:  # noqa: ANN001
+        self.finish_input()  # another window or a popup took over mid-drag
+        self._space_held = False  # its key release goes elsewhere too
+        super().focusOutEvent(event)
 
     def enterEvent(self, event) -> None:  # noqa: ANN001
         self.viewport().setCursor(Qt.CursorShape.CrossCursor)

@@ -6,6 +6,8 @@ so no test ever blocks on a modal box, and keeps QMessageBox/QFileDialog details
 
 from __future__ import annotations
 
+import re
+
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QColorDialog, QFileDialog, QMessageBox, QWidget
 
@@ -66,9 +68,19 @@ def open_image_file(parent: QWidget | None, start: str) -> str | None:
     return path or None
 
 
-def save_image_file(parent: QWidget | None, suggested: str) -> str | None:
-    path, _ = QFileDialog.getSaveFileName(parent, "Save image as", suggested, SAVE_FILTERS)
-    return path or None
+def filter_suffix(name_filter: str) -> str:
+    """The first extension a file-dialog filter names: "JPEG (*.jpg *.jpeg)" -> ".jpg"; "" if none."""
+    match = re.search(r"\*(\.[A-Za-z0-9]+)", name_filter)
+    return match.group(1).lower() if match else ""
+
+
+def save_image_file(parent: QWidget | None, suggested: str) -> tuple[str, str] | None:
+    """(path as typed, extension of the file type the user picked) or None if cancelled.
+
+    Dialogs differ in whether they add the picked type's extension to a bare name, so the caller does.
+    """
+    path, chosen = QFileDialog.getSaveFileName(parent, "Save image as", suggested, SAVE_FILTERS)
+    return (path, filter_suffix(chosen)) if path else None
 
 
 def open_mask_file(parent: QWidget | None, start: str) -> str | None:

@@ -237,10 +237,11 @@ class MainWindow(QMainWindow):
         self.act_export_mask.triggered.connect(self._on_export_mask)
         self.act_bigger.triggered.connect(c.brush_bigger)
         self.act_smaller.triggered.connect(c.brush_smaller)
-        self.act_shortcuts.triggered.connect(lambda: dialogs.show_text(self, "Keyboard shortcuts", SHORTCUTS_HELP))
-        self.act_about.triggered.connect(lambda: dialogs.show_text(
-            self, f"About {APP_TITLE}", f"{APP_TITLE}: an image editor built on consistency models.<br>"
-                                        "Licensed under the GNU GPL, version 3 or later."))
+        self.act_shortcuts.triggered.connect(lambda: self._modal(dialogs.show_text, "Keyboard shortcuts",
+                                                                 SHORTCUTS_HELP))
+        self.act_about.triggered.connect(lambda: self._modal(
+            dialogs.show_text, f"About {APP_TITLE}", f"{APP_TITLE}: an image editor built on consistency models.<br>"
+                                                     "Licensed under the GNU GPL, version 3 or later."))
         QApplication.instance().installEventFilter(self)
         geometry = c.settings.window_geometry
         if geometry:
@@ -321,13 +322,22 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(paths))
 
     def show_error(self, title: str, message: str) -> None:
-        dialogs.show_error(self, title, message)
+        self._modal(dialogs.show_error, title, message)
 
     def confirm_overwrite(self, name: str, backup_name: str) -> bool:
-        return dialogs.confirm_overwrite(self, name, backup_name)
+        return self._modal(dialogs.confirm_overwrite, name, backup_name)
 
     def ask_recover(self, description: str) -> bool:
-        return dialogs.ask_recover(self, description)
+        return self._modal(dialogs.ask_recover, description)
+
+    def _modal(self, dialog, *args):  # noqa: ANN001, ANN202 - a function of app.ui.dialogs and its arguments
+        """Every modal dialog goes through here: it takes the mouse, so a drag on the canvas ends first.
+
+        Otherwise the canvas never sees the button's release: the brush would stay down (hovering
+        after the dialog would paint) and undo and autosave would wait for a stroke that never ends.
+        """
+        self.canvas.finish_input()
+        return dialog(self, *args)
 
     # -- user input -> controller ---------------------------------------------------------------
 
@@ -336,7 +346,7 @@ class MainWindow(QMainWindow):
         doc = self.controller.document
         if not doc.dirty:
             return True
-        answer = dialogs.ask_unsaved(self, doc.name)
+        answer = self._modal(dialogs.ask_unsaved, doc.name)
         if answer == "save":
             return self._on_save()
         return answer == "discard"
@@ -345,7 +355,7 @@ class MainWindow(QMainWindow):
         return self._maybe_save() and self.controller.open_path(path)
 
     def _on_open(self) -> None:
-        path = dialogs.open_image_file(self, self.controller.settings.last_dir)
+        path = self._modal(dialogs.open_image_file, self.controller.settings.last_dir)
         if path:
             self._open(Path(path))
 
@@ -358,7 +368,7 @@ class MainWindow(QMainWindow):
 
     def _on_batch_folder(self) -> None:
         start = self.controller.settings.batch_out_dir or self.controller.settings.last_dir
-        folder = dialogs.pick_batch_folder(self, start)
+        folder = self._modal(dialogs.pick_batch_folder, start)
         if folder:
             self.controller.set_batch_out_dir(Path(folder))
 
@@ -368,12 +378,13 @@ class MainWindow(QMainWindow):
     def _on_save_as(self) -> bool:
         doc = self.controller.document
         start = Path(self.controller.settings.last_dir or Path.home()) / (Path(doc.name).stem + ".png")
-        path = dialogs.save_image_file(self, str(doc.path or start))
-        if not path:
+        chosen = self._modal(dialogs.save_image_file, str(doc.path or start))
+        if not chosen:
             return False
+        path, suffix = chosen
         target = Path(path)
-        if target.suffix.lower() not in SAVE_SUFFIXES:
-            target = target.with_name(target.name + ".png")
+        if target.suffix.lower() not in SAVE_SUFFIXES:  # a bare name: the file type picked in the dialog
+            target = target.with_name(target.name + (suffix if suffix in SAVE_SUFFIXES else ".png"))
         # The file dialog asked before choosing an existing file; not for a name we extended ourselves.
         return self.controller.save(target, confirmed=str(target) == path)
 
@@ -395,23 +406,24 @@ class MainWindow(QMainWindow):
             self.controller.open_array(from_qimage(image))
 
     def _on_import(self, folder: bool) -> None:
-        path = dialogs.open_checkpoint(self, self.controller.settings.last_dir, folder)
+        path = self._modal(dialogs.open_checkpoint, self.controller.settings.last_dir, folder)
         if path:
             self.controller.import_checkpoint(Path(path))
 
     def _on_import_mask(self) -> None:
-        path = dialogs.open_mask_file(self, self.controller.settings.last_dir)
+        path = self._modal(dialogs.open_mask_file, self.controller.settings.last_dir)
         if path:
             self.controller.import_mask(Path(path))
 
     def _on_export_mask(self) -> None:
         doc = self.controller.document
-        path = dialogs.save_mask_file(self, str(Path(self.controller.settings.last_dir) / f"{Path(doc.name).stem}-mask.png"))
+        path = self._modal(dialogs.save_mask_file,
+                           str(Path(self.controller.settings.last_dir) / f"{Path(doc.name).stem}-mask.png"))
         if path:
             self.controller.export_mask(Path(path) if Path(path).suffix else Path(path + ".png"))
 
     def _on_colour_requested(self) -> None:
-        colour = dialogs.pick_colour(self, self.controller.brush.colour)
+        colour = self._modal(dialogs.pick_colour, self.controller.brush.colour)
         if colour is not None:
             self.controller.set_brush(colour=colour)
 
@@ -443,5 +455,8 @@ class MainWindow(QMainWindow):
             self.controller.shutdown()
             self.controller.save_settings(window_geometry=bytes(self.saveGeometry().toHex()).decode())
             QApplication.instance().removeEventFilter(self)
+            # The engine may be inside a step that cannot stop (loading a model, reading a batch
+            # file): the window goes now, the process once that step ends (never aborting it).
+            self.hide()
             self.engine.shutdown()
         event.accept()

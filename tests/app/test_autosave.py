@@ -228,3 +228,102 @@ def test_kill_9_then_the_next_start_offers_recovery(tmp_path: Path, photo_file: 
     view.ask_recover.assert_called_once()
     assert int(c.document.mask.astype(int).sum()) == int(line[1]) > 0
     assert c.history.undo_label == "Brush stroke" and c.document.path == photo_file
+
+
+# -- a session folder that cannot be set up: no leaked handles, no hidden leftovers ---------------
+
+
+def _open_files_under(folder: Path) -> list[str]:
+    """Files this process holds open under `folder` (Linux: /proc/self/fd)."""
+    fds = Path("/proc/self/fd")
+    found = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files via /proc")
+
+
+def _doc_and_history():
+    from app.model.history import History
+
+    doc = Document(make_photo(8, 8), name="x")
+    doc.mask[2:4, 2:4] = 255
+    return doc, History()
+
+
+@linux_only
+@pytest.mark.parametrize("fails", ["rename", "flock"])
+def test_a_failed_session_setup_leaks_no_handle_and_no_folder(tmp_path: Path, monkeypatch, fails: str) -> None:
+    from app.model import autosave as module
+
+    if fails == "flock" and module.fcntl is None:
+        pytest.skip("no flock here")
+
+    def refuse(*args, **kwargs):
+        raise OSError(13, "refused")
+
+    if fails == "rename":
+        monkeypatch.setattr(module.os, "rename", refuse)
+    else:
+        monkeypatch.setattr(module.fcntl, "flock", refuse)
+    root = tmp_path / "autosave"
+    a = Autosave(root, background=False)
+    doc, history = _doc_and_history()
+    for _ in range(3):  # every attempt (one per autosave tick) fails the same way
+        with pytest.raises(OSError):
+            a.save(doc, history)
+    assert _open_files_under(root) == []
+    assert list(root.iterdir()) == []  # no `.pid-time` folder that orphans() would skip forever
+    monkeypatch.undo()
+    a.save(doc, history)  # the next attempt works, with nothing left over from the failed ones
+    assert [p.name.startswith(".") for p in root.iterdir()] == [False]
+    a.clear()
+    assert _open_files_under(root) == [] and list(root.iterdir()) == []
+
+
+@linux_only
+def test_without_flock_no_file_is_open_when_the_session_folder_is_renamed(tmp_path: Path, monkeypatch) -> None:
+    """Windows has no flock and refuses to rename a folder with an open file inside."""
+    from app.model import autosave as module
+
+    real_rename = module.os.rename
+
+    def windows_rename(src, dst):
+        if _open_files_under(Path(src)):
+            raise PermissionError(13, "The process cannot access the file because it is being used", str(src))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(module, "fcntl", None)
+    monkeypatch.setattr(module.os, "rename", windows_rename)
+    root = tmp_path / "autosave"
+    a = Autosave(root, background=False)
+    doc, history = _doc_and_history()
+    a.save(doc, history)
+    (folder,) = root.iterdir()
+    assert (folder / "session.json").is_file() and (folder / "lock").is_file()
+    assert a.orphans() == []  # its heartbeat is fresh: a running app, not a crashed one
+    a.clear()
+    assert list(root.iterdir()) == []
+
+
+def test_a_half_made_session_left_by_a_killed_app_is_swept(tmp_path: Path) -> None:
+    import time
+
+    from app.model.autosave import HEARTBEAT_STALE_S
+
+    root = tmp_path / "autosave"
+    old, new = root / ".111-1", root / ".222-2"
+    for folder in (old, new):
+        (folder / "blobs").mkdir(parents=True)
+        (folder / "lock").touch()
+    past = time.time() - 2 * HEARTBEAT_STALE_S
+    os.utime(old, (past, past))
+    assert Autosave(root).orphans() == []
+    assert not old.exists() and new.exists()  # a fresh one may be another app setting up right now

@@ -126,3 +126,17 @@ def test_fine_detail_batches_get_their_own_names_and_skip_earlier_outputs(tmp_pa
     # Only the originals: the earlier batches' results (any task, factor or detail) are not inputs.
     assert sorted(src.name for src, _ in pairs) == ["a.png", "upscale_4x.png"]
     assert (tmp_path / "a.png", tmp_path / "a_upscale_4x_detail.png") in pairs
+
+
+def test_plan_gives_every_input_its_own_output(tmp_path: Path) -> None:
+    for name in ("a/img.png", "a/img.jpg", "b/img.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / name)
+    params = GenerationParams(task=Task.upscale, upscale_factor=2)
+    inputs = (tmp_path / "a", tmp_path / "b" / "img.png")
+    beside = plan(BatchRequest(1, params, inputs))
+    assert [d.relative_to(tmp_path).as_posix() for _, d in beside] == [
+        "a/img_jpg_upscale_2x.png", "a/img_png_upscale_2x.png", "b/img_upscale_2x.png"]
+    into = plan(BatchRequest(1, params, inputs, out_dir=tmp_path / "o"))
+    assert [d.relative_to(tmp_path).as_posix() for _, d in into] == [
+        "o/img_jpg_upscale_2x.png", "o/img_png_upscale_2x.png", "o/img-2_png_upscale_2x.png"]

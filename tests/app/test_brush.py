@@ -102,3 +102,12 @@ def test_stamp_stays_inside_its_rect(x: float, y: float, r: float, hardness: flo
 def test_grow_then_shrink_never_loses_the_original(px: int, seed: int) -> None:
     m = (np.random.default_rng(seed).random((24, 24)) > 0.7).astype(np.uint8) * 255
     assert (brush.shrink(brush.grow(m, px), px) >= m).all()  # closing is extensive
+
+
+def test_brush_settings_that_are_not_numbers_fall_back_to_the_defaults() -> None:
+    nan, inf = float("nan"), float("inf")
+    b = BrushSettings(size=nan, hardness=nan)
+    assert (b.size, b.hardness) == (BrushSettings().size, BrushSettings().hardness)
+    b = BrushSettings(size=inf, hardness=-inf).replace(size=nan)
+    assert (b.size, b.hardness) == (BrushSettings().size, BrushSettings().hardness)
+    assert round(b.size) == 48  # what the control panel does with it

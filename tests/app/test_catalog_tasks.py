@@ -66,6 +66,24 @@ def test_steps_choose_the_number_of_evaluations(tiny_model: Model) -> None:
         assert seen[-1] == want
 
 
+def test_steps_choose_the_sampler_steps_of_an_edm_model(tiny_model: Model) -> None:
+    import dataclasses
+
+    from app.model.params import default_steps
+
+    spec = tiny_model.spec
+    edm = Model(dataclasses.replace(spec, denoiser=dataclasses.replace(spec.denoiser, kind="edm")),
+                tiny_model.denoiser.net.state_dict(), device="cpu", precision="fp32")
+    blank = np.zeros((4, 4, 3), np.uint8)
+    outs = []
+    for steps in (1, 2):
+        seen: list[int] = []
+        outs.append(tasks.execute(edm, _request(Task.generate, blank, steps=steps), lambda d, t: seen.append(t)))
+        assert seen[-1] == steps
+    assert not np.array_equal(outs[0], outs[1])
+    assert default_steps(Task.generate, (0, 22, 39), "edm") is None  # "Default", not the ts count
+
+
 def test_user_errors_are_task_errors(tiny_model: Model, photo: np.ndarray) -> None:
     with pytest.raises(tasks.TaskError, match="mask is empty"):
         tasks.execute(tiny_model, _request(Task.inpaint, photo), lambda d, t: None)

@@ -15,6 +15,7 @@ from app.controller import MISSING_DEFAULT, EditorController, EditorView
 from app.model import (ImportDone, ImportRequest, JobFailed, JobRequest, JobResult, LoadModelRequest, ModelReady,
                        Progress, Task)
 from app.model.settings import load_settings
+from tests.app.conftest import make_photo
 from tests.app.fakes import SyncEngine
 
 
@@ -294,3 +295,138 @@ def test_settings_persist_between_sessions(setup, tmp_path: Path) -> None:
     c.shutdown()
     c2 = EditorController(MagicMock(spec=EditorView), StepEngine(), settings_file=tmp_path / "s.json")
     assert c2.params.task == Task.colorize and c2.params.steps == 2 and c2.brush.size == 60
+
+
+# -- results that land during a stroke, cancel races, transparency, unreadable settings ----------
+
+
+def _inpaint_job(c: EditorController) -> int:
+    _stroke(c, (20, 20), (40, 20))
+    job = c.run()
+    assert job is not None
+    return job
+
+
+def test_a_result_landing_mid_mask_stroke_is_applied_when_the_stroke_ends(setup, photo: np.ndarray) -> None:
+    c, view, engine = setup
+    c.set_brush(size=6)
+    _inpaint_job(c)
+    c.begin_stroke(10, 40)
+    c.extend_stroke(30, 40)
+    engine.process()  # the result arrives while the button is still down
+    c.extend_stroke(30, 22)  # the stroke goes on, over the area the job just filled
+    c.end_stroke()
+    doc = c.document
+    assert (doc.image != photo).any() and not c.busy  # the result is kept ...
+    assert doc.mask[40, 10:30].min() == 255  # ... and so is the stroke
+    assert doc.mask[20, 38] == 0  # the filled area stays cleared (the stroke never reached x=38)
+    assert (view.set_image.call_args.args[0] == doc.image).all()
+    # One undo step each, newest first: undoing the result keeps the stroke, undoing the stroke keeps nothing.
+    assert c.history.undo_label == "Inpaint"
+    c.undo()
+    assert (c.document.image == photo).all()
+    assert c.document.mask[40, 20] == 255 and c.document.mask[20, 38] == 255
+    c.undo()
+    assert c.history.undo_label == "Brush stroke" and c.document.mask[40, 20] == 0
+
+
+@pytest.mark.parametrize("task", ["inpaint", "upscale"])
+def test_a_result_landing_mid_colour_stroke_keeps_both(setup, photo: np.ndarray, task: str) -> None:
+    c, view, engine = setup
+    c.set_params(task=task, upscale_factor=2)
+    _inpaint_job(c)
+    c.set_brush(tool="colour", colour=(255, 0, 255), hardness=1.0, size=6)
+    c.begin_stroke(5.5, 40.5)
+    c.extend_stroke(12.5, 40.5)
+    engine.process()
+    c.extend_stroke(20.5, 40.5)
+    c.end_stroke()
+    doc, k = c.document, 2 if task == "upscale" else 1
+    assert doc.image.shape == (48 * k, 64 * k, 3) and doc.mask.shape == (48 * k, 64 * k)
+    if k == 1:
+        assert (doc.image[15:26, 18:43] != photo[15:26, 18:43]).any()  # the inpainted area is the result's
+    assert tuple(doc.image[40 * k, 15 * k]) == (255, 0, 255)  # the stroke, painted over the result
+    assert view.set_image.call_args.args[0].shape == doc.image.shape  # the canvas shows the result's size
+    c.undo()  # the result (with the stroke on top) goes; the stroke on the old image stays
+    assert c.document.image.shape == photo.shape and tuple(c.document.image[40, 15]) == (255, 0, 255)
+    assert (c.document.image[:30] == photo[:30]).all()
+    c.undo()
+    assert (c.document.image == photo).all()
+
+
+def test_cancel_drops_a_result_already_on_its_way(setup, photo: np.ndarray) -> None:
+    c, view, engine = setup
+    job = _inpaint_job(c)
+    request = engine.queue.pop(0)
+    late = JobResult(job, tasks.execute(engine.model, request, lambda d, t: None), request.image_revision, 0.01,
+                     Task.inpaint)
+    c.cancel()  # Esc, while the finished message was already queued
+    c.on_finished(late)
+    assert (c.document.image == photo).all() and c.history.undo_label == "Brush stroke"
+    assert not c.busy
+    view.set_status.assert_called_with("Cancelled.")
+
+
+def test_cancel_during_a_stroke_drops_the_held_result(setup, photo: np.ndarray) -> None:
+    c, _, engine = setup
+    _inpaint_job(c)
+    c.begin_stroke(10, 40)
+    engine.process()
+    c.cancel()
+    c.end_stroke()
+    assert (c.document.image == photo).all() and not c.busy and c.history.undo_label == "Brush stroke"
+
+
+def test_a_live_rerun_requested_during_a_batch_runs_after_it(setup, tmp_path: Path) -> None:
+    from app.model import BatchDone
+
+    c, _, engine = setup
+    c.set_params(task="colorize")
+    batch = c.run_batch([tmp_path / "photo.png"])
+    assert batch is not None
+    engine.queue.clear()
+    c.set_params(task="inpaint", live=True)
+    _stroke(c, (10, 10), (20, 10))  # live wants a run, but the batch holds the engine
+    assert not engine.queue
+    c.on_finished(BatchDone(batch, (), (), ()))
+    assert len(engine.queue) == 1 and engine.queue[0].live and c.busy
+
+
+def test_generate_gives_an_opaque_image(setup, tmp_path: Path) -> None:
+    c, _, engine = setup
+    rgba = np.dstack([make_photo(16, 16), np.full((16, 16), 0, np.uint8)])
+    rgba[4:12, 4:12, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cutout.png")
+    assert c.open_path(tmp_path / "cutout.png") and c.document.alpha is not None
+    c.set_params(task="generate")
+    c.run()
+    engine.process()
+    assert c.history.undo_label == "Generate" and c.document.alpha is None
+    c.undo()
+    assert c.document.alpha is not None
+
+
+def test_unusable_settings_fall_back_to_defaults(tmp_path: Path) -> None:
+    # json reads NaN and Infinity; a `steps` the picker does not offer would be shown as "Default".
+    (tmp_path / "s.json").write_text('{"brush_size": NaN, "brush_hardness": Infinity, "steps": 3}')
+    c = EditorController(MagicMock(spec=EditorView), StepEngine(), settings_file=tmp_path / "s.json")
+    assert c.brush.size == 48.0 and c.brush.hardness == 0.6
+    assert c.params.steps == 0
+
+
+def test_a_live_result_landing_mid_stroke_reruns_once_with_the_new_stroke(setup) -> None:
+    c, _, engine = setup
+    c.set_params(task="inpaint", live=True)
+    c.set_brush(size=6)
+    _stroke(c, (10, 10), (20, 10))
+    first = engine.queue.pop(0)
+    c.begin_stroke(10, 30)
+    c.extend_stroke(30, 30)
+    c.on_finished(JobResult(first.job_id, tasks.execute(engine.model, first, lambda d, t: None),
+                            first.image_revision, 0.01, Task.inpaint))
+    assert c.busy and not engine.queue  # held: nothing applied, nothing started mid-stroke
+    c.end_stroke()
+    assert c.history.undo_label == "Inpaint (live)"
+    assert len(engine.queue) == 1 and engine.queue[0].mask[30, 20] == 255  # one re-run, with the new stroke
+    engine.process()
+    assert not c.busy and not engine.queue

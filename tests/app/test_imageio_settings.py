@@ -121,3 +121,14 @@ def test_settings_default_to_platformdirs_with_override(private_dirs: Path) -> N
 
     assert settings_path() == private_dirs / "config" / "settings.json"
     assert user_models_dir() == private_dirs / "data" / "models"
+
+
+def test_settings_reject_numbers_that_are_not_finite(tmp_path: Path) -> None:
+    # Python's json reads (and a hand edit may contain) NaN and Infinity: they must not reach the widgets.
+    path = tmp_path / "settings.json"
+    path.write_text('{"brush_size": NaN, "brush_hardness": -Infinity, "live": true}')
+    s = load_settings(path)
+    assert s.brush_size == Settings().brush_size and s.brush_hardness == Settings().brush_hardness and s.live
+    path.write_text('{"brush_size": Infinity, "brush_hardness": 0.25}')
+    s = load_settings(path)
+    assert s.brush_size == Settings().brush_size and s.brush_hardness == 0.25

@@ -21,6 +21,7 @@ class DialogLog:
         self.unsaved_answer = "discard"
         self.unsaved_asked = 0
         self.save_path: str | None = None
+        self.save_suffix = ".png"  # the file type picked in the Save As dialog
         self.overwrite_answer = True
         self.overwrite_asked: list[str] = []
         self.recover_answer = True
@@ -39,7 +40,9 @@ def dialog_log(monkeypatch: pytest.MonkeyPatch) -> DialogLog:
     monkeypatch.setattr(dialogs, "show_error", lambda parent, title, msg: log.errors.append((title, msg)))
     monkeypatch.setattr(dialogs, "show_text", lambda *a: None)
     monkeypatch.setattr(dialogs, "ask_unsaved", ask_unsaved)
-    monkeypatch.setattr(dialogs, "save_image_file", lambda parent, suggested: log.save_path)
+    # Like the real one: (the path as typed, the extension of the picked file type), None if cancelled.
+    monkeypatch.setattr(dialogs, "save_image_file",
+                        lambda parent, suggested: (log.save_path, log.save_suffix) if log.save_path else None)
 
     def confirm_overwrite(parent, name, backup_name):
         log.overwrite_asked.append(name)

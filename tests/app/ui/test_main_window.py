@@ -13,6 +13,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, 
 from PySide6.QtWidgets import QApplication
 
 from app.model import Task
+from app.ui.dialogs import save_image_file as REAL_SAVE_IMAGE_FILE  # before any test patches it
 
 from .conftest import canvas_image, wait_idle
 
@@ -274,3 +275,82 @@ def test_fine_detail_shows_for_x4_and_x8_upscaling_and_sets_the_parameter(window
     assert not panel.detail.isVisibleTo(panel)  # x2's default loop already carries the detail
     panel.task.setCurrentIndex(panel.task.findData(Task.colorize.value))
     assert not panel.detail.isVisibleTo(panel)
+
+
+# -- input the canvas never sees the end of, Save As file types, settings that cannot be shown ----
+
+
+def test_an_error_dialog_during_a_drag_ends_the_stroke(window, dialog_log) -> None:
+    from app.model import JobFailed
+
+    c = window.controller
+    c.set_brush(size=6)
+    drag(window, [(20, 20), (40, 20)])
+    job = c.run()
+    _mouse(window, QEvent.Type.MouseButtonPress, 10, 40)
+    _mouse(window, QEvent.Type.MouseMove, 20, 40)
+    # The engine's failure arrives mid-drag; its modal box takes the mouse, so the release never comes.
+    c.on_failed(JobFailed(job, "Out of memory."))
+    assert dialog_log.errors == [("The task failed", "Out of memory.")]
+    assert not window.canvas._painting and c._stroke is None
+    assert c.history.undo_label == "Brush stroke" and c.document.mask[40, 15] == 255
+    _mouse(window, QEvent.Type.MouseMove, 40, 40, button=Qt.MouseButton.NoButton)  # hovering after the box
+    assert c.document.mask[40, 40] == 0
+    c.undo()  # undo works again (it is refused mid-stroke)
+    assert c.document.mask[40, 15] == 0
+
+
+def test_a_release_the_canvas_never_saw_ends_the_stroke_on_the_next_move(window) -> None:
+    c = window.controller
+    c.set_brush(size=6)
+    _mouse(window, QEvent.Type.MouseButtonPress, 10, 30)
+    _mouse(window, QEvent.Type.MouseMove, 20, 30)
+    _mouse(window, QEvent.Type.MouseMove, 40, 30, button=Qt.MouseButton.NoButton)  # no button held any more
+    assert c._stroke is None and c.history.undo_label == "Brush stroke"
+    assert c.document.mask[30, 15] == 255 and c.document.mask[30, 40] == 0
+    # Losing the focus (another window, a popup) mid-drag ends the stroke too.
+    _mouse(window, QEvent.Type.MouseButtonPress, 10, 10)
+    from PySide6.QtGui import QFocusEvent
+
+    QApplication.sendEvent(window.canvas, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.ActiveWindowFocusReason))
+    assert c._stroke is None and not window.canvas._painting
+
+
+@pytest.mark.parametrize("chosen, saved", [("JPEG (*.jpg *.jpeg)", "photo.jpg"), ("WebP (*.webp)", "photo.webp"),
+                                           ("TIFF (*.tif *.tiff)", "photo.tif"), ("PNG (*.png)", "photo.png")])
+def test_save_as_adds_the_chosen_file_type(window, monkeypatch, tmp_path: Path, chosen: str, saved: str) -> None:
+    from app.ui import dialogs
+
+    folder = tmp_path / "saved"
+    folder.mkdir()
+
+    class FileDialog:  # stands in for QFileDialog: the user typed "photo" and picked a type
+        @staticmethod
+        def getSaveFileName(parent, caption, suggested, filters):
+            assert chosen in filters.split(";;")
+            return str(folder / "photo"), chosen
+
+    monkeypatch.setattr(dialogs, "save_image_file", REAL_SAVE_IMAGE_FILE)
+    monkeypatch.setattr(dialogs, "QFileDialog", FileDialog)
+    window.act_save_as.trigger()
+    assert [p.name for p in folder.iterdir()] == [saved]
+    assert window.controller.document.path == folder / saved
+    fmt = {".jpg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".png": "PNG"}[Path(saved).suffix]
+    assert Image.open(folder / saved).format == fmt
+
+
+def test_settings_that_cannot_be_shown_do_not_stop_the_start(qtbot, tmp_path: Path, dialog_log, photo_file) -> None:
+    from app.gui import build
+
+    settings = tmp_path / "settings.json"
+    settings.write_text('{"brush_size": NaN, "brush_hardness": Infinity, "steps": 3}')
+    w = build(settings_file=settings, models_dir=tmp_path / "models")
+    qtbot.addWidget(w)
+    try:
+        w.controller.start([str(photo_file)])  # used to raise in round(nan) while filling the panel
+        c = w.controller
+        assert w.panel.size.value() == round(c.brush.size) == 48
+        assert w.panel.steps.currentData() == c.params.steps == 0  # the value used is the value shown
+    finally:
+        w.close()
+        w.engine.shutdown()

@@ -88,3 +88,97 @@ def test_cancel_stops_within_one_step_and_skips_queued_jobs(client, qtbot) -> No
     assert [(f.job_id, f.cancelled) for f in failures] == [(7, True), (8, True)]
     assert len(done) <= at_cancel + 1
     assert QThread.currentThread() is QApplication.instance().thread()
+
+
+def _checkpoint(tmp_path, tiny_model):
+    import torch
+
+    path = tmp_path / "cm.pt"
+    torch.save({k: v.float() for k, v in tiny_model.denoiser.net.state_dict().items()}, path)
+    return path
+
+
+def test_cancelling_a_task_never_cancels_an_import(client, qtbot, tmp_path, tiny_model) -> None:
+    from app.model import ImportDone, ImportRequest
+
+    finished: list = []
+    failures: list = []
+    steps: list[int] = []
+    client.finished.connect(finished.append)
+    client.failed.connect(failures.append)
+    client.progress.connect(lambda p: steps.append(p.done) if p.job_id == 9 else None)
+    client.submit(_job(9, Task.upscale, shape=(64, 64), upscale_factor=4))  # holds the engine ...
+    client.submit(ImportRequest(10, _checkpoint(tmp_path, tiny_model), tmp_path / "models"))  # ... so this waits
+    client.submit(_job(11))
+    qtbot.waitUntil(lambda: len(steps) >= 1, timeout=20000)
+    client.cancel(11)  # Esc: the task in flight and the one queued, not the import between them
+    qtbot.waitUntil(lambda: len(finished) + len(failures) >= 3, timeout=20000)
+    assert sorted((f.job_id, f.cancelled) for f in failures) == [(9, True), (11, True)]
+    assert [type(m) for m in finished] == [ImportDone] and finished[0].path.is_file()
+
+
+def test_cancelling_an_import_leaves_the_tasks_alone(client, qtbot, tmp_path, tiny_model) -> None:
+    from app.model import ImportRequest
+
+    finished: list = []
+    failures: list = []
+    client.finished.connect(finished.append)
+    client.failed.connect(failures.append)
+    client.submit(_job(12, steps=2))
+    client.submit(ImportRequest(13, _checkpoint(tmp_path, tiny_model), tmp_path / "models"))
+    client.cancel(13)
+    qtbot.waitUntil(lambda: len(finished) + len(failures) >= 2, timeout=20000)
+    assert [(f.job_id, f.cancelled) for f in failures] == [(13, True)]
+    assert [(type(m), m.job_id) for m in finished] == [(JobResult, 12)]
+
+
+def test_shutdown_waits_for_work_that_does_not_check_for_cancel(qtbot, monkeypatch) -> None:
+    """Model loading, import stages and file reads cannot stop mid-way: shutdown must outwait them.
+
+    A QThread destroyed while it runs aborts the whole process (Qt's qFatal), losing the clean exit.
+    """
+    import time
+
+    c = EngineClient()
+    started = threading.Event()
+
+    def busy(request, report, cancelled):  # a stage that never looks at `cancelled`
+        started.set()
+        time.sleep(1.0)
+        return JobFailed(request.job_id, "done")
+
+    monkeypatch.setattr(c.worker.runner, "handle", busy)
+    c.submit(LoadModelRequest(1, TEST_MODEL))
+    assert started.wait(10)
+    try:
+        c.shutdown(100)  # patience: 0.1 s, far shorter than the stage
+        assert c._thread.isFinished()
+    finally:
+        c._thread.wait()  # whatever the outcome, never let this test destroy a running thread
+
+
+def test_garbage_is_collected_on_the_ui_thread_while_the_engine_runs(qtbot) -> None:
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    was_enabled = gc.isenabled()
+    c = EngineClient()
+    try:
+        # Automatic collection could run on the engine thread and finalise Qt objects there.
+        assert not gc.isenabled()
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle: only the cyclic collector frees it
+        gone = weakref.ref(a)
+        del a, b
+        for _ in range(gc.get_threshold()[0] + 1):  # make generation 0 due
+            [Node()].append(None)
+            junk = Node()
+            junk.me = junk
+        del junk
+        qtbot.waitUntil(lambda: gone() is None, timeout=3000)  # the UI-thread timer collected it
+    finally:
+        c.shutdown()
+    assert gc.isenabled() == was_enabled
