@@ -99,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval and (out / "model.safetensors").is_file():
         from engine.eval import cli as eval_cli
 
-        # Through `cstudio eval`'s own parser, so its defaults (seed, precision, threads) stay the CLI's.
+        # Through `cstudio eval`'s own parser, so its defaults (seed, batch, precision, threads) stay the
+        # CLI's. The batch especially: evaluate seeds each batch's noise by its first crop, so only the
+        # default batch gives scores like-for-like with the model card's.
         parser = argparse.ArgumentParser()
         eval_cli.add_cli(parser.add_subparsers())
         eval_cli.run_eval(parser.parse_args(["eval", str(out / "model.safetensors"), "--data", str(cfg.data.path),
-                                             "--n", str(args.eval), "--out", str(out / "eval"), "--batch", "256",
+                                             "--n", str(args.eval), "--out", str(out / "eval"),
                                              "--device", args.device]))
     return 0 if trainer.step >= total else 1
 

@@ -89,9 +89,18 @@ def physical_cores() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def env_threads() -> int:
+    """$CSTUDIO_THREADS as a thread count; 0 when unset or empty (callers then fall back further)."""
+    value = os.environ.get("CSTUDIO_THREADS", "").strip()
+    try:
+        return max(0, int(value or "0"))
+    except ValueError:
+        raise ValueError(f"$CSTUDIO_THREADS must be a whole number of threads, got {value!r}") from None
+
+
 def configure_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op threads (default: physical cores, or $CSTUDIO_THREADS)."""
-    n = threads or int(os.environ.get("CSTUDIO_THREADS", "0")) or physical_cores()
+    """Set torch's intra-op threads: `threads`, else $CSTUDIO_THREADS, else the physical cores."""
+    n = threads or env_threads() or physical_cores()
     torch.set_num_threads(n)
     return n
 

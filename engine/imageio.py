@@ -225,9 +225,15 @@ def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     _check_path(path)
     try:
         with Image.open(path) as im:
+            sixteen = sixteen_bit_tiles(list(getattr(im, "tile", None) or []))  # loading clears the tiles
             im = ImageOps.exif_transpose(im)
             if im.mode in ("RGBA", "LA") and np.asarray(im.getchannel("A")).min() < 255:
                 a = np.asarray(im.getchannel("A"))
+            elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                # Pillow's convert("L") clips 16-bit grey to 0..255 instead of scaling it, so a
+                # "black" of 300 (or a soft edge) read as fill: scale to 8 bits as load_picture
+                # does (/257, rounded), then the same threshold at half range as 8-bit masks.
+                a = to_uint8(_to_rgb_arrays(im, None, sixteen)[0][..., 0])
             else:
                 a = np.asarray(im.convert("L"))
     except UnidentifiedImageError:

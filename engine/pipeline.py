@@ -28,7 +28,7 @@ from .sampling import StepInfo, gaussian, gaussian_each, sample_euler, sample_he
 from .schedules import karras_sigmas, sigmas_from_ts
 from .inpaint import InpaintOptions, inpaint_any, round_to_multiple
 from .tensors import fit_gamut, resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
-from .upscale import plan_tiles, upscale_alpha, upscale_tiled
+from .upscale import bleed_colour, plan_tiles, upscale_alpha, upscale_tiled
 from .unet import UNet
 
 Progress = Callable[[int, int], None]
@@ -385,8 +385,9 @@ class Model:
 
         Each tile keeps its k x k block means equal to the input pixels (the SuperRes projection);
         the loop starts from a bicubic upscale noised to `sigma_start` (`ts`: from sigma_max on that
-        grid); loop settings not given keep the factor's default (`upscale_task`). With `alpha`, returns
-        (rgb, alpha) with alpha resampled on its own.
+        grid); loop settings not given keep the factor's default (`upscale_task`). With `alpha` (straight,
+        not premultiplied), returns (rgb, alpha) with alpha resampled on its own, after the colour under
+        (nearly) transparent pixels is filled from the visible ones (`bleed_colour`), so no dark fringe.
         `samples` > 1 averages that many samples per tile: the fidelity setting (closer to the
         truth on average, less invented detail). `detail` runs x4 / x8 with the slower loop that
         invents texture (`EDIT_DEFAULTS` "upscale_detail").
@@ -426,14 +427,20 @@ class Model:
                                                 callback=cb if progress is not None else None).clamp(-1, 1)
             return total / samples
 
+        a = None if alpha is None else np.asarray(alpha)
+        if a is not None and a.shape != image.shape[:2]:
+            raise ValueError(f"alpha is {a.shape[1]}x{a.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}")
+        a_peak = 65535.0 if a is not None and a.dtype == np.uint16 else 255.0
+        if a is not None and a.min() != a.max():
+            # Colour hidden under transparent pixels must not reach the visible edge (`bleed_colour`);
+            # opaque images (and constant alpha) go through untouched.
+            image = bleed_colour(image, a.astype(np.float32) / a_peak)
         out = upscale_tiled(image, k, R, restore_fn, batch=batch, overlap=overlap)
-        if alpha is None:
+        if a is None:
             return out
-        a = np.asarray(alpha)
-        peak = 65535.0 if a.dtype == np.uint16 else 255.0
         if a.min() == a.max():  # constant alpha: nothing to resample
             return out, np.full(out.shape[:2], a.flat[0], a.dtype)
-        return out, (upscale_alpha(a.astype(np.float32) / peak, k) * peak + 0.5).astype(a.dtype)
+        return out, (upscale_alpha(a.astype(np.float32) / a_peak, k) * a_peak + 0.5).astype(a.dtype)
 
     def _stroke_size(self, H: int, W: int) -> tuple[int, int]:
         """Working (h, w) for stroke editing: the guide's aspect ratio with the short side at the

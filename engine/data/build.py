@@ -124,12 +124,33 @@ class Cache:
         return self.jpeg(e).is_file() and self.stats(e).is_file()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _replace_atomic(path: Path, fill: Callable[[Path], None]) -> None:
+    """Let `fill` write a temporary file next to `path`, then rename it over `path`: readers see
+    the old file or the whole new one, never part of one. A failure leaves no temporary behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        fill(tmp)
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
+        os.chmod(tmp, 0o666 & ~_umask())
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    _replace_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def _write_if_changed(path: Path, text: str) -> bool:
@@ -281,21 +302,30 @@ def attribution_text(rows: list[dict], versions: dict[str, str]) -> str:
 
 
 def _sync_images(kept: list[Entry], cache: Cache, out_dir: Path) -> int:
-    """Copy the kept JPEGs into out_dir/images and remove stale ones; return how many were written."""
+    """Copy the kept JPEGs into out_dir/images; return how many were written.
+
+    Each copy is atomic (temporary file, then rename), so an interrupted build leaves every file
+    the current manifest names whole. Stale files are not removed here: the current manifest may
+    still name them until the new one is in place (`_remove_stale_images`).
+    """
     img_dir = out_dir / "images"
     img_dir.mkdir(parents=True, exist_ok=True)
-    wanted = {f"{e.image_id}.jpg": cache.jpeg(e) for e in kept}
     written = 0
-    for name, src in wanted.items():
-        dst = img_dir / name
+    for e in kept:
+        src, dst = cache.jpeg(e), img_dir / f"{e.image_id}.jpg"
         if dst.is_file() and dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes():
             continue
-        shutil.copyfile(src, dst)
+        _replace_atomic(dst, lambda tmp, src=src: shutil.copyfile(src, tmp))
         written += 1
-    for stale in img_dir.glob("*.jpg"):
+    return written
+
+
+def _remove_stale_images(kept: list[Entry], out_dir: Path) -> None:
+    """Delete images no kept entry has; only once the manifest without them is written."""
+    wanted = {f"{e.image_id}.jpg" for e in kept}
+    for stale in (out_dir / "images").glob("*.jpg"):
         if stale.name not in wanted:
             stale.unlink()
-    return written
 
 
 def build_dataset(
@@ -339,11 +369,16 @@ def build_dataset(
         }
         for e in kept
     ]
+    # Order matters for a build that is interrupted (or fails) part way: first every image the new
+    # manifest names (each copy atomic), then the manifest and attribution (each atomic), and only
+    # then the removal of images the old manifest named; at every point the manifest on disk names
+    # only whole files.
     written = _sync_images(kept, cache, out_dir)
     manifest = out_dir / "manifest.tsv"
     changed = _write_if_changed(manifest, images.format_manifest(rows))
     versions = {e.package: e.version for e in kept}
     changed |= _write_if_changed(out_dir / "ATTRIBUTION.md", attribution_text(rows, versions))
+    _remove_stale_images(kept, out_dir)
     splits = Counter(r["split"] for r in rows)
     if written or changed:
         log(f"wrote {len(rows)} images ({splits['train']} train, {splits['heldout']} heldout; "

@@ -17,7 +17,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("--n", type=int, default=64, help="number of held-out crops (default 64)")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/eval/<model name>)")
     p.add_argument("--seed", type=int, default=0, help="crop and noise seed")
-    p.add_argument("--batch", type=int, default=64, help="crops per network call")
+    p.add_argument("--batch", type=int, default=64,
+                   help="crops per network call (default 64). The noise is seeded per batch (seed + first crop), "
+                        "so scores are comparable only at the same batch: the model card's are at 64")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
     p.add_argument("--threads", type=int)

@@ -27,7 +27,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("--minutes", type=float, metavar="M", help="stop (with a checkpoint) after M minutes")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads per process (default: config, "
                    "$CSTUDIO_THREADS, or physical cores / processes)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps")
     p.set_defaults(func=run_train)
 
 

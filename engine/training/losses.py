@@ -62,18 +62,33 @@ def lognormal_index_probs(sigmas: torch.Tensor, p_mean: float, p_std: float) -> 
     return p / p.sum()
 
 
+def mps_rng_available() -> bool:
+    """Whether torch has the Apple MPS backend and its default generator's get/set_rng_state."""
+    mps = getattr(torch, "mps", None)
+    backend = getattr(torch.backends, "mps", None)
+    return (mps is not None and hasattr(mps, "get_rng_state") and hasattr(mps, "set_rng_state")
+            and backend is not None and backend.is_available())
+
+
 class _RNGState:
-    """The global RNG state(s) that dropout draws from, so a second forward can replay the same masks."""
+    """The global RNG state(s) that dropout draws from, so a second forward can replay the same masks.
+
+    Dropout on an accelerator draws from that device's default generator (CUDA's per device,
+    MPS's single one), so those are saved along with the CPU's.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.cpu = torch.get_rng_state()
         self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        self.mps = torch.mps.get_rng_state() if device.type == "mps" and mps_rng_available() else None
 
     def restore(self) -> None:
         torch.set_rng_state(self.cpu)
         if self.cuda is not None:
             torch.cuda.set_rng_state(self.cuda, self.device)
+        if self.mps is not None:
+            torch.mps.set_rng_state(self.mps)
 
 
 def _per_sample(sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

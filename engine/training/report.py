@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -116,18 +117,27 @@ def save_grid(rows: list[torch.Tensor], labels: list[str], path: Path, scale: in
 @torch.no_grad()
 def sample_rows(net: torch.nn.Module, spec: ModelSpec, n: int, *, seed: int, device: torch.device,
                 dtype: torch.dtype) -> tuple[list[torch.Tensor], list[str]]:
-    """Samples from fixed noise: one- and multi-step (the spec's ts) for a CM, 10 Heun steps for an EDM net."""
+    """Samples from fixed noise: one- and multi-step (the spec's ts) for a CM, 10 Heun steps for an EDM net.
+
+    Everything runs on `device` (the net's); the noise is drawn on the CPU from a seeded generator
+    and moved there, so a seed gives the same grid on every device. Returns CPU tensors.
+    """
     d = spec.denoiser
     den = Denoiser(net, d)
 
     def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
-        x = x.to(device).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        x = x.contiguous(memory_format=torch.channels_last)
+        # autocast only when it does something: it refuses device types it has no kernels for.
+        amp = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
+        with amp:
             return den(x, sigma).float()
 
     g = torch.Generator().manual_seed(seed)
     R = spec.unet.image_size
-    x = torch.randn((n, 3, R, R), generator=g) * d.sigma_max
+    # The start noise lives on the device too: the samplers combine x with the denoiser's output
+    # (x - denoised, x0 + noise), and tensors on two devices cannot be mixed (the CUDA crash at
+    # the first sample grid).
+    x = (torch.randn((n, 3, R, R), generator=g) * d.sigma_max).to(device)
     if d.kind == "edm":
         sig = karras_sigmas(10, d.sigma_min, d.sigma_max, d.rho) + [0.0]
         return [sample_heun(denoise, x, sig, noise=gaussian(g)).cpu()], ["Heun 19 NFE"]

@@ -2,9 +2,15 @@
 
 One `Trainer` per process; under `torchrun` the network is wrapped in DDP (gloo on CPU, NCCL on
 CUDA), each rank draws its own crops and noise, and rank 0 alone writes files. Everything random
-lives in seeded generators whose states go into the checkpoint, so a resumed run continues exactly
-as an uninterrupted one would. For `edm_then_*` recipes the same UNet first learns the EDM
-denoiser, then the consistency denoiser wraps it (their preconditionings differ only by sigma_min).
+lives in seeded generators whose states go into the checkpoint. With the in-process crop sampler
+(`data.workers` = 0) a resumed run continues exactly as an uninterrupted one would. With crop
+worker processes (`data.workers` > 0) their stream is not checkpointed: each session re-seeds it
+from (rank, the step it starts at), so a resumed run sees other crops than an uninterrupted one
+(same distribution; noise, dropout, weights and optimiser still resume exactly). A resume with
+another process count re-seeds every stream.
+
+For `edm_then_*` recipes the same UNet first learns the EDM denoiser, then the consistency
+denoiser wraps it (their preconditionings differ only by sigma_min).
 """
 
 from __future__ import annotations
@@ -23,14 +29,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import load_model, save_model
 from ..denoiser import Denoiser
-from ..device import configure_threads, physical_cores, pick_device, pick_precision
+from ..device import configure_threads, env_threads, physical_cores, pick_device, pick_precision
 from ..grow import grow_state_dict
 from ..unet import UNet, count_parameters
 from . import distributed as D
 from .config import TrainConfig
 from .data import CropSampler, fixed_crops, parallel_batches
 from .ema import EMA
-from .losses import CDLoss, EDMLoss, ICTLoss
+from .losses import CDLoss, EDMLoss, ICTLoss, mps_rng_available
 from .report import CSVLog, plot_loss, sample_rows, save_grid
 from .state import (flatten, latest_checkpoint, list_checkpoints, load_checkpoint, load_optimizer_state,
                     optimizer_state, save_checkpoint, unflatten)
@@ -55,6 +61,15 @@ def autocast_works(device: torch.device, dtype: torch.dtype) -> bool:
 
 
 def compute_dtype(device: torch.device, precision: str) -> torch.dtype:
+    """The training compute dtype for `precision` on `device` ('auto' as `pick_precision`, except on MPS).
+
+    On Apple MPS, 'auto' trains in fp32: `pick_precision` picks fp16 there (right for inference),
+    but fp16 training needs a gradient scaler, and this loop has one on CUDA only (small
+    gradients would flush to zero); bf16 autocast on MPS depends on the macOS version. An
+    explicit 'fp16' or 'bf16' is still honoured.
+    """
+    if device.type == "mps" and precision == "auto":
+        return torch.float32
     dtype = pick_precision(device, precision)
     return dtype if dtype == torch.float32 or autocast_works(device, dtype) else torch.float32
 
@@ -76,8 +91,10 @@ class Trainer:
             torch.cuda.set_device(dev)
         self.device = dev
         if dev.type == "cpu":
-            # Ranks on one machine share its cores.
-            self.threads = configure_threads(threads or cfg.threads or max(1, physical_cores() // w.local_size))
+            # --threads, then the config, then $CSTUDIO_THREADS, then the physical cores shared
+            # among the ranks on this machine (as `cstudio train --help` and TrainConfig.threads say).
+            n = threads or cfg.threads or env_threads() or max(1, physical_cores() // w.local_size)
+            self.threads = configure_threads(n)
         self.dtype = compute_dtype(dev, cfg.precision)
         self.log: Log = log if w.is_main else (lambda _msg: None)
         if cfg.batch_size % w.size:
@@ -325,6 +342,8 @@ class Trainer:
     def _hardware(self) -> str:
         if self.device.type == "cuda":
             what = torch.cuda.get_device_name(self.device)
+        elif self.device.type == "mps":
+            what = f"Apple MPS ({platform.machine()})"
         else:
             what = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
         return f"{self.world.size} x {what}, {str(self.dtype).removeprefix('torch.')}"
@@ -336,6 +355,9 @@ class Trainer:
                   "torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             states["cuda"] = torch.cuda.get_rng_state(self.device)
+        elif self.device.type == "mps" and mps_rng_available():
+            # Dropout on MPS draws from the MPS default generator, not the CPU one.
+            states["mps"] = torch.mps.get_rng_state()
         return states
 
     def save(self) -> None:
@@ -392,6 +414,8 @@ class Trainer:
             torch.set_rng_state(tensors[f"rng.torch.{rank}"])
             if self.device.type == "cuda" and f"rng.cuda.{rank}" in tensors:
                 torch.cuda.set_rng_state(tensors[f"rng.cuda.{rank}"], self.device)
+            if self.device.type == "mps" and f"rng.mps.{rank}" in tensors and mps_rng_available():
+                torch.mps.set_rng_state(tensors[f"rng.mps.{rank}"])
         else:
             # Another process count: streams cannot continue; re-seed them from (seed, step, rank).
             self.log(f"checkpoint was written by {info['world_size']} process(es), now {self.world.size}: re-seeding RNGs")

@@ -10,6 +10,7 @@ import struct
 import subprocess
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -279,6 +280,61 @@ def test_build_end_to_end_and_cached_rerun(fake_deb, tmp_path):
     assert fetch.calls == [PACKAGE]
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
     assert any("up to date" in line for line in logs)
+
+
+@needs_dpkg
+@pytest.mark.parametrize("fail_at", ["image copy", "manifest"])
+def test_interrupted_rebuild_keeps_the_old_manifest_whole(fake_deb, tmp_path, monkeypatch, fail_at):
+    """A rebuild cut short (disk full, Ctrl+C) while copying images or writing the manifest leaves
+    every file the manifest on disk names in place and whole; stale files go only after it."""
+    import engine.data.build as build
+
+    deb, originals = fake_deb
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    quiet = dict(cache_dir=cache, fetch=FakeFetch(deb), log=lambda s: None)
+    manifest = build_dataset(out, allowlist=write_allowlist(tmp_path / "a.tsv", originals), **quiet)
+    old_text, old_rows = manifest.read_text(), load_manifest(manifest)
+    # The next build drops one photo (its file turns stale) and must re-copy another (edited here).
+    by_path = {r["path"]: r for r in old_rows}
+    dropped, edited = by_path[f"{PHOTO_DIR}/small.png"], by_path[f"{PHOTO_DIR}/big.jpg"]
+    built = (out / edited["file"]).read_bytes()
+    with Image.open(out / edited["file"]) as im:
+        im.save(out / edited["file"], quality=40)
+    fewer = {k: v for k, v in originals.items() if k != dropped["path"]}
+
+    def copy_half_then_fail(src, dst, *args, **kwargs):
+        data = Path(src).read_bytes()
+        Path(dst).write_bytes(data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    real_write = build._write_atomic
+
+    def write_but_not_the_manifest(path, data):
+        if Path(path).name == "manifest.tsv":
+            raise KeyboardInterrupt
+        real_write(path, data)
+
+    if fail_at == "image copy":
+        monkeypatch.setattr(build, "shutil", SimpleNamespace(copyfile=copy_half_then_fail))
+    else:
+        monkeypatch.setattr(build, "_write_atomic", write_but_not_the_manifest)
+    with pytest.raises((OSError, KeyboardInterrupt)):
+        build_dataset(out, allowlist=write_allowlist(tmp_path / "b.tsv", fewer), **quiet)
+    monkeypatch.undo()
+
+    assert manifest.read_text() == old_text
+    for r in old_rows:
+        with Image.open(out / r["file"]) as im:
+            im.load()  # a truncated JPEG fails here
+            assert im.size == (r["width"], r["height"])
+    assert not [p.name for p in (out / "images").iterdir() if not p.name.endswith(".jpg")]  # no temporaries left
+
+    # Finished, the rebuild removes the dropped photo's file and restores the edited one.
+    manifest = build_dataset(out, allowlist=write_allowlist(tmp_path / "b.tsv", fewer), **quiet)
+    rows = load_manifest(manifest)
+    assert dropped["path"] not in {r["path"] for r in rows} and not (out / dropped["file"]).exists()
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(Path(r["file"]).name for r in rows)
+    assert (out / edited["file"]).read_bytes() == built
 
 
 @needs_dpkg

@@ -196,6 +196,21 @@ def test_folder_missing_and_mask_size(tmp_path):
         read_mask(tmp_path / "m.png", (16, 12))
 
 
+def test_16bit_grey_mask_is_scaled_not_clipped(tmp_path):
+    """Pillow's convert("L") clips 16-bit grey at 255: a "black" of 300 read as fill everywhere."""
+    m = np.full((6, 8), 300, np.uint16)  # black, as some editors write it in 16 bits
+    m[1:3, 2:6] = 65535  # white: fill
+    m[4, :4] = 40000  # soft edge above half range: fill
+    m[4, 4:] = 30000  # soft edge below half range: keep
+    Image.fromarray(m).save(tmp_path / "m16.png")
+    assert (tmp_path / "m16.png").read_bytes()[24] == 16  # IHDR bit depth: really a 16-bit PNG
+    got = read_mask(tmp_path / "m16.png", (8, 6))
+    want = np.zeros((6, 8), bool)
+    want[1:3, 2:6] = True
+    want[4, :4] = True
+    assert np.array_equal(got, want)
+
+
 def test_saves_are_atomic_and_never_clobber(tmp_path):
     p = save_picture(tmp_path / "x.png", Picture(rgb8()))
     before = p.read_bytes()

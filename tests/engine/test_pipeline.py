@@ -209,6 +209,45 @@ def test_upscale_any_size_keeps_block_means(tiny_model):
         tiny_model.upscale(photo(8, 8), 3)
 
 
+def logo(size=24):
+    """An opaque red disc with an anti-aliased edge on transparent black (the hidden colour of many logos)."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    d = np.hypot(yy - (size - 1) / 2, xx - (size - 1) / 2)
+    alpha = (np.clip(size / 3 + 0.5 - d, 0, 1) * 255 + 0.5).astype(np.uint8)
+    rgb = np.zeros((size, size, 3), np.uint8)
+    rgb[alpha > 0] = (255, 0, 0)
+    return rgb, alpha
+
+
+def test_upscale_rgba_edges_are_not_darkened(tiny_model):
+    """The black under transparent pixels must not bleed into the semi-transparent edge (dark fringe)."""
+    from engine.upscale import BLEED_BELOW, bleed_colour
+
+    rgb, alpha = logo()
+    filled = bleed_colour(rgb, alpha / 255)
+    keep = alpha >= BLEED_BELOW * 255
+    assert np.array_equal(filled[keep], rgb[keep])  # visible colour untouched, bit for bit
+    assert np.array_equal(np.unique(filled.reshape(-1, 3), axis=0), [[255, 0, 0]])  # the rest filled with red
+    out, a2 = tiny_model.upscale(rgb, 2, seed=0, alpha=alpha)
+    edge = (a2 > 0.2 * 255) & (a2 < 0.8 * 255)
+    assert edge.sum() > 50
+    e = out[edge].astype(np.int32)
+    # Random weights add some noise around the block means; before the fix the mean red was ~209,
+    # some edge pixels nearly black (red ~1).
+    assert e[:, 0].mean() > 235 and e[:, 0].min() > 150
+    assert (e[:, 0] > e[:, 1:].max(axis=1) + 100).all()  # the hue stays red
+
+
+def test_upscale_of_an_opaque_image_is_unchanged_by_its_alpha(tiny_model):
+    img = photo(13, 21)
+    plain = tiny_model.upscale(img, 2, seed=0)
+    for a in (np.full(img.shape[:2], 255, np.uint8), np.full(img.shape[:2], 65535, np.uint16)):
+        out, a2 = tiny_model.upscale(img, 2, seed=0, alpha=a)
+        assert np.array_equal(out, plain) and a2.dtype == a.dtype and (a2 == a.flat[0]).all()
+    with pytest.raises(ValueError, match="alpha is"):
+        tiny_model.upscale(img, 2, alpha=np.full((4, 4), 255, np.uint8))
+
+
 def test_progress_and_cancel(tiny_model):
     seen = []
     tiny_model.upscale(photo(20, 20), 4, progress=lambda d, t: seen.append((d, t)))

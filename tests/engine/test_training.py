@@ -194,6 +194,85 @@ def test_ema_warmup_and_power() -> None:
     assert torch.all(ema.module.weight < 1.0)
 
 
+def test_sample_grid_runs_on_the_model_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sample_rows keeps every tensor on the net's device (CUDA crashed at the first grid: start noise
+    on the CPU, denoiser output on the GPU). The "meta" device stands in for a GPU on any machine:
+    torch refuses to mix it with CPU tensors just as it refuses CUDA ones."""
+    import dataclasses
+
+    from engine import UNet, preset
+    from engine.training import report
+
+    def on_device(sampler):
+        # Run the real sampler loop; meta tensors hold no values to copy back, so hand a CPU stand-in on.
+        def run(*args, **kwargs):
+            out = sampler(*args, **kwargs)
+            ran_on.append(out.device.type)
+            return torch.zeros(out.shape)
+        return run
+
+    ran_on: list[str] = []
+    for name in ("sample_onestep", "sample_multistep", "sample_heun"):
+        monkeypatch.setattr(report, name, on_device(getattr(report, name)))
+    spec = preset("tiny")
+    with torch.device("meta"):
+        net = UNet(spec.unet)
+    for kind, want in (("cm", ["1 step", "2 steps"]), ("edm", ["Heun 19 NFE"])):
+        s = dataclasses.replace(spec, denoiser=dataclasses.replace(spec.denoiser, kind=kind))
+        rows, labels = report.sample_rows(net, s, 2, seed=0, device=torch.device("meta"), dtype=torch.float32)
+        assert labels == want and all(r.device.type == "cpu" and r.shape == (2, 3, 16, 16) for r in rows)
+    assert ran_on == ["meta"] * 3
+
+
+def test_mps_trains_in_fp32_and_saves_its_rng(monkeypatch: pytest.MonkeyPatch) -> None:
+    """precision 'auto' on MPS: fp32 for training (no gradient scaler there), fp16 still for inference;
+    dropout replay and checkpoints carry the MPS generator's state. No MPS hardware needed."""
+    from types import SimpleNamespace
+
+    import engine.training.losses as losses
+    import engine.training.trainer as trainer_mod
+    from engine.device import pick_precision
+    from engine.training.trainer import compute_dtype
+
+    mps = torch.device("mps")
+    assert compute_dtype(mps, "auto") == torch.float32
+    assert pick_precision(mps, "auto") == torch.float16  # inference keeps fp16
+
+    state = {"now": torch.tensor([1], dtype=torch.uint8)}
+    monkeypatch.setattr(torch.mps, "get_rng_state", lambda: state["now"].clone())
+    monkeypatch.setattr(torch.mps, "set_rng_state", lambda s: state.update(now=s.clone()))
+    monkeypatch.setattr(losses, "mps_rng_available", lambda: True)
+    monkeypatch.setattr(trainer_mod, "mps_rng_available", lambda: True)
+    saved = losses._RNGState(mps)
+    state["now"] = torch.tensor([2], dtype=torch.uint8)  # a forward pass advanced the generator
+    saved.restore()
+    assert state["now"].tolist() == [1]
+    fake = SimpleNamespace(device=mps, sampler=SimpleNamespace(generator=torch.Generator()), generator=torch.Generator())
+    assert Trainer._rng_states(fake)["mps"].tolist() == [1]
+
+
+def test_train_threads_follow_flag_config_env_then_cores(photos: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cstudio train --help`: threads from --threads, then the config, then $CSTUDIO_THREADS, then cores."""
+    import engine.training.trainer as trainer_mod
+
+    asked: list[int | None] = []
+    monkeypatch.setattr(trainer_mod, "configure_threads", lambda n=None: asked.append(n) or (n or 1))
+    monkeypatch.setattr(trainer_mod, "physical_cores", lambda: 7)
+
+    def threads(flag: int | None, config: int) -> int | None:
+        Trainer(tiny_config(photos, threads=config), tmp_path, device="cpu", threads=flag, log=lambda _m: None)
+        return asked[-1]
+
+    monkeypatch.setenv("CSTUDIO_THREADS", "3")
+    assert (threads(5, 2), threads(None, 2), threads(None, 0)) == (5, 2, 3)
+    monkeypatch.delenv("CSTUDIO_THREADS")
+    assert threads(None, 0) == 7
+    monkeypatch.setenv("CSTUDIO_THREADS", "many")
+    with pytest.raises(ValueError, match="CSTUDIO_THREADS"):
+        threads(None, 0)
+
+
 # -- data -----------------------------------------------------------------------------------------
 
 
@@ -335,6 +414,8 @@ def test_gpu_burst_script_dry_run(photos: Path, tmp_path: Path, monkeypatch: pyt
     assert (out / "log.csv").is_file() and not (out / "checkpoints").exists()
     (args,) = evals
     assert (args.model, args.n, args.device, args.out) == (str(out / "model.safetensors"), 2, "cpu", str(out / "eval"))
+    # `cstudio eval`'s default batch: its noise is seeded per batch, so only that matches the model card.
+    assert args.batch == 64
 
 
 # -- DDP ------------------------------------------------------------------------------------------
