@@ -170,11 +170,19 @@ class DocumentsMixin:
             self.view.set_status(f"Autosave failed ({failed.strerror or failed}); save your work to another folder.")
 
     def _offer_recovery(self: EditorController) -> bool:
-        """Offer each autosave left by a crashed app, newest first; True once one is recovered."""
+        """Offer each autosave left by a crashed app, newest first; True once one is recovered.
+
+        Only an explicit "discard" deletes an autosave. "later" (also what closing the question
+        means) keeps it and every older one for the next start, and opens nothing from them; any
+        other answer is taken as "later" too, since deleting work is the one thing not to guess.
+        """
         for orphan in self.autosave.orphans():
-            if not self.view.ask_recover(orphan.describe()):
+            answer = self.view.ask_recover(orphan.describe())
+            if answer == "discard":
                 self.autosave.discard(orphan)
                 continue
+            if answer != "recover":
+                return False
             try:
                 recovered = self.autosave.load(orphan)
             except AutosaveError as e:
@@ -203,6 +211,7 @@ class DocumentsMixin:
 
     def run_batch(self: EditorController, inputs: list[Path]) -> int | None:
         """Queue the current task (upscale or colorize) on files and folders; returns the job id or None."""
+        self.view.commit_edits()  # a value still being typed counts, as for `run`
         p = self.params
         if p.task not in BATCH_TASKS:
             names = " or ".join(TASK_LABELS[t] for t in BATCH_TASKS)

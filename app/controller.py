@@ -49,7 +49,8 @@ class EditorView(Protocol):
     def set_recent_files(self, paths: list[str]) -> None: ...
     def show_error(self, title: str, message: str) -> None: ...
     def confirm_overwrite(self, name: str, backup_name: str) -> bool: ...
-    def ask_recover(self, description: str) -> bool: ...
+    def ask_recover(self, description: str) -> str: ...  # "recover", "discard" or "later"
+    def commit_edits(self) -> None: ...  # send values typed but not yet confirmed (a spin box without Enter)
 
 
 class EngineClient(Protocol):
@@ -201,6 +202,8 @@ class EditorController(PaintingMixin, DocumentsMixin):
 
     def run(self, *, live: bool = False) -> int | None:
         """Start the selected task; returns the job id, or None with the reason in the status bar."""
+        # Every run starts here (Run button, shortcut, live re-run): a value still being typed counts.
+        self.view.commit_edits()
         if self._job is not None:
             if live:
                 self._live_pending = True  # coalesce: one re-run after the current job, with the newest mask

@@ -61,13 +61,28 @@ if [ -z "$EXEC" ]; then
   EXEC=cstudio
 fi
 case "$EXEC" in
-  *" "*) EXEC_FIELD="\"$EXEC\"" ;;  # the desktop entry spec quotes arguments with spaces in double quotes
+  *"
+"*) echo "error: the --exec path contains a line break, which a desktop entry cannot hold" >&2; exit 2 ;;
+esac
+# Desktop Entry spec, "The Exec key": an argument with a reserved character (space, quotes, \, $, &, |, ...)
+# is written in double quotes, inside which ", `, $ and \ take a backslash; a literal % is %%. The value is
+# then a string, whose own escape rule doubles every backslash again. TryExec is a plain string.
+case "$EXEC" in
+  *[!A-Za-z0-9_./+,:=@-]*)
+    quoted=$(printf '%s\n' "$EXEC" | sed -e 's/[\\"`$]/\\&/g' -e 's/%/%%/g' -e 's/\\/\\\\/g')
+    EXEC_FIELD="\"$quoted\"" ;;
   *) EXEC_FIELD=$EXEC ;;
 esac
+TRYEXEC_FIELD=$(printf '%s\n' "$EXEC" | sed -e 's/\\/\\\\/g')
 
 install -d "$PREFIX/applications" "$PREFIX/metainfo" "$PREFIX/icons/hicolor/scalable/apps"
-sed -e "s|^Exec=cstudio |Exec=$EXEC_FIELD |" -e "s|^TryExec=cstudio\$|TryExec=$EXEC|" \
-  "$HERE/$APP_ID.desktop" > "$PREFIX/applications/$APP_ID.desktop"
+# awk reads the values from the environment: unlike a sed replacement (& | \) or awk -v (\), ENVIRON takes
+# them verbatim, whatever the path holds.
+EXEC_FIELD=$EXEC_FIELD TRYEXEC_FIELD=$TRYEXEC_FIELD awk '
+  /^Exec=cstudio / { print "Exec=" ENVIRON["EXEC_FIELD"] substr($0, length("Exec=cstudio") + 1); next }
+  /^TryExec=cstudio$/ { print "TryExec=" ENVIRON["TRYEXEC_FIELD"]; next }
+  { print }
+' "$HERE/$APP_ID.desktop" > "$PREFIX/applications/$APP_ID.desktop"
 chmod 644 "$PREFIX/applications/$APP_ID.desktop"
 install -m 644 "$HERE/$APP_ID.metainfo.xml" "$PREFIX/metainfo/$APP_ID.metainfo.xml"
 install -m 644 "$ROOT/resources/icons/hicolor/scalable/apps/$APP_ID.svg" "$PREFIX/icons/hicolor/scalable/apps/"

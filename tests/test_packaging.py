@@ -71,6 +71,10 @@ def test_desktop_entry_fields(pyproject):
     assert {"Graphics", "2DGraphics", "RasterGraphics"} <= set(_list(entry["Categories"]))
     mimes = _list(entry["MimeType"])
     assert {"image/png", "image/jpeg", "image/webp", "image/tiff"} <= set(mimes)
+    # Every type the app opens is offered in "Open with" (.gif opens: its first frame).
+    from engine.batch import IMAGE_SUFFIXES
+
+    assert {MIME_SUFFIX[m] for m in mimes} == {s for s in IMAGE_SUFFIXES if s not in (".jpeg", ".tif")}
     assert len(mimes) == len(set(mimes))
 
 
@@ -233,17 +237,22 @@ class _Analysis(_Recorder):
                                                        "PySide6/Qt/plugins/imageformats/libqjpeg.so")]
 
 
-def test_spec_builds_one_folder_bundle_with_resources():
+def _run_spec() -> dict:
     _Recorder.calls = []
     ns = {"SPECPATH": str(PKG), "Analysis": _Analysis, "PYZ": type("PYZ", (_Recorder,), {}),
           "EXE": type("EXE", (_Recorder,), {}), "COLLECT": type("COLLECT", (_Recorder,), {}), "__file__": "cstudio.spec"}
     exec(compile((PKG / "cstudio.spec").read_text(encoding="utf-8"), "cstudio.spec", "exec"), ns)
+    return ns
+
+
+def test_spec_builds_one_folder_bundle_with_resources():
+    ns = _run_spec()
     a = ns["a"]
     (script,) = a.scripts
     assert Path(script).is_file()
     assert str(ROOT) in a.kwargs["pathex"]
     for src, dest in a.kwargs["datas"]:
-        assert Path(src).is_file() and dest.startswith("resources")
+        assert Path(src).is_file() and dest.split("/")[0] in ("resources", "engine")
     dests = {d for d, _, _ in a.datas}
     assert f"resources/icons/hicolor/256x256/apps/{APP_ID}.png" in dests
     assert "PySide6/Qt/translations/qtbase_de.qm" in dests
@@ -256,6 +265,31 @@ def test_spec_builds_one_folder_bundle_with_resources():
     assert all(e.kwargs["exclude_binaries"] for e in exes), "one-folder: binaries go to COLLECT, not into the exe"
     (coll,) = [c for c in _Recorder.calls if type(c).__name__ == "COLLECT"]
     assert coll.kwargs["name"] == "cstudio" and all(e in coll.args for e in exes)
+
+
+def test_spec_bundles_the_engine_data_files():
+    """Files the engine reads next to its modules ship at the same place (the analysis collects only modules).
+
+    `cstudio data build` reads engine/data/allowlist.tsv through Path(__file__); without it in the bundle's
+    datas the command fails in the bundle only.
+    """
+    datas = {(Path(src).resolve(), dest.replace("\\", "/")) for src, dest in _run_spec()["a"].kwargs["datas"]}
+
+    def bundled(p: Path) -> bool:
+        return (p.resolve(), p.relative_to(ROOT).parent.as_posix()) in datas
+
+    # What the code reads: Path(__file__).with_name("x") / Path(__file__).parent / "x" in engine/ and app/.
+    read = set()
+    for py in [*(ROOT / "engine").rglob("*.py"), *(ROOT / "app").rglob("*.py")]:
+        for name in re.findall(r'Path\(__file__\)[.\w()]*?(?:\.with_name\(|\s*/\s*)"([^"]+)"', py.read_text("utf-8")):
+            read.add(py.parent / name)
+    assert ROOT / "engine" / "data" / "allowlist.tsv" in read
+    # ... and every other non-Python file in the packages, so a new one cannot be forgotten.
+    for pkg in ("engine", "app"):
+        read |= {p for p in (ROOT / pkg).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                 and p.suffix not in (".py", ".pyc", ".pyo")}
+    missing = sorted(str(p.relative_to(ROOT)) for p in read if p.is_file() and not bundled(p))
+    assert missing == [], f"not in the spec's datas: {missing}"
 
 
 def test_smoke_script_refuses_missing_bundle(tmp_path):
@@ -284,3 +318,51 @@ def test_install_desktop_lays_out_hicolor(tmp_path):
     subprocess.run(["sh", str(PKG / "install-desktop.sh"), "--prefix", str(prefix), "--uninstall"], check=True,
                    capture_output=True, timeout=60)
     assert not desktop.exists() and not any(prefix.rglob(f"{APP_ID}*"))
+
+
+def _desktop_string(value: str) -> str:
+    """Undo the escapes of a desktop-entry string value (\\s \\n \\t \\r \\\\); others stay as written."""
+    table = {"s": " ", "n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+    return re.sub(r"\\(.)", lambda m: table.get(m.group(1), m.group(0)), value)
+
+
+def _exec_argv(value: str) -> list[str]:
+    """Split an Exec value as a launcher does (Desktop Entry spec): string escapes, then quoting, then %%."""
+    s, args, i = _desktop_string(value), [], 0
+    while i < len(s):
+        if s[i] == " ":
+            i += 1
+        elif s[i] == '"':
+            i, arg = i + 1, ""
+            while s[i] != '"':
+                if s[i] == "\\":
+                    assert s[i + 1] in '"`$\\', f"undefined escape in a quoted argument: {s[i:i + 2]!r}"
+                    i += 1
+                arg += s[i]
+                i += 1
+            args.append(arg)
+            i += 1
+        else:
+            j = s.find(" ", i)
+            j = len(s) if j < 0 else j
+            assert not set(s[i:j]) & set('"\'\\><~|&;$*?#()`'), f"unquoted reserved character in {s[i:j]!r}"
+            args.append(s[i:j])
+            i = j
+    return [a if a.startswith("%") and len(a) == 2 else a.replace("%%", "%") for a in args]
+
+
+@pytest.mark.parametrize("name", ['say "hi" $HOME', "back\\slash", "a&b|c", "100% sure", "it's `here`"])
+def test_install_desktop_quotes_any_exec_path(tmp_path, name):
+    """The path comes out of the launcher's parsing unchanged: quoted per the spec, never mangled by sed."""
+    if shutil.which("sh") is None or shutil.which("install") is None:
+        pytest.skip("needs a POSIX shell and install(1)")
+    prefix = tmp_path / "share"
+    exe = tmp_path / name / "bin" / "cstudio"
+    proc = subprocess.run(["sh", str(PKG / "install-desktop.sh"), "--prefix", str(prefix), "--exec", str(exe)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = (prefix / "applications" / DESKTOP.name).read_text(encoding="utf-8").splitlines()
+    (exec_line,) = [line for line in lines if line.startswith("Exec=")]
+    (try_line,) = [line for line in lines if line.startswith("TryExec=")]
+    assert _exec_argv(exec_line[len("Exec="):]) == [str(exe), "%F"]
+    assert _desktop_string(try_line[len("TryExec="):]) == str(exe)

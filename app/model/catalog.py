@@ -7,6 +7,7 @@ checkpoints instant, so the picker can be filled on the UI thread.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,30 +60,59 @@ def read_safetensors_metadata(path: Path) -> dict[str, str]:
             if n > _MAX_HEADER:
                 raise CatalogError(f"{path.name}: not a safetensors file")
             header = json.loads(f.read(n))
-    except (OSError, ValueError, UnicodeDecodeError) as e:
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: absurdly nested JSON
         raise CatalogError(f"{path.name}: cannot read the header ({e})") from None
     meta = header.get("__metadata__", {}) if isinstance(header, dict) else {}
     return meta if isinstance(meta, dict) else {}
 
 
+def _section(spec: dict, key: str, required: bool = False) -> dict:
+    """spec[key] as a JSON object; a missing optional section is empty, anything else not an object is an error."""
+    if key not in spec and not required:
+        return {}
+    value = spec[key]
+    if not isinstance(value, dict):
+        raise TypeError(f"'{key}' is {type(value).__name__}, not an object")
+    return value
+
+
+def _whole(value: object, what: str, least: int) -> int:
+    """A JSON number that is a whole number >= least (int(1e999) would raise OverflowError, int(True) pass)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value != int(value) or int(value) < least:
+        raise ValueError(f"{what} is {value!r}, not a whole number >= {least}")
+    return int(value)
+
+
 def read_model_info(path: Path, *, is_default: bool = False) -> ModelInfo:
-    """Describe a native model file without loading its weights."""
+    """Describe a native model file without loading its weights.
+
+    The header is untrusted input: any shape of it that is not a model description (a section that
+    is a string, a size of 0 or 1e999, ...) raises CatalogError, so the picker lists the file as
+    unreadable instead of the app failing to start.
+    """
     path = Path(path)
     meta = read_safetensors_metadata(path)
     try:
         spec = json.loads(meta["spec"])
-        unet, den, sam = spec["unet"], spec.get("denoiser", {}), spec.get("sampler", {})
-        steps = int(sam.get("steps", 40))
+        if not isinstance(spec, dict):
+            raise TypeError(f"the spec is {type(spec).__name__}, not an object")
+        unet, den, sam = _section(spec, "unet", required=True), _section(spec, "denoiser"), _section(spec, "sampler")
+        steps = _whole(sam.get("steps", 40), "sampler steps", 1)
+        ts = sam.get("ts", (0, steps // 2, steps - 1))
+        if not isinstance(ts, (list, tuple)) or not ts:
+            raise TypeError(f"sampler ts is {ts!r}, not a list of steps")
+        name = spec.get("name")
         return ModelInfo(
             path=path,
-            name=spec.get("name") or path.stem,
-            resolution=int(unet["image_size"]),
+            name=name if isinstance(name, str) and name else path.stem,
+            resolution=_whole(unet["image_size"], "image_size", 1),  # a 0 would divide by zero later
             kind=str(den.get("kind", "cm")),
             grid_steps=steps,
-            published_ts=tuple(int(t) for t in sam.get("ts", (0, steps // 2, steps - 1))),
+            published_ts=tuple(_whole(t, "a published step", 0) for t in ts),
             is_default=is_default,
         )
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as e:
         raise CatalogError(f"{path.name}: no Consistency Studio model description in the file ({e})") from None
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from .document import Snapshot
 
@@ -78,9 +81,33 @@ class History:
         self._trim()
         self.version += 1
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the undo stack holds, each array counted once however many snapshots share it."""
+        return _distinct_nbytes(e.snapshot for e in self._undo)
+
     def _trim(self) -> None:
-        # Snapshots share arrays, so this over-counts; erring towards keeping less is the safe side.
         while len(self._undo) > self.max_entries:
             self._undo.popleft()
-        while len(self._undo) > 1 and sum(e.snapshot.nbytes for e in self._undo) > self.max_bytes:
+        # Brush strokes share the image array with the entries around them (only the mask is copied):
+        # counting the image once per entry would let ten mask strokes on an 8000x6000 photo (144 MB
+        # each) use up the budget, where they really cost their masks (48 MB each) and one image.
+        while len(self._undo) > 1 and self.nbytes > self.max_bytes:
             self._undo.popleft()
+
+
+def _buffer_owner(a: np.ndarray) -> np.ndarray:
+    """The array that owns the memory `a` views (itself if it owns it): shared pixels have one owner."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _distinct_nbytes(snapshots: Iterable[Snapshot]) -> int:
+    seen: dict[int, int] = {}  # id of the owning array -> its size; all of them are alive while counting
+    for snap in snapshots:
+        for a in (snap.image, snap.mask, snap.before, snap.alpha):
+            if a is not None:
+                owner = _buffer_owner(a)
+                seen.setdefault(id(owner), owner.nbytes)
+    return sum(seen.values())

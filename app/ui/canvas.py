@@ -39,9 +39,12 @@ class _ImageLayer(QGraphicsItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         if self._image is None or self._image.isNull():
             return
-        # Smooth up to 4x (photos look like photos); nearest beyond, so single pixels can be judged.
-        zoom = option.levelOfDetailFromTransform(painter.worldTransform())
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, zoom < 4.0)
+        # Smooth up to 4x (photos look like photos); nearest beyond, so single pixels can be judged,
+        # and at exactly one image pixel per device pixel (100 %), where smoothing could only blur.
+        # The world transform is in logical pixels: the screen's scale makes it device pixels.
+        dpr = widget.devicePixelRatioF() if widget is not None else 1.0
+        zoom = option.levelOfDetailFromTransform(painter.worldTransform()) * dpr
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, zoom < 4.0 and abs(zoom - 1.0) > 1e-6)
         target = option.exposedRect.intersected(self._rect)
         if target.isEmpty():
             return
@@ -56,7 +59,7 @@ class CanvasView(QGraphicsView):
     stroke_moved = Signal(float, float)
     stroke_finished = Signal()
     files_dropped = Signal(list)  # list[str] of local paths
-    zoom_changed = Signal(float)
+    zoom_changed = Signal(float)  # device pixels per image pixel (1.0 = "100 %"), what the zoom label shows
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -145,8 +148,31 @@ class CanvasView(QGraphicsView):
 
     def set_compare(self, held: bool) -> None:
         """While the compare key is held the whole canvas shows 'before'."""
-        self._compare_held = held
-        self._update_split()
+        if held != self._compare_held:
+            self._compare_held = held
+            self._update_split()
+
+    def comparing(self) -> bool:
+        return self._compare_held
+
+    def set_pan_key(self, held: bool) -> None:
+        """While the pan key (Space) is held a left-button drag pans instead of painting."""
+        if held == self._space_held:
+            return
+        self._space_held = held
+        if held:
+            self._cursor_outer.setVisible(False)
+            self._cursor_inner.setVisible(False)
+        if self._pan_from is None:  # mid-pan the closed hand stays until the button is released
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor if held else Qt.CursorShape.CrossCursor)
+
+    def pan_key_held(self) -> bool:
+        return self._space_held
+
+    def release_keys(self) -> None:
+        """Forget held keys whose release this view may never see (the window lost the keyboard)."""
+        self.set_compare(False)
+        self.set_pan_key(False)
 
     def set_brush_size(self, diameter: float) -> None:
         self._brush_diameter = diameter
@@ -170,13 +196,18 @@ class CanvasView(QGraphicsView):
     # -- zoom -----------------------------------------------------------------------------------
 
     def zoom(self) -> float:
+        """Logical (device-independent) pixels per image pixel: the view's own scale."""
         return self.transform().m11()
+
+    def device_zoom(self) -> float:
+        """Device pixels per image pixel: what "100 %" means on a scaled (150 %, 200 %) screen."""
+        return self.zoom() * self.devicePixelRatioF()
 
     def set_zoom(self, zoom: float) -> None:
         zoom = min(max(zoom, MIN_ZOOM), MAX_ZOOM)
         self._fit_mode = False
         self.setTransform(self.transform().fromScale(zoom, zoom))
-        self.zoom_changed.emit(zoom)
+        self.zoom_changed.emit(self.device_zoom())
 
     def zoom_in(self) -> None:
         self.set_zoom(self.zoom() * ZOOM_STEP)
@@ -185,12 +216,14 @@ class CanvasView(QGraphicsView):
         self.set_zoom(self.zoom() / ZOOM_STEP)
 
     def zoom_actual(self) -> None:
-        self.set_zoom(1.0)
+        # One image pixel per device pixel: at 200 % screen scaling a logical pixel is two device
+        # pixels, so a zoom of 1.0 would spread (and smooth) each image pixel over 2x2.
+        self.set_zoom(1.0 / self.devicePixelRatioF())
 
     def zoom_fit(self) -> None:
         self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
         self._fit_mode = True
-        self.zoom_changed.emit(self.zoom())
+        self.zoom_changed.emit(self.device_zoom())
 
     def wheelEvent(self, event) -> None:  # noqa: ANN001 - Qt event types
         # Continuous factor: trackpads send many small deltas, mouse wheels 120 per notch (= x1.25).
@@ -274,7 +307,7 @@ class CanvasView(QGraphicsView):
 
     def focusOutEvent(self, event) -> None:  # noqa: ANN001
         self.finish_input()  # another window or a popup took over mid-drag
-        self._space_held = False  # its key release goes elsewhere too
+        self.release_keys()  # the release of a held C or Space goes elsewhere too
         super().focusOutEvent(event)
 
     def enterEvent(self, event) -> None:  # noqa: ANN001
@@ -286,18 +319,18 @@ class CanvasView(QGraphicsView):
         self._cursor_inner.setVisible(False)
         super().leaveEvent(event)
 
+    # The main window's event filter handles Space wherever the focus is; these cover the view on its own.
     def keyPressEvent(self, event) -> None:  # noqa: ANN001
-        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space_held = True
-            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+        if event.key() == Qt.Key.Key_Space:
+            self.set_pan_key(True)
             event.accept()
             return
         super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event) -> None:  # noqa: ANN001
-        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space_held = False
-            self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        if event.key() == Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self.set_pan_key(False)
             event.accept()
             return
         super().keyReleaseEvent(event)
@@ -342,6 +375,7 @@ class CanvasView(QGraphicsView):
 
 
 def zoom_label(zoom: float) -> str:
+    """`zoom` in device pixels per image pixel (CanvasView.zoom_changed), so 100 % is pixel for pixel."""
     return f"{round(zoom * 100)} %" if zoom >= 0.1 else f"{zoom * 100:.1f} %"
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QAction, QColor
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QPushButton, QRadioButton, QSizePolicy, QSlider, QSpinBox, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QButtonGroup, QCheckBox, QComboBox, QFormLayout, QGridLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QPushButton, QRadioButton, QSizePolicy, QSlider,
+                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
-from ..model.brush import BrushSettings, BrushTool
+from ..model.brush import MAX_SIZE, MIN_SIZE, BrushSettings, BrushTool
 from ..model.catalog import ModelInfo
 from ..model.params import (STEP_CHOICES, TASK_HINTS, TASK_LABELS, UPSCALE_FACTORS, USES_MASK, GenerationParams, Task,
                             default_steps, steps_label)
@@ -164,7 +164,8 @@ class ControlPanel(QWidget):
         self.colour.setToolTip("Brush colour")
         self.colour.setFixedWidth(36)
         grid.addWidget(self.colour, 0, 3)
-        self.size = _slider(1, 500)
+        # The brush module's own limits: ] can reach MAX_SIZE, and the slider must be able to show it.
+        self.size = _slider(round(MIN_SIZE), round(MAX_SIZE))
         self.size_label = QLabel()
         self.size.setToolTip("Brush size: [ and ] change it")
         grid.addWidget(QLabel("Size"), 1, 0)
@@ -205,6 +206,16 @@ class ControlPanel(QWidget):
 
     def _on_task_index_changed(self, index: int) -> None:
         self.task_changed.emit(self.task.itemData(index))
+
+    def commit_edits(self) -> None:
+        """Send a value typed into a spin box but not yet confirmed (no Enter, focus still there).
+
+        The spin boxes report on Enter or focus-out only (keyboard tracking is off), and neither comes
+        before Run: the Run button takes no focus and its shortcut fires first. interpretText() reads
+        the typed text and emits valueChanged if it differs, so the usual signal carries it.
+        """
+        for spin in self.findChildren(QAbstractSpinBox):
+            spin.interpretText()
 
     # -- actions owned by the main window (so menus, shortcuts and buttons share one object) ----
 

@@ -48,14 +48,25 @@ def confirm_overwrite(parent: QWidget | None, name: str, backup_name: str) -> bo
     return box.clickedButton() is replace
 
 
-def ask_recover(parent: QWidget | None, description: str) -> bool:
-    """Recover the autosave of a session that ended in a crash? No discards it."""
-    answer = QMessageBox.question(
-        parent, "Recover unsaved work?",
-        f"Consistency Studio did not close normally last time.\n\nRecover {description}?\n\n"
-        "If you choose No, this autosave is deleted.",
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
-    return answer == QMessageBox.StandardButton.Yes
+def ask_recover(parent: QWidget | None, description: str) -> str:
+    """Recover the autosave of a session that ended in a crash: 'recover', 'discard' or 'later'.
+
+    Only the Discard button deletes it. Esc and the window's close button mean Later (the escape
+    button): a box dismissed without reading it must never cost the work.
+    """
+    box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved work?",
+                      f"Consistency Studio did not close normally last time.\n\nRecover {description}?",
+                      parent=parent)
+    box.setInformativeText("Discard deletes this autosave. Later keeps it and asks again at the next start, "
+                           "without opening it now.")
+    recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
+    discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+    later = box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(recover)
+    box.setEscapeButton(later)
+    box.exec()
+    clicked = box.clickedButton()
+    return "recover" if clicked is recover else "discard" if clicked is discard else "later"
 
 
 def pick_batch_folder(parent: QWidget | None, start: str) -> str | None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
-                               QProgressBar, QScrollArea, QSlider, QStyle, QVBoxLayout, QWidget)
+                               QMenu, QMenuBar, QPlainTextEdit, QProgressBar, QScrollArea, QSlider, QStyle, QTextEdit,
+                               QVBoxLayout, QWidget)
 
 from ..model.brush import BrushSettings, Rect
 from ..model.catalog import ModelInfo
@@ -27,12 +28,20 @@ from .qimage import from_qimage, to_qimage
 
 APP_TITLE = "Consistency Studio"
 COMPARE_KEY = Qt.Key.Key_C  # hold to see the image before the last result
+PAN_KEY = Qt.Key.Key_Space  # hold and drag with the left button to pan the canvas
 
 SHORTCUTS_HELP = """<b>Canvas</b>: wheel or Ctrl+= / Ctrl+- zoom, Ctrl+0 fit, Ctrl+1 100 %;
 pan with the middle button or Space+drag.<br>
 <b>Brush</b>: left button paints the mask, right button erases; [ and ] change the size.<br>
 <b>Compare</b>: hold C to see the image before the last result, or drag the Before slider.<br>
 <b>Run</b>: Ctrl+Enter; <b>Cancel</b>: Esc. Undo Ctrl+Z, redo Ctrl+Shift+Z."""
+
+
+def _types_text(widget: QWidget | None) -> bool:
+    """True for widgets where a letter or Space is text being typed."""
+    if isinstance(widget, QComboBox):
+        return widget.isEditable()
+    return isinstance(widget, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit))
 
 
 class MainWindow(QMainWindow):
@@ -327,8 +336,11 @@ class MainWindow(QMainWindow):
     def confirm_overwrite(self, name: str, backup_name: str) -> bool:
         return self._modal(dialogs.confirm_overwrite, name, backup_name)
 
-    def ask_recover(self, description: str) -> bool:
+    def ask_recover(self, description: str) -> str:
         return self._modal(dialogs.ask_recover, description)
+
+    def commit_edits(self) -> None:
+        self.panel.commit_edits()
 
     def _modal(self, dialog, *args):  # noqa: ANN001, ANN202 - a function of app.ui.dialogs and its arguments
         """Every modal dialog goes through here: it takes the mouse, so a drag on the canvas ends first.
@@ -337,6 +349,7 @@ class MainWindow(QMainWindow):
         after the dialog would paint) and undo and autosave would wait for a stroke that never ends.
         """
         self.canvas.finish_input()
+        self.canvas.release_keys()  # the dialog takes the keyboard: a held C or Space is released there
         return dialog(self, *args)
 
     # -- user input -> controller ---------------------------------------------------------------
@@ -417,10 +430,17 @@ class MainWindow(QMainWindow):
 
     def _on_export_mask(self) -> None:
         doc = self.controller.document
-        path = self._modal(dialogs.save_mask_file,
-                           str(Path(self.controller.settings.last_dir) / f"{Path(doc.name).stem}-mask.png"))
+        # An empty last_dir would make the suggestion relative: the dialog would open in the process's
+        # working folder (wherever the app was started from). The image's own folder, else home.
+        start = self.controller.settings.last_dir or (doc.path.parent if doc.path is not None else Path.home())
+        path = self._modal(dialogs.save_mask_file, str(Path(start) / f"{Path(doc.name).stem}-mask.png"))
         if path:
-            self.controller.export_mask(Path(path) if Path(path).suffix else Path(path + ".png"))
+            # Masks are always written as PNG (lossless); a name typed with another extension
+            # ("mask.jpg") gets .png added, so the file's name never lies about its contents.
+            target = Path(path)
+            if target.suffix.lower() != ".png":
+                target = target.with_name(target.name + ".png")
+            self.controller.export_mask(target)
 
     def _on_colour_requested(self) -> None:
         colour = self._modal(dialogs.pick_colour, self.controller.brush.colour)
@@ -430,15 +450,48 @@ class MainWindow(QMainWindow):
     # -- window events --------------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        # Hold-to-compare must work wherever focus is, except where C is being typed.
-        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and event.key() == COMPARE_KEY \
-                and not event.isAutoRepeat() and event.modifiers() == Qt.KeyboardModifier.NoModifier \
-                and self.isActiveWindow():
-            focus = QApplication.focusWidget()
-            if not isinstance(focus, (QLineEdit, QAbstractSpinBox, QComboBox)) or focus is None:
-                self.canvas.set_compare(event.type() == QEvent.Type.KeyPress)
-                return True
+        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and isinstance(event, QKeyEvent) \
+                and event.key() in (COMPARE_KEY, PAN_KEY) and self._held_key(event):
+            return True
         return super().eventFilter(watched, event)
+
+    def _held_key(self, event: QKeyEvent) -> bool:
+        """Hold C (compare) and Space (pan) wherever the focus is; True if the event is consumed.
+
+        The key is left alone where it is being typed (a text field, a spin box, an editable combo) and
+        while a menu is open (C is the mnemonic of &Copy Image and &Cancel). Everywhere else it is
+        consumed, auto-repeats included: a focused non-editable combo would otherwise search its items
+        (holding C on the Task combo would pick Colorize, on the Model combo load another model).
+        Space only pans with the pointer over the canvas (or the canvas focused): elsewhere it keeps its
+        usual meaning for the focused checkbox or button.
+        """
+        compare = event.key() == COMPARE_KEY
+        held = self.canvas.comparing() if compare else self.canvas.pan_key_held()
+        if event.type() == QEvent.Type.KeyRelease:
+            if not held:
+                return False
+            if not event.isAutoRepeat():
+                (self.canvas.set_compare if compare else self.canvas.set_pan_key)(False)
+            return True
+        if held:
+            return True  # auto-repeat of a key we hold
+        if event.isAutoRepeat() or event.modifiers() != Qt.KeyboardModifier.NoModifier or not self.isActiveWindow():
+            return False
+        focus = QApplication.focusWidget()
+        # An open menu, or the menu bar in keyboard mode (after Alt): letters are its mnemonics.
+        if QApplication.activePopupWidget() is not None or isinstance(focus, (QMenu, QMenuBar)) or _types_text(focus):
+            return False
+        if not compare and not (self.canvas.underMouse() or focus is self.canvas):
+            return False
+        (self.canvas.set_compare if compare else self.canvas.set_pan_key)(True)
+        return True
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.WindowDeactivate:
+            # A dialog or another window (Alt+Tab) takes the keyboard while C or Space is down: the
+            # release goes there, so end the hold now rather than leave compare on and the mask hidden.
+            self.canvas.release_keys()
+        return super().event(event)
 
     def dragEnterEvent(self, event) -> None:  # noqa: ANN001
         self.canvas.dragEnterEvent(event)

@@ -36,8 +36,8 @@ class SyncEngine:
         return n
 
 
-def scripted_view(*, overwrite: bool = True, recover: bool = True) -> MagicMock:
-    """A MagicMock(spec=EditorView) whose questions have fixed answers."""
+def scripted_view(*, overwrite: bool = True, recover: str = "recover") -> MagicMock:
+    """A MagicMock(spec=EditorView) whose questions have fixed answers (recover: "recover", "discard", "later")."""
     view = MagicMock(spec=EditorView)
     view.confirm_overwrite.return_value = overwrite
     view.ask_recover.return_value = recover

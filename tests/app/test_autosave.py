@@ -98,7 +98,7 @@ def test_declining_discards_the_autosave(tmp_path: Path, photo_file: Path) -> No
     c.autosave_tick()
     _crash(c)
     c2, view2, _ = make_controller(tmp_path, start=[str(photo_file)], load_model=False,
-                                   view=scripted_view(recover=False))
+                                   view=scripted_view(recover="discard"))
     view2.ask_recover.assert_called_once()
     assert not c2.document.mask.any() and _sessions(tmp_path) == []
     c3, view3, _ = make_controller(tmp_path, load_model=False)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +117,39 @@ def test_catalog_reads_headers_and_falls_back_to_the_test_model(tmp_path: Path) 
     assert len(problems) == 1 and "broken.safetensors" in problems[0]
     models, _ = scan_models(path, [folder])
     assert models[0].is_default and len(models) == 1  # the default is not listed twice
+
+
+def _header_only_file(path: Path, metadata: dict) -> Path:
+    """A safetensors file with no tensors: 8-byte little-endian header length, then the JSON header."""
+    header = json.dumps({"__metadata__": metadata}).encode()
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    return path
+
+
+_GOOD_SPEC = {"name": "m", "unet": {"image_size": 64}, "denoiser": {"kind": "cm"}, "sampler": {"steps": 40}}
+
+
+@pytest.mark.parametrize("spec", [
+    {**_GOOD_SPEC, "denoiser": "x"}, {**_GOOD_SPEC, "sampler": ["steps"]}, {**_GOOD_SPEC, "unet": 64},
+    {**_GOOD_SPEC, "unet": {"image_size": 0}}, {**_GOOD_SPEC, "unet": {"image_size": 1e999}},
+    {**_GOOD_SPEC, "sampler": {"steps": 40, "ts": 5}}, {**_GOOD_SPEC, "sampler": {"steps": True}},
+    ["not", "an", "object"], "[[[[" * 50_000 + "]]]]" * 50_000,
+], ids=["denoiser-string", "sampler-list", "unet-number", "size-0", "size-inf", "ts-number", "steps-bool",
+        "spec-list", "deeply-nested"])
+def test_a_malformed_model_header_is_listed_as_unreadable(tmp_path: Path, spec: object) -> None:
+    """Whatever the header holds, that one file is reported and skipped: scanning, and the start, go on."""
+    from .fakes import make_controller
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    bad = _header_only_file(folder / "bad.safetensors", {"spec": spec if isinstance(spec, str) else json.dumps(spec)})
+    good = _header_only_file(folder / "good.safetensors", {"spec": json.dumps(_GOOD_SPEC)})
+    models, problems = scan_models(None, [folder])
+    assert [m.path for m in models] == [None, good] and models[1].resolution == 64
+    assert len(problems) == 1 and "bad.safetensors" in problems[0]
+    c, view, _ = make_controller(tmp_path, load_model=False)  # the controller's start scans the same folder
+    assert [m.path for m in c.models] == [None, good]
+    assert any("bad.safetensors" in call.args[0] for call in view.set_status.call_args_list)
 
 
 def test_load_describes_the_real_spec(tmp_path: Path) -> None:

@@ -65,7 +65,38 @@ def test_history_is_bounded() -> None:
     while hist.undo(doc.snapshot()) is not None:
         n += 1
     assert n == 5
+    # Steps that change the image are bounded by memory: each holds a new image (and its mask); the
+    # oldest kept step also holds the image before it. 3 x (image + mask) fits two such steps.
     small = History(max_entries=100, max_bytes=3 * doc.snapshot().nbytes)
-    for _ in range(10):
-        small.record(doc.snapshot(), "x")
-    assert sum(1 for _ in iter(lambda: small.undo(doc.snapshot()), None)) == 3
+    for i in range(10):
+        before = doc.snapshot()
+        doc.set_image(np.full((100, 100, 3), i + 1, np.uint8))
+        small.record(before, "x")
+    assert small.nbytes <= small.max_bytes
+    assert sum(1 for _ in iter(lambda: small.undo(doc.snapshot()), None)) == 2
+
+
+def test_mask_strokes_on_a_big_image_cost_their_masks_not_the_image() -> None:
+    """Stroke snapshots share the image array: each array counts once, so undo depth does not collapse.
+
+    (An 8000x6000 photo, scaled down: counting the image per entry, 100 mask strokes would "cost" 100 images
+    and only a quarter of them would fit this budget.)
+    """
+    doc = Document(np.zeros((300, 400, 3), np.uint8))
+    image_bytes, mask_bytes = doc.image.nbytes, doc.mask.nbytes
+    hist = History(max_entries=100, max_bytes=image_bytes + 100 * mask_bytes)
+    assert 100 * (image_bytes + mask_bytes) > 3 * hist.max_bytes  # what the old count would have needed
+    for i in range(100):
+        before = doc.snapshot()
+        doc.mask[i, :] = 255
+        hist.record(before, "Brush stroke")
+    undo, _ = hist.entries()
+    assert len(undo) == 100 and hist.nbytes == image_bytes + 100 * mask_bytes
+    # Results bring new images: those steps are still bounded, oldest first.
+    for i in range(40):
+        before = doc.snapshot()
+        doc.set_image(np.full((300, 400, 3), i + 1, np.uint8))
+        hist.record(before, "Inpaint")
+    undo, _ = hist.entries()
+    assert hist.nbytes <= hist.max_bytes
+    assert 1 <= len(undo) < 40 and {label for _, label in undo} == {"Inpaint"}

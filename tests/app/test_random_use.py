@@ -242,7 +242,7 @@ class EditorMachine(RuleBasedStateMachine):
         assert calls in ([], [self.c.busy])
         self.view.reset_mock()  # keep the mock's call log short: it is re-read after every step
         self.view.confirm_overwrite.return_value = True
-        self.view.ask_recover.return_value = True
+        self.view.ask_recover.return_value = "recover"
 
 
 FILES: dict[str, Path] = {}

@@ -24,7 +24,7 @@ class DialogLog:
         self.save_suffix = ".png"  # the file type picked in the Save As dialog
         self.overwrite_answer = True
         self.overwrite_asked: list[str] = []
-        self.recover_answer = True
+        self.recover_answer = "recover"  # or "discard", or "later" (what Esc and the close button mean)
         self.recover_asked: list[str] = []
         self.batch_folder: str | None = None
 

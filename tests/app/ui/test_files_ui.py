@@ -62,7 +62,8 @@ def test_autosave_runs_on_a_timer_of_at_most_30_seconds(window, qtbot, tmp_path:
     qtbot.waitUntil(lambda: any((tmp_path / "state" / "autosave").glob("*/session.json")), timeout=5000)
 
 
-def test_launch_after_a_crash_offers_recovery(qtbot, photo_file: Path, dialog_log, monkeypatch, tmp_path: Path) -> None:
+def _crash_with_a_stroke(qtbot, photo_file: Path, monkeypatch) -> np.ndarray:
+    """Launch, paint a stroke, autosave, then "crash" (no close handling); returns the autosaved mask."""
     monkeypatch.setattr(gui, "sample_image_path", lambda: None)
     monkeypatch.setattr(gui, "default_model_path", lambda: None)
     _, first = gui.launch([str(photo_file)])
@@ -76,7 +77,11 @@ def test_launch_after_a_crash_offers_recovery(qtbot, photo_file: Path, dialog_lo
     first.engine.shutdown()
     first.controller = None  # no close handling: this app "crashed"
     first.hide()
+    return mask
 
+
+def test_launch_after_a_crash_offers_recovery(qtbot, photo_file: Path, dialog_log, monkeypatch, tmp_path: Path) -> None:
+    mask = _crash_with_a_stroke(qtbot, photo_file, monkeypatch)
     _, second = gui.launch([])
     qtbot.addWidget(second)
     try:
@@ -86,6 +91,30 @@ def test_launch_after_a_crash_offers_recovery(qtbot, photo_file: Path, dialog_lo
     finally:
         second.close()
         second.engine.shutdown()
+
+
+def test_closing_the_recovery_question_keeps_the_autosave_for_later(qtbot, photo_file: Path, dialog_log,
+                                                                    monkeypatch) -> None:
+    """Esc or the close button mean Later: nothing is opened, nothing deleted, and the next start asks again."""
+    mask = _crash_with_a_stroke(qtbot, photo_file, monkeypatch)
+    dialog_log.recover_answer = "later"
+    _, second = gui.launch([])
+    qtbot.addWidget(second)
+    try:
+        assert len(dialog_log.recover_asked) == 1
+        assert not second.controller.document.mask.any() and not second.controller.history.can_undo
+    finally:
+        second.close()  # a clean exit removes its own autosave only
+        second.engine.shutdown()
+    dialog_log.recover_answer = "recover"
+    _, third = gui.launch([])
+    qtbot.addWidget(third)
+    try:
+        assert len(dialog_log.recover_asked) == 2 and "photo.png" in dialog_log.recover_asked[1]
+        assert np.array_equal(third.controller.document.mask, mask)
+    finally:
+        third.close()
+        third.engine.shutdown()
 
 
 def test_save_asks_before_replacing_the_opened_file(window, dialog_log, photo_file: Path) -> None:

@@ -354,3 +354,140 @@ def test_settings_that_cannot_be_shown_do_not_stop_the_start(qtbot, tmp_path: Pa
     finally:
         w.close()
         w.engine.shutdown()
+
+
+# -- typed values, held keys (C, Space), screen scale, brush range, mask export -------------------
+
+
+def test_a_value_typed_without_enter_is_used_by_run(window, qtbot, monkeypatch) -> None:
+    """Feather typed, no Enter, then the Run button (which takes no focus): the run uses the typed value."""
+    c, p = window.controller, window.panel
+    c.set_params(task="inpaint", feather=8)
+    drag(window, [(20, 20), (40, 25)])
+    _focus(window, qtbot, p.feather)
+    p.feather.selectAll()  # the number, not the suffix
+    qtbot.keyClicks(p.feather, "20")
+    assert p.feather.text() == "20 px" and c.params.feather == 8  # keyboard tracking is off: nothing sent yet
+    submitted = []
+    submit = window.engine.submit
+    monkeypatch.setattr(window.engine, "submit", lambda request: (submitted.append(request), submit(request))[1])
+    qtbot.mouseClick(p.run_button, Qt.MouseButton.LeftButton)
+    assert c.params.feather == 20 and submitted and submitted[-1].params.feather == 20
+    wait_idle(qtbot, window)
+
+
+def _focus(window, qtbot, widget) -> None:
+    window.activateWindow()
+    widget.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is widget, timeout=2000)
+
+
+def test_holding_c_on_a_focused_combo_compares_and_leaves_the_combo_alone(window, qtbot) -> None:
+    """A non-editable combo searches its items by key: C would pick Colorize. It must compare instead."""
+    from PySide6.QtGui import QKeyEvent
+
+    c, p, cv = window.controller, window.panel, window.canvas
+    c.set_params(task="inpaint")
+    _focus(window, qtbot, p.task)
+    qtbot.keyPress(p.task, Qt.Key.Key_C)
+    assert cv.comparing() and not cv._mask_layer.isVisible()
+    repeat = QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_C, Qt.KeyboardModifier.NoModifier, "c", True)
+    QApplication.sendEvent(p.task, repeat)  # the auto-repeat of a held key goes nowhere either
+    qtbot.keyRelease(p.task, Qt.Key.Key_C)
+    assert not cv.comparing() and cv._mask_layer.isVisible()
+    assert c.params.task == Task.inpaint and p.task.currentData() == Task.inpaint.value
+    # Where C is typed (a spin box), it is left alone.
+    _focus(window, qtbot, p.seed)
+    qtbot.keyPress(p.seed, Qt.Key.Key_C)
+    qtbot.keyRelease(p.seed, Qt.Key.Key_C)
+    assert not cv.comparing()
+    # With a menu open, C is the menu's mnemonic (&Copy Image), not compare.
+    menu = window.menuBar().actions()[0].menu()
+    menu.popup(window.mapToGlobal(QPoint(10, 10)))
+    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is menu, timeout=2000)
+    qtbot.keyClick(menu, Qt.Key.Key_C)
+    assert not cv.comparing() and window.status_text.text() == "Image copied to the clipboard."
+    menu.close()
+
+
+def test_compare_ends_when_the_window_loses_the_keyboard(window) -> None:
+    """C released in a dialog or another window (Alt+Tab) never reaches us: compare must not stay on."""
+    cv = window.canvas
+    QApplication.sendEvent(window, _key(QEvent.Type.KeyPress, Qt.Key.Key_C))
+    assert cv.comparing() and not cv._mask_layer.isVisible()
+    QApplication.sendEvent(window, QEvent(QEvent.Type.WindowDeactivate))
+    assert not cv.comparing() and cv._mask_layer.isVisible()
+    QApplication.sendEvent(window, _key(QEvent.Type.KeyPress, Qt.Key.Key_C))
+    assert cv.comparing()
+    window.act_shortcuts.trigger()  # a modal dialog (patched: returns at once) takes the keyboard
+    assert not cv.comparing() and cv._mask_layer.isVisible()
+
+
+def test_actual_size_is_one_image_pixel_per_device_pixel(window, monkeypatch) -> None:
+    """At 200 % screen scaling 100 % means a view scale of 0.5; the zoom label counts device pixels."""
+    from app.ui.canvas import CanvasView
+
+    cv = window.canvas
+    monkeypatch.setattr(CanvasView, "devicePixelRatioF", lambda self: 2.0)
+    window.act_zoom_100.trigger()
+    assert cv.zoom() == pytest.approx(0.5) and cv.device_zoom() == pytest.approx(1.0)
+    assert window.zoom_text.text() == "100 %"
+    window.act_zoom_in.trigger()
+    assert window.zoom_text.text() == "125 %"
+
+
+def test_space_pans_over_the_canvas_whatever_has_the_focus(window, qtbot) -> None:
+    """With the Live checkbox focused, Space+drag pans: Live is not toggled and the drag does not paint."""
+    c, p, cv = window.controller, window.panel, window.canvas
+    c.set_params(task="inpaint", live=False)
+    cv.set_zoom(30)
+    _focus(window, qtbot, p.live)
+    cv.setAttribute(Qt.WidgetAttribute.WA_UnderMouse, True)  # the pointer is over the canvas (offscreen has none)
+    qtbot.keyPress(p.live, Qt.Key.Key_Space)
+    assert cv.pan_key_held()
+    h = cv.horizontalScrollBar().value()
+    _mouse(window, QEvent.Type.MouseButtonPress, 30, 20)
+    pos = QPointF(cv.mapFromScene(QPointF(30, 20))) + QPointF(-40, 0)
+    QApplication.sendEvent(cv.viewport(), QMouseEvent(QEvent.Type.MouseMove, pos, cv.viewport().mapToGlobal(pos),
+                                                      Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton,
+                                                      Qt.KeyboardModifier.NoModifier))
+    _mouse(window, QEvent.Type.MouseButtonRelease, 30, 20)
+    qtbot.keyRelease(p.live, Qt.Key.Key_Space)
+    assert not cv.pan_key_held() and cv.horizontalScrollBar().value() == h + 40
+    assert not p.live.isChecked() and not c.params.live and not c.document.mask.any()
+    # With the pointer elsewhere, Space keeps its usual meaning for the focused checkbox.
+    cv.setAttribute(Qt.WidgetAttribute.WA_UnderMouse, False)
+    _focus(window, qtbot, p.live)  # the press on the canvas gave it the focus
+    qtbot.keyClick(p.live, Qt.Key.Key_Space)
+    assert p.live.isChecked() and not cv.pan_key_held()
+    p.live.setChecked(False)
+
+
+def test_the_brush_size_slider_covers_the_whole_brush_range(window) -> None:
+    from app.model.brush import MAX_SIZE, MIN_SIZE
+
+    c, p = window.controller, window.panel
+    assert (p.size.minimum(), p.size.maximum()) == (MIN_SIZE, MAX_SIZE)
+    c.set_brush(size=MAX_SIZE - 100)
+    for _ in range(10):
+        window.act_bigger.trigger()  # ] up to the brush's own maximum
+    assert c.brush.size == MAX_SIZE and p.size.value() == MAX_SIZE and p.size_label.text() == f"{MAX_SIZE:.0f} px"
+
+
+def test_export_mask_starts_beside_the_image_and_always_writes_png(window, monkeypatch, photo_file: Path) -> None:
+    from app.ui import dialogs
+
+    c = window.controller
+    drag(window, [(20, 20), (30, 20)])
+    c.save_settings(last_dir="")  # never chose a folder: not the process's working folder
+    asked: list[str] = []
+    typed = photo_file.parent / "mask.jpg"
+    monkeypatch.setattr(dialogs, "save_mask_file", lambda parent, suggested: (asked.append(suggested), str(typed))[1])
+    window.act_export_mask.trigger()
+    assert Path(asked[0]) == photo_file.parent / "photo-mask.png"
+    assert not typed.exists()  # PNG data under a .jpg name would be a lie
+    with Image.open(photo_file.parent / "mask.jpg.png") as im:
+        assert im.format == "PNG" and im.size == (64, 48)
+    c.open_array(np.zeros((8, 8, 3), np.uint8))  # no file behind it: home
+    window.act_export_mask.trigger()
+    assert Path(asked[1]).parent == Path.home()
