@@ -4,11 +4,7 @@ For each connected region of the mask, a window with context around it (max(128 
 region's side) by default, shifted inward at image edges) is filled at the model's resolution
 first, then refined at doubling scales, with the known pixels projected back at every step
 (Song et al., 2023, Algorithm 4). Coarse levels average only known pixels, so a thin stroke stays
-thin there. A long thin region (a wire across the sky) is not filled in one window sized by its
-length, which would work it at a fraction of its width: it is covered by a chain of windows sized
-by its width (`stroke_tiles`), each pasting its central core, filled in turn with the cores
-already done as known context, so each part is worked at a fine scale and continues its
-neighbours. When the finest level is smaller than the window, the upsampled fill is seamlessly
+thin there. When the finest level is smaller than the window, the upsampled fill is seamlessly
 cloned into the hole (its border error interpolated away), so it meets its surroundings exactly.
 The result is pasted only inside the grown (optionally feathered) mask: pixels outside stay
 bit-identical.
@@ -91,76 +87,17 @@ def regions(mask: np.ndarray, max_cells: int = 256) -> list[tuple[int, int, int,
     return boxes
 
 
-def window_side(size: float, opts: InpaintOptions) -> int:
-    """The side of a square window around something `size` px across: that plus its context margins."""
-    size = int(round(size))
-    return size + 2 * max(opts.min_context, int(opts.context * size))
-
-
-def centred_window(box: tuple[int, int, int, int], side: int, shape: tuple[int, int]) -> Window:
-    """A square window of `side` centred on `box`, clipped to the image's size and shifted (not
-    shrunk further) to stay inside it."""
+def context_window(box: tuple[int, int, int, int], shape: tuple[int, int], opts: InpaintOptions) -> Window:
+    """A square window around `box` with context, shifted (not shrunk) to stay inside the image."""
     t, l, b, r = box
     h, w = shape
+    side = max(b - t, r - l)
+    side = side + 2 * max(opts.min_context, int(opts.context * side))
     wh, ww = min(side, h), min(side, w)
     cy, cx = (t + b) // 2, (l + r) // 2
     top = min(max(cy - wh // 2, 0), h - wh)
     left = min(max(cx - ww // 2, 0), w - ww)
     return Window(top, left, wh, ww)
-
-
-def context_window(box: tuple[int, int, int, int], shape: tuple[int, int], opts: InpaintOptions) -> Window:
-    """A square window around `box` with context, shifted (not shrunk) to stay inside the image."""
-    t, l, b, r = box
-    return centred_window(box, window_side(max(b - t, r - l), opts), shape)
-
-
-def region_width(region: np.ndarray) -> float:
-    """The mean width of a mask region, 2 x area / boundary pixels: a band w px wide and L long
-    gives w L / (L + w) (about w for a long stroke), a disc of diameter d about d / 2."""
-    a = int(region.sum())
-    if a == 0:
-        return 0.0
-    p = np.pad(region, 1)
-    inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
-    return 2.0 * a / max(1, a - int(inner.sum()))
-
-
-# A long region is covered by at most this many windows (their cores grow to keep to it), which
-# bounds the work a scribble across a whole photo can cost.
-MAX_TILES = 48
-
-
-def stroke_tiles(hole: np.ndarray, box: tuple[int, int, int, int],
-                 opts: InpaintOptions) -> list[tuple[Window, Window]] | None:
-    """(window, core) pairs that cover a long thin region of `hole` with windows sized by its width.
-
-    One window around the whole region would be sized by its length, and its finest working level
-    (`max_scale` x the model's size) would see a 1000 px wire as one coarse pixel. Instead the
-    region's bounding box is cut into square cores of half a width-sized window; each core holding
-    hole pixels gets the window of that side centred on it (its context: a quarter window each
-    side). Cores do not overlap, so each hole pixel is pasted by exactly one window. None when the
-    region is compact: one window is then at most twice the tiles' and no coarser worth fixing.
-    """
-    t, l, b, r = box
-    shape = hole.shape
-    sub = hole[t:b, l:r]
-    single = context_window(box, shape, opts)
-    side = 2 * max(1, window_side(region_width(sub), opts) // 2)
-    while True:
-        if 2 * side > max(single.height, single.width):
-            return None
-        core = side // 2
-        cores = [(y, x) for y in range(t, b, core) for x in range(l, r, core)
-                 if sub[y - t:y - t + core, x - l:x - l + core].any()]
-        if len(cores) <= MAX_TILES:
-            break
-        side *= 2
-    tiles = []
-    for y, x in cores:
-        c = Window(y, x, min(core, b - y), min(core, r - x))
-        tiles.append((centred_window((c.top, c.left, c.top + c.height, c.left + c.width), side, shape), c))
-    return tiles
 
 
 def merge_windows(windows: list[Window]) -> list[Window]:
@@ -331,48 +268,24 @@ def inpaint_any(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: int
     """
     H, W = mask.shape
     generated = dilate(mask, opts.grow + opts.feather)
-    plain: list[Window] = []
-    tiled: list[tuple[Window, Window]] = []
-    for box in regions(generated):
-        tiles = stroke_tiles(generated, box, opts)
-        if tiles is None:
-            plain.append(context_window(box, (H, W), opts))
-        else:
-            tiled.extend(tiles)
-    # (window, core): a core is the part the window pastes (None: all of it). Compact regions first.
-    jobs: list[tuple[Window, Window | None]] = [(w, None) for w in merge_windows(plain)] + list(tiled)
+    windows = merge_windows([context_window(b, (H, W), opts) for b in regions(generated)])
     alpha_full = np.zeros((H, W), np.float32)
-    done = np.zeros((H, W), bool)  # pixels already filled: known context for later windows
     result = image.copy()
-
-    def evaluations(win: Window) -> int:
-        return coarse_evals + (len(work_sizes(win.height, win.width, resolution, multiple, opts.max_scale)) - 1) * opts.refine_steps
-
     # Network evaluations in total, for a progress bar that moves at every step.
-    total = sum(evaluations(w) for w, _ in jobs)
-    count = [0]
+    total = sum(coarse_evals + (len(work_sizes(w.height, w.width, resolution, multiple, opts.max_scale)) - 1) * opts.refine_steps
+                for w in windows)
+    done = [0]
 
     def on_step() -> None:
-        count[0] += 1
+        done[0] += 1
         if progress is not None:
-            progress(count[0], total)
+            progress(done[0], total)
 
-    for i, (win, core) in enumerate(jobs):
+    for i, win in enumerate(windows):
         sy, sx = win.slices()
-        paste = np.zeros((win.height, win.width), bool)
-        if core is None:
-            paste[:] = True
-        else:
-            paste[core.top - win.top:core.top - win.top + core.height, core.left - win.left:core.left - win.left + core.width] = True
-        hole = generated[sy, sx] & ~done[sy, sx]
-        if not (hole & paste).any():  # an earlier window filled it all
-            for _ in range(evaluations(win)):
-                on_step()
-            continue
-        crop = result[sy, sx]  # with what earlier windows filled, so this one continues it
-        gen = fill_window(crop, hole, fill, resolution, multiple, opts, seed + 1000 * i, on_step)
-        a = blend_alpha(mask[sy, sx], opts.grow, opts.feather) * (paste & ~done[sy, sx])
+        crop, gen_hole = image[sy, sx], generated[sy, sx]
+        gen = fill_window(crop, gen_hole, fill, resolution, multiple, opts, seed + 1000 * i, on_step)
+        a = blend_alpha(mask[sy, sx], opts.grow, opts.feather)
         result[sy, sx] = crop * (1 - a[..., None]) + gen * a[..., None]
         alpha_full[sy, sx] = np.maximum(alpha_full[sy, sx], a)
-        done[sy, sx] |= paste & generated[sy, sx]
     return result, alpha_full
