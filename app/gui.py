@@ -20,10 +20,14 @@ def build(*, settings_file: Path | None = None, default_model: Path | None = Non
           device: str = "auto") -> MainWindow:
     """The composition root: engine thread, controller and window, wired once."""
     engine = EngineClient(device)
-    window = MainWindow()
-    controller = EditorController(window, engine, settings_file=settings_file, default_model=default_model,
-                                  models_dir=models_dir)
-    window.bind(controller, engine)
+    try:
+        window = MainWindow()
+        controller = EditorController(window, engine, settings_file=settings_file, default_model=default_model,
+                                      models_dir=models_dir)
+        window.bind(controller, engine)
+    except BaseException:
+        engine.shutdown()  # its thread, and the garbage collector it holds back (app.worker)
+        raise
     return window
 
 

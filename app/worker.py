@@ -13,8 +13,11 @@ are cancelled apart: cancelling a task also drops older tasks still queued, neve
 
 from __future__ import annotations
 
+import faulthandler
 import gc
+import os
 import sys
+import time
 
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
@@ -37,24 +40,40 @@ class _UiThreadCollector:
     """
 
     holders = 0
+    was_enabled = True
+    last_full = 0.0
 
     @classmethod
     def hold(cls) -> None:
         if cls.holders == 0:
+            cls.was_enabled = gc.isenabled()
             gc.disable()
         cls.holders += 1
 
     @classmethod
     def release(cls) -> None:
         cls.holders = max(0, cls.holders - 1)
-        if cls.holders == 0:
+        if cls.holders == 0 and cls.was_enabled:
             gc.enable()
 
-    @staticmethod
-    def collect_due() -> None:
+    @classmethod
+    def collect_due(cls) -> None:
         (c0, c1, c2), (t0, t1, t2) = gc.get_count(), gc.get_threshold()
-        if t0 and c0 > t0:
-            gc.collect(2 if c2 > t2 and c1 > t1 else 1 if c1 > t1 else 0)
+        if not t0 or c0 <= t0:
+            return
+        generation = 1 if c1 > t1 else 0
+        # A full collection walks the whole heap (torch's included): the automatic collector also
+        # holds it back until enough objects are new, which is not visible from Python; at most one
+        # every FULL_EVERY_S seconds keeps the UI from stuttering.
+        if generation == 1 and c2 > t2 and time.monotonic() - cls.last_full > FULL_EVERY_S:
+            generation = 2
+            cls.last_full = time.monotonic()
+        gc.collect(generation)
+
+
+FULL_EVERY_S = 10.0
+# How long closing waits for an engine step that cannot be cancelled before it gives up on it.
+EXIT_PATIENCE_S = 120.0
 
 
 class EngineWorker(QObject):
@@ -134,21 +153,30 @@ class EngineClient(QObject):
     def cancel(self, job_id: int) -> None:
         self.worker.cancel(job_id)
 
-    def shutdown(self, patience_ms: int = 5000) -> None:
-        """Stop the engine thread and return only once it has ended.
+    def shutdown(self, patience_ms: int = 5000, give_up_s: float | None = None) -> None:
+        """Stop the engine thread and return once it has ended.
 
-        Whatever runs is cancelled, but model loading, import stages and batch file reads and
-        writes cannot stop half-way: after `patience_ms` a note goes to stderr and the wait goes
-        on. Giving up instead would let Python destroy a running QThread, which aborts the process.
+        Whatever runs is cancelled at its next check, but model loading, import stages and batch
+        file reads and writes cannot stop half-way: after `patience_ms` a note goes to stderr and
+        the wait goes on, up to `give_up_s` (default EXIT_PATIENCE_S) in all. Letting Python destroy
+        a running QThread would abort the process, and waiting for ever would leave a process
+        without a window that ignores Ctrl+C; so a step stuck that long (a hung disk, a deadlock)
+        gets every thread's traceback written to stderr and the process ends with status 3. By
+        then the window is closed and the work autosaved; the step's own writes are atomic.
         """
         self._gc_timer.stop()
         if self._thread.isRunning():
-            self.worker.stop()  # whatever runs stops at its next check; queued requests fail at once
+            self.worker.stop()
             self._thread.quit()
             if not self._thread.wait(patience_ms):
                 print("Consistency Studio: waiting for the engine to finish its current step before exiting...",
                       file=sys.stderr, flush=True)
-                self._thread.wait()
+                limit = EXIT_PATIENCE_S if give_up_s is None else give_up_s
+                if not self._thread.wait(max(0, int(limit * 1000) - patience_ms)):
+                    print(f"Consistency Studio: the engine did not finish within {limit:.0f} s; exiting. "
+                          "Where each thread was:", file=sys.stderr, flush=True)
+                    faulthandler.dump_traceback(all_threads=True)
+                    os._exit(3)
         if self._held:  # only now: the engine thread must not collect
             self._held = False
             _UiThreadCollector.release()

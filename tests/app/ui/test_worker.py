@@ -16,11 +16,13 @@ from app.worker import EngineClient
 @pytest.fixture
 def client(qtbot):
     c = EngineClient()
-    with qtbot.waitSignal(c.finished, timeout=10000) as blocker:
-        c.submit(LoadModelRequest(1, TEST_MODEL))
-    assert isinstance(blocker.args[0], ModelReady)
-    yield c
-    c.shutdown()
+    try:
+        with qtbot.waitSignal(c.finished, timeout=10000) as blocker:
+            c.submit(LoadModelRequest(1, TEST_MODEL))
+        assert isinstance(blocker.args[0], ModelReady)
+        yield c
+    finally:
+        c.shutdown()
 
 
 def _job(job_id: int, task: Task = Task.generate, shape=(16, 16), **params) -> JobRequest:
@@ -159,10 +161,12 @@ def test_shutdown_waits_for_work_that_does_not_check_for_cancel(qtbot, monkeypat
 
 def test_garbage_is_collected_on_the_ui_thread_while_the_engine_runs(qtbot) -> None:
     import gc
-    import weakref
+
+    freed_on: list[str] = []
 
     class Node:
-        pass
+        def __del__(self) -> None:
+            freed_on.append(threading.current_thread().name)
 
     was_enabled = gc.isenabled()
     c = EngineClient()
@@ -171,14 +175,41 @@ def test_garbage_is_collected_on_the_ui_thread_while_the_engine_runs(qtbot) -> N
         assert not gc.isenabled()
         a, b = Node(), Node()
         a.other, b.other = b, a  # a cycle: only the cyclic collector frees it
-        gone = weakref.ref(a)
         del a, b
-        for _ in range(gc.get_threshold()[0] + 1):  # make generation 0 due
-            [Node()].append(None)
-            junk = Node()
-            junk.me = junk
+        junk = [[] for _ in range(3 * gc.get_threshold()[0])]  # well past generation 0's threshold
+        for j in junk:
+            j.append(j)  # cycles too, so the count cannot fall back under the threshold
         del junk
-        qtbot.waitUntil(lambda: gone() is None, timeout=3000)  # the UI-thread timer collected it
+        qtbot.waitUntil(lambda: len(freed_on) == 2, timeout=3000)  # the UI-thread timer collected it
+        assert set(freed_on) == {threading.main_thread().name}
     finally:
         c.shutdown()
     assert gc.isenabled() == was_enabled
+
+
+def test_a_stuck_engine_step_ends_the_process_with_tracebacks_not_a_hang() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # In a child process: the step sleeps 30 s and never checks for cancel; closing gives up after 1 s.
+    code = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})
+from PySide6.QtCore import QCoreApplication
+from app import worker
+app = QCoreApplication([])
+c = worker.EngineClient()
+c.worker.runner.handle = lambda request, progress, cancelled: time.sleep(30)
+c.submit(object())
+time.sleep(0.5)
+c.shutdown(patience_ms=100, give_up_s=1.0)
+print("returned")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert proc.returncode == 3, proc.stderr
+    assert "returned" not in proc.stdout
+    assert "did not finish within 1 s" in proc.stderr
+    assert "<lambda>" in proc.stderr  # the stuck thread's traceback, to find where it hung
