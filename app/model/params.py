@@ -58,7 +58,7 @@ class GenerationParams:
     # and blended over `feather` more pixels.
     context: float = 0.3
     min_context: int = 128
-    grow: int = 4
+    grow: int = 1  # engine.inpaint.InpaintOptions.grow: why 1
     feather: int = 0
     render_size: int = 0  # colorize: the short side of the view the model colours; 0 = the model's resolution
 
