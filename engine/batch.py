@@ -54,11 +54,6 @@ def collect_inputs(paths: Iterable[str | Path], recursive: bool = False) -> list
     return found
 
 
-def output_name(rel: Path, op: str, suffix: str = ".png") -> Path:
-    """`name_<op>.png` next to where `rel` sits in the output tree (Upscayl-style names, lossless by default)."""
-    return rel.with_name(f"{rel.stem}_{op}{suffix}")
-
-
 def output_paths(items: list[tuple[Path, Path]], op: str, out_dir: Path | None = None,
                  suffix: str = ".png") -> list[Path]:
     """The output of each `collect_inputs` item: `out_dir/<sub-folders>/<name>_<op>.png`, keeping the

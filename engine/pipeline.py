@@ -431,14 +431,15 @@ class Model:
         if a is not None and a.shape != image.shape[:2]:
             raise ValueError(f"alpha is {a.shape[1]}x{a.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}")
         a_peak = 65535.0 if a is not None and a.dtype == np.uint16 else 255.0
-        if a is not None and a.min() != a.max():
+        varying = a is not None and bool(a.min() != a.max())  # constant alpha: nothing to resample
+        if varying:
             # Colour hidden under transparent pixels must not reach the visible edge (`bleed_colour`);
             # opaque images (and constant alpha) go through untouched.
             image = bleed_colour(image, a.astype(np.float32) / a_peak)
         out = upscale_tiled(image, k, R, restore_fn, batch=batch, overlap=overlap)
         if a is None:
             return out
-        if a.min() == a.max():  # constant alpha: nothing to resample
+        if not varying:
             return out, np.full(out.shape[:2], a.flat[0], a.dtype)
         return out, (upscale_alpha(a.astype(np.float32) / a_peak, k) * a_peak + 0.5).astype(a.dtype)
 

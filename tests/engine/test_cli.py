@@ -5,27 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from app.__main__ import main
 from tests.conftest import FIXTURES
 
-
-def _read(path):
-    with Image.open(path) as im:
-        return np.asarray(im)
-
-
-@pytest.fixture()
-def images(tmp_path):
-    rng = np.random.default_rng(0)
-    img = (rng.random((24, 30, 3)) * 255).astype(np.uint8)
-    Image.fromarray(img).save(tmp_path / "in.png")
-    mask = np.zeros((24, 30), np.uint8)
-    mask[5:15, 5:20] = 255
-    Image.fromarray(mask).save(tmp_path / "mask.png")
-    return tmp_path
+from .conftest import read_image as _read
 
 
 def test_info_and_convert(tmp_path, capsys, tiny_model_file):

@@ -14,17 +14,12 @@ import engine.cli
 from app.__main__ import main
 from engine.imageio import ImageError, Picture, save_picture
 
-
-def _read(path):
-    with Image.open(path) as im:
-        return np.asarray(im)
+from .conftest import read_image as _read
 
 
 @pytest.fixture()
-def photo(tmp_path):
-    rng = np.random.default_rng(0)
-    Image.fromarray((rng.random((24, 30, 3)) * 255).astype(np.uint8)).save(tmp_path / "in.png")
-    return tmp_path / "in.png"
+def photo(images):
+    return images / "in.png"
 
 
 @pytest.fixture()

@@ -1,0 +1,25 @@
+"""Fixtures of the CLI tests: a small photo and a mask as files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def read_image(path):
+    """A written image file as an array, as it was stored (mode kept)."""
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+@pytest.fixture()
+def images(tmp_path):
+    """in.png (24x30 random RGB) and mask.png (a 10x15 box) in tmp_path; returns tmp_path."""
+    rng = np.random.default_rng(0)
+    img = (rng.random((24, 30, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "in.png")
+    mask = np.zeros((24, 30), np.uint8)
+    mask[5:15, 5:20] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    return tmp_path
