@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,9 @@ from pathlib import Path
 from .pipeline import Cancelled, upscale_task
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+
+# Every name `upscale_op` and colorize give an output (any factor, with or without detail).
+EARLIER_OUTPUT = re.compile(r"_(upscale_[248]x(_detail)?|colorize)$")
 
 
 def upscale_op(factor: int, detail: bool = False) -> str:
@@ -30,10 +34,14 @@ class BatchReport:
         return f"{len(self.written)} written, {len(self.skipped)} skipped (output exists), {len(self.failed)} failed"
 
 
-def collect_inputs(paths: Iterable[str | Path], recursive: bool = False) -> list[tuple[Path, Path]]:
+def collect_inputs(paths: Iterable[str | Path], recursive: bool = False,
+                   skip_outputs: bool = False) -> list[tuple[Path, Path]]:
     """(file, path relative to the folder it came from) for every image named or found in a named folder.
 
-    A file named twice (directly, or also found in a named folder) is listed once, where it first appears."""
+    A file named twice (directly, or also found in a named folder) is listed once, where it first appears.
+    `skip_outputs`: files found in a folder whose names are batch outputs (`EARLIER_OUTPUT`) are not
+    inputs, so re-running a batch whose output folder lies in (or is) its input folder skips what is
+    done instead of processing its own results again; a file named directly is always kept."""
     found: list[tuple[Path, Path]] = []
     seen: set[Path] = set()
 
@@ -47,7 +55,8 @@ def collect_inputs(paths: Iterable[str | Path], recursive: bool = False) -> list
         if p.is_dir():
             pattern = "**/*" if recursive else "*"
             for f in sorted(p.glob(pattern)):
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") \
+                        and not (skip_outputs and EARLIER_OUTPUT.search(f.stem)):
                     add(f, f.relative_to(p))
         else:
             add(p, Path(p.name))

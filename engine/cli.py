@@ -109,8 +109,8 @@ def _edit_kwargs(args: argparse.Namespace, model=None) -> dict:
         return {"ts": ts, **({"sampler": args.sampler} if args.sampler else {})}
     kw: dict = {"sampler": args.sampler} if args.sampler else {}
     if args.start_sigma is not None:
-        if args.start_sigma <= 0:
-            raise UsageError("--start-sigma must be positive")
+        if not args.start_sigma > 0:  # also nan, which no comparison lets through
+            raise UsageError(f"--start-sigma must be positive, got {args.start_sigma:g}")
         kw["sigma_start"] = args.start_sigma
     if args.steps is not None:
         if args.steps < 1:
@@ -131,6 +131,14 @@ def _out_path(args: argparse.Namespace, src: Path | None, suffix: str) -> Path:
             return out / name
         return out
     return Path(name) if src is None else src.with_name(name)
+
+
+def _check_range(option: str, value: float | None, lo: float, hi: float, *, below_hi: bool = False) -> None:
+    """A numeric option within lo..hi (below hi with `below_hi`): the engine turns nan or a huge
+    value into a traceback or an out-of-memory kill, and a negative one into a silent default."""
+    if value is not None and not (lo <= value < hi if below_hi else lo <= value <= hi):
+        span = f"be at least {lo:g} and below {hi:g}" if below_hi else f"lie in {lo:g}..{hi:g}"
+        raise UsageError(f"{option} must {span}, got {value:g}")
 
 
 def _check_out(args: argparse.Namespace, out: Path, size: tuple[int, int] | None = None) -> None:
@@ -242,6 +250,10 @@ def _save(args: argparse.Namespace, out: Path, pic: Picture) -> None:
 def cmd_inpaint(args: argparse.Namespace) -> int:
     if args.blend is not None and args.blend < 1:
         raise UsageError("--blend must be at least 1")
+    # The app's ranges (app.model.params.GenerationParams).
+    _check_range("--context", args.context, 0, 4)
+    for option, value in (("--min-context", args.min_context), ("--grow", args.grow), ("--feather", args.feather)):
+        _check_range(option, value, 0, 4096)
     pic = load_picture(args.image)
     for note in pic.notes:
         print(f"note: {args.image}: {note}", file=sys.stderr)
@@ -290,11 +302,16 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file; batches need a folder")
-    items = collect_inputs(args.inputs, recursive=args.recursive)
+    items = collect_inputs(args.inputs, recursive=args.recursive, skip_outputs=True)
     if not items:
         raise UsageError("no image files found in the given inputs")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)  # before the model loads, as a single output's folder is checked
+    except OSError as e:
+        raise ImageError(f"{out_dir}: cannot create the output folder ({os.strerror(e.errno) if e.errno else e})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ImageError(f"{out_dir}: output folder is not writable; nothing was changed")
     run_one = prepare()
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     def process(src: Path, dst: Path) -> None:
         pic = load_picture(src)
@@ -308,6 +325,7 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
 
 def cmd_colorize(args: argparse.Namespace) -> int:
     _edit_kwargs(args)  # argument errors before anything is read
+    _check_range("--render-size", args.render_size, 0, 4096)  # the app's range; 0: the model's resolution
 
     def prepare() -> RunOne:
         model = _load(args)
@@ -327,6 +345,9 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     k = args.factor
     if k not in (2, 4, 8):
         raise UsageError(f"--factor must be 2, 4 or 8, got {k}")
+    if args.average < 1:
+        raise UsageError(f"--average must be at least 1, got {args.average}")
+    _check_range("--overlap", args.overlap, 0, 1, below_hi=True)
     _edit_kwargs(args)  # argument errors before anything is read
 
     def prepare() -> RunOne:

@@ -223,8 +223,29 @@ def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     """Read a mask (white, or opaque where the mask has alpha, = fill) and check it matches size = (width, height)."""
     path = Path(path)
     _check_path(path)
+
+    def wrong_size(w: int, h: int) -> ImageError:
+        return ImageError(f"{path}: mask is {w}x{h} but the image is {size[0]}x{size[1]}")
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # No image this editor opens is that large, so the mask cannot match it.
+        raise ImageError(f"{path}: mask is over {MAX_PIXELS / 1e6:.0f} Mpx but the image is {size[0]}x{size[1]}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not a supported mask image") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{path}: not a readable mask image ({e})") from None
+    try:
+        with im:
+            # Said from the header: decoding a wrong mask first can take seconds and gigabytes. Its
+            # EXIF orientation may swap the sides, but reading it decodes a PNG, so either way fits.
+            w, h = im.size
+            if tuple(size) not in ((w, h), (h, w)):
+                raise wrong_size(w, h)
             sixteen = sixteen_bit_tiles(list(getattr(im, "tile", None) or []))  # loading clears the tiles
             im = ImageOps.exif_transpose(im)
             if im.mode in ("RGBA", "LA") and np.asarray(im.getchannel("A")).min() < 255:
@@ -236,12 +257,10 @@ def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
                 a = to_uint8(_to_rgb_arrays(im, None, sixteen)[0][..., 0])
             else:
                 a = np.asarray(im.convert("L"))
-    except UnidentifiedImageError:
-        raise ImageError(f"{path}: not a supported mask image") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{path}: not a readable mask image ({e})") from None
     if (a.shape[1], a.shape[0]) != tuple(size):
-        raise ImageError(f"{path}: mask is {a.shape[1]}x{a.shape[0]} but the image is {size[0]}x{size[1]}")
+        raise wrong_size(a.shape[1], a.shape[0])
     return a > 127
 
 
@@ -291,7 +310,7 @@ FORMAT_NAMES = {"WEBP": "WebP", "JPEG": "JPEG"}
 
 def check_output_path(path: str | Path, *, overwrite: bool = False, size: tuple[int, int] | None = None) -> str:
     """The checks `save_picture` makes before it encodes, for a caller to make before any compute:
-    a known extension, no existing file unless `overwrite`, an existing folder, and (given the
+    a known extension, no existing file unless `overwrite`, an existing writable folder, and (given the
     output's `size` = (width, height)) a size the format can store. Creates nothing; returns the
     format's name (SAVE_FORMATS)."""
     path = Path(path)
@@ -304,17 +323,23 @@ def check_output_path(path: str | Path, *, overwrite: bool = False, size: tuple[
         raise ImageError(f"{path}: already exists (pass --overwrite to replace it)")
     if not path.parent.is_dir():
         raise ImageError(f"{path.parent}: output folder does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):  # said before the compute, not after it
+        raise ImageError(f"{path.parent}: output folder is not writable; nothing was changed")
     if size is not None and fmt in MAX_SIDE and max(size) > MAX_SIDE[fmt]:
         raise ImageError(f"{path}: {size[0]}x{size[1]} is over {FORMAT_NAMES[fmt]}'s limit of {MAX_SIDE[fmt]} px a side; "
                          "save as .png or .tif instead")
     return fmt
 
 
-def save_picture(path: str | Path, pic: Picture, *, overwrite: bool = False, quality: int = 95) -> Path:
+def save_picture(path: str | Path, pic: Picture, *, overwrite: bool = False, quality: int | None = None) -> Path:
     """Encode by extension and write atomically; an existing file is only replaced with overwrite=True.
+    `quality` None: lossless WebP (as the app saves it), JPEG at 95.
     Every failure (`check_output_path`'s, the encoder's, the disk's) is an `ImageError`."""
     path = Path(path)
     fmt = check_output_path(path, overwrite=overwrite, size=pic.size)
+    if quality is None:
+        # Lossy WebP would change the known pixels an edit promises to keep (outside an inpaint mask).
+        quality = 100 if fmt == "WEBP" else 95
     w, h = pic.size
     try:
         data = encode_picture(pic, fmt, quality=quality)
@@ -329,6 +354,6 @@ def save_picture(path: str | Path, pic: Picture, *, overwrite: bool = False, qua
     return path
 
 
-def write_image(path: str | Path, image: np.ndarray, *, overwrite: bool = False, quality: int = 95) -> Path:
+def write_image(path: str | Path, image: np.ndarray, *, overwrite: bool = False, quality: int | None = None) -> Path:
     """Save a bare (H, W, 3) array."""
     return save_picture(path, Picture(rgb=np.asarray(image)), overwrite=overwrite, quality=quality)

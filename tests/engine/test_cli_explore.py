@@ -1,0 +1,146 @@
+"""Odd but legitimate inputs to `cstudio`: lossless WebP results, masks of the wrong size, numbers
+outside what the engine takes, and batches whose output folder sits in (or is) their input folder."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+import engine.cli
+from app.__main__ import main
+from engine.imageio import ImageError, read_mask
+
+
+@pytest.fixture()
+def no_compute(monkeypatch):
+    """Fail the test if a command gets as far as loading its model."""
+    def load(args):
+        raise AssertionError("the model was loaded before the arguments and the output were checked")
+
+    monkeypatch.setattr(engine.cli, "_load", load)
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose header claims width x height 1-bit pixels, with (almost) no pixel data."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0\0")) + chunk(b"IEND", b""))
+
+
+def test_webp_output_keeps_the_pixels_outside_the_mask(images, tiny_model_file):
+    rgba = np.dstack([np.asarray(Image.open(images / "in.png")), np.full((24, 30), 255, np.uint8)])
+    rgba[:, :4, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(images / "in.webp", lossless=True)
+    out = images / "out.webp"
+    assert main(["inpaint", str(images / "in.webp"), "--mask", str(images / "mask.png"), "--model", str(tiny_model_file),
+                 "--quiet", "--steps", "1", "--grow", "0", "--out", str(out)]) == 0
+    with Image.open(out) as im:
+        got = np.asarray(im.convert("RGBA"))
+    keep = np.ones((24, 30), bool)
+    keep[5:15, 5:20] = False
+    assert np.array_equal(got[..., 3], rgba[..., 3])
+    visible = keep & (rgba[..., 3] > 0)
+    assert np.array_equal(got[visible, :3], rgba[visible, :3])
+
+
+def test_a_mask_header_over_the_pixel_limit_is_a_one_line_error(images, tiny_model_file, no_compute, capsys):
+    _png_header_only(images / "huge.png", 30000, 30000)
+    assert main(["inpaint", str(images / "in.png"), "--mask", str(images / "huge.png"), "--model", str(tiny_model_file),
+                 "--out", str(images / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert "huge.png: mask is over 200 Mpx but the image is 30x24" in err and "Traceback" not in err
+    assert not (images / "o.png").exists()
+
+
+def test_a_mask_of_the_wrong_size_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((20, 40), np.uint8)).save(tmp_path / "m.png")
+
+    def load(self):
+        raise AssertionError("the mask's pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    with pytest.raises(ImageError, match="mask is 40x20 but the image is 30x24"):
+        read_mask(tmp_path / "m.png", (30, 24))
+
+
+def test_a_mask_whose_exif_turns_it_upright_still_fits(tmp_path):
+    m = np.zeros((20, 30), np.uint8)
+    m[2:5, 10:20] = 255
+    im = Image.fromarray(m)
+    exif = im.getexif()
+    exif[0x0112] = 6  # stored 30x20, shown 20x30
+    im.save(tmp_path / "m.png", exif=exif.tobytes())
+    got = read_mask(tmp_path / "m.png", (20, 30))
+    assert got.shape == (30, 20) and got.sum() == m.astype(bool).sum()
+    with pytest.raises(ImageError, match="mask is 20x30 but the image is 30x20"):
+        read_mask(tmp_path / "m.png", (30, 20))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["upscale", "IN", "--overlap", "nan"], "--overlap must be at least 0 and below 1, got nan"),
+    (["upscale", "IN", "--overlap", "1.5"], "--overlap must be at least 0 and below 1"),
+    (["upscale", "IN", "--overlap", "-0.2"], "--overlap must be at least 0 and below 1"),
+    (["upscale", "IN", "--average", "0"], "--average must be at least 1, got 0"),
+    (["upscale", "IN", "--start-sigma", "nan"], "--start-sigma must be positive, got nan"),
+    (["colorize", "IN", "--render-size", "-1"], "--render-size must lie in 0..4096, got -1"),
+    (["colorize", "IN", "--render-size", "100000"], "--render-size must lie in 0..4096"),
+    (["inpaint", "IN", "--mask", "MASK", "--context", "nan"], "--context must lie in 0..4, got nan"),
+    (["inpaint", "IN", "--mask", "MASK", "--grow", "100000"], "--grow must lie in 0..4096, got 100000"),
+    (["inpaint", "IN", "--mask", "MASK", "--feather", "-2"], "--feather must lie in 0..4096"),
+    (["inpaint", "IN", "--mask", "MASK", "--min-context", "-1"], "--min-context must lie in 0..4096"),
+])
+def test_numbers_the_engine_cannot_take_are_one_line_errors(argv, message, images, tiny_model_file, no_compute, capsys):
+    subst = {"IN": str(images / "in.png"), "MASK": str(images / "mask.png")}
+    argv = [subst.get(a, a) for a in argv]
+    assert main([*argv, "--model", str(tiny_model_file), "--quiet", "--out", str(images / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (images / "o.png").exists()
+
+
+def test_a_batch_output_folder_that_cannot_be_made_is_said_before_the_model_loads(images, tiny_model_file,
+                                                                                   no_compute, capsys):
+    out = images / "in.png" / "results"  # under a file
+    assert main(["upscale", str(images / "in.png"), str(images / "mask.png"), "--model", str(tiny_model_file),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create the output folder" in err and "Traceback" not in err
+
+
+def test_an_unwritable_output_folder_is_said_before_the_model_loads(images, tiny_model_file, no_compute, monkeypatch,
+                                                                    capsys):
+    locked = images / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # As a read-only mount or folder says it (chmod does not stop the root user tests may run as).
+    monkeypatch.setattr(os, "access",
+                        lambda p, mode, **kw: False if os.fspath(p) == str(locked) else real_access(p, mode, **kw))
+    m = ["--model", str(tiny_model_file), "--quiet"]
+    assert main(["upscale", str(images / "in.png"), *m, "--out", str(locked / "x.png")]) == 2
+    assert "locked: output folder is not writable" in capsys.readouterr().err
+    assert main(["upscale", str(images / "in.png"), str(images / "mask.png"), *m, "--out", str(locked)]) == 2
+    assert "locked: output folder is not writable" in capsys.readouterr().err
+    assert not any(locked.iterdir())
+
+
+@pytest.mark.parametrize("inside", ["up", "."])
+def test_rerunning_a_batch_into_its_own_input_folder_skips_its_results(inside, tmp_path, tiny_model_file, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.full((8, 8, 3), 120, np.uint8)).save(folder / "a.png")
+    out = folder / inside
+    args = ["upscale", str(folder), "--factor", "2", "--recursive", "--out", str(out), "--model", str(tiny_model_file),
+            "--quiet", "--steps", "1"]
+    assert main(args) == 0
+    assert "1 written, 0 skipped" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "0 written, 1 skipped" in capsys.readouterr().out
+    found = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png"))
+    assert found == sorted(["a.png", (out / "a_upscale_2x.png").relative_to(folder).as_posix()])
