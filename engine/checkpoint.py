@@ -68,7 +68,12 @@ def save_model(path: str | Path, spec: ModelSpec, state_dict: dict[str, torch.Te
     for k, v in state_dict.items():
         v = v.detach().to("cpu")
         if dtype is not None and v.is_floating_point():
-            v = v.to(dtype)
+            cast = v.to(dtype)
+            # fp16 tops out at 65504: a larger weight would be saved as inf, a model that outputs NaN.
+            if not bool(torch.isfinite(cast).all()) and bool(torch.isfinite(v).all()):
+                raise CheckpointError(f"{path}: key {k!r} holds values up to {float(v.abs().max()):.6g}, "
+                                      f"beyond the range of {dtype}; save it in a wider type")
+            v = cast
         tensors[k] = v.contiguous()
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec.to_json()}
     meta.update(metadata or {})
@@ -182,10 +187,47 @@ def spec_for_official(path: Path, unet: UNetConfig) -> ModelSpec:
     return ModelSpec(unet=unet, denoiser=DenoiserConfig(kind=kind), name=path.stem)
 
 
+def check_spec(spec: ModelSpec, source: str) -> None:
+    """Types and ranges of every field of a spec (e.g. one read from a file's metadata), so a
+    malformed one is refused by name here, not by a ZeroDivisionError in the network's
+    constructor or a NaN schedule at the first sampling step."""
+    def need(ok: bool, field: str, want: str, value: object) -> None:
+        if not ok:
+            raise CheckpointError(f"{source}: model spec in the metadata is invalid: {field} must be {want}, got {value!r}")
+
+    def integer(v: object, least: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+    def number(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    u, d, smp = spec.unet, spec.denoiser, spec.sampler
+    for f in ("image_size", "in_channels", "out_channels", "model_channels", "num_head_channels"):
+        need(integer(getattr(u, f), 1), f"unet.{f}", "a positive integer", getattr(u, f))
+    # 0 is a real network: each level keeps its down/up-sampling and one ResBlock on the way up.
+    need(integer(u.num_res_blocks, 0), "unet.num_res_blocks", "a non-negative integer", u.num_res_blocks)
+    need(all(integer(m, 1) for m in u.channel_mult), "unet.channel_mult", "positive integers", u.channel_mult)
+    need(all(integer(r, 1) for r in u.attention_resolutions), "unet.attention_resolutions", "positive integers",
+         u.attention_resolutions)
+    need(u.num_classes is None or integer(u.num_classes, 1), "unet.num_classes", "null or a positive integer", u.num_classes)
+    need(number(u.dropout) and 0 <= u.dropout < 1, "unet.dropout", "a number in [0, 1)", u.dropout)
+    for f in ("use_scale_shift_norm", "resblock_updown"):
+        need(isinstance(getattr(u, f), bool), f"unet.{f}", "true or false", getattr(u, f))
+    for f in ("sigma_data", "sigma_min", "sigma_max", "rho"):
+        need(number(getattr(d, f)) and getattr(d, f) > 0, f"denoiser.{f}", "a positive finite number", getattr(d, f))
+    need(integer(smp.steps, 2), "sampler.steps", "an integer of at least 2", smp.steps)
+    need(smp.edm_sampler in ("heun", "euler"), "sampler.edm_sampler", "'heun' or 'euler'", smp.edm_sampler)
+    need(integer(smp.edm_steps, 1), "sampler.edm_steps", "a positive integer", smp.edm_steps)
+    need(isinstance(spec.name, str), "name", "a string", spec.name)
+
+
 def check_state_dict(unet: UNetConfig, sd: dict[str, torch.Tensor], source: str) -> None:
     """Compare keys and shapes with the network the config builds; errors name the offending key."""
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in UNet(unet).state_dict().items()}
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in UNet(unet).state_dict().items()}
+    except (ValueError, TypeError, ZeroDivisionError) as e:
+        raise CheckpointError(f"{source}: the model config does not make a network ({e})") from None
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
     if missing or unexpected:
@@ -198,6 +240,10 @@ def check_state_dict(unet: UNetConfig, sd: dict[str, torch.Tensor], source: str)
     for k, shape in expected.items():
         if tuple(sd[k].shape) != shape:
             raise CheckpointError(f"{source}: key {k!r} has shape {tuple(sd[k].shape)}, the config needs {shape}")
+    for k in expected:
+        # A diverged or damaged file: every image it made would be NaN, i.e. black after conversion.
+        if sd[k].is_floating_point() and not bool(torch.isfinite(sd[k]).all()):
+            raise CheckpointError(f"{source}: key {k!r} holds NaN or infinite values")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -413,5 +459,6 @@ def load_model(path: str | Path, *, image_size: int | None = None, num_head_chan
         unet = infer_unet_config(sd, image_size=image_size, num_head_channels=num_head_channels)
         spec = spec_for_official(path, unet)
         meta = {"source": "official"}
+    check_spec(spec, str(path))
     check_state_dict(spec.unet, sd, str(path))
     return spec, sd, meta

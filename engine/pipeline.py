@@ -193,6 +193,8 @@ class Model:
     def sigmas_from(self, sigma_start: float, num_steps: int) -> list[float]:
         """`num_steps` evaluations from `sigma_start` down the Karras curve, plus the final sigma_min."""
         d = self.spec.denoiser
+        if math.isnan(sigma_start):  # min/max below would pass NaN through: a black image, no error
+            raise ValueError("the start sigma must be a number, got nan")
         sigma_start = min(max(sigma_start, d.sigma_min * 2), d.sigma_max)
         grid = karras_sigmas(num_steps + 1, d.sigma_min, sigma_start, d.rho)
         return grid
@@ -460,6 +462,8 @@ class Model:
         Steps and sampler not given keep `edit_default("stroke_edit")`.
         """
         guide = _check_image(guide)
+        if math.isnan(strength):
+            raise ValueError("strength must be a number in 0..1, got nan")
         H, W = guide.shape[:2]
         h, w = self._stroke_size(H, W)
         y = torch.from_numpy(resize_float(as_float(guide), (w, h), Image.Resampling.LANCZOS)).permute(2, 0, 1)[None] * 2 - 1

@@ -121,6 +121,14 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
         lo, hi = band_top, min(upto, h * k)
         if hi > lo:
             rows_f = acc[: hi - lo, : w * k] / wsum[: hi - lo, : w * k]
+            # Each tile keeps its block means, but clamping a tile to [0, 1] and blending overlapping
+            # tiles with weights that vary inside a block move them; put them back. The fit runs
+            # on one stride of tile rows at a time (tile tops are whole input rows): where the
+            # bands end depends on the batch size, and the picture must not.
+            cuts = [lo] + [y * k for y in plan.ys if lo < y * k < hi] + [hi]
+            for a, b in zip(cuts, cuts[1:]):
+                rows_f[a - lo:b - lo] = fit_block_means(rows_f[a - lo:b - lo],
+                                                        image[a // k:b // k].astype(np.float32) / peak, k)
             out[lo:hi] = np.clip(rows_f * peak + 0.5, 0, peak).astype(image.dtype)
         acc = np.concatenate([acc[rows:], np.zeros((rows, acc.shape[1], 3), np.float32)])
         wsum = np.concatenate([wsum[rows:], np.zeros((rows, wsum.shape[1], 1), np.float32)])
@@ -148,6 +156,42 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
             progress(bi + 1, n_batches)
     flush(band_top + acc.shape[0])
     return out
+
+
+def fit_block_means(x: np.ndarray, target: np.ndarray, k: int, iters: int = 40) -> np.ndarray:
+    """An image in [0, 1] close to x whose k x k block means equal `target` exactly.
+
+    x: float (h*k, w*k, C); target: (h, w, C) in [0, 1]. The mean errors are first corrected
+    smoothly (`SuperRes(smooth=True)`: iterative back-projection, then the exact residual). Blocks
+    that this would push out of [0, 1] get instead the Euclidean projection of x onto
+    {mean = t} intersected with the box [0, 1]^(k*k), which is clip(x + s, 0, 1) for the one shift
+    s that meets the mean (the KKT conditions of the box; the same water-filling as the simplex
+    projection of Duchi et al., 2008, Sec. 3), found by bisection since mean(clip(x + s)) is
+    monotone in s.
+    """
+    h, w, c = target.shape
+    # The mean errors (from blending and clamping) are spread smoothly first, as the loop's own
+    # projection does (`SuperRes(smooth=True)`): a constant shift per block would draw the k x k
+    # grid along every tile seam, where the errors are.
+    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32)).permute(2, 0, 1)[None]
+    yt = torch.from_numpy(np.ascontiguousarray(target, np.float32)).permute(2, 0, 1)[None]
+    op = SuperRes(k, smooth=True)
+    smooth = op.project(xt, op.from_low(yt))[0].permute(1, 2, 0).numpy()
+    blocks = x.astype(np.float32).reshape(h, k, w, k, c)
+    t = target.astype(np.float32)[:, None, :, None, :]
+    out = smooth.reshape(h, k, w, k, c).copy()
+    bad = ((out < 0) | (out > 1)).any(axis=(1, 3))  # (h, w, c): blocks the box constraint bends
+    if bad.any():
+        bi, bj, bc = np.nonzero(bad)
+        xb = blocks[bi, :, bj, :, bc].reshape(len(bi), -1).astype(np.float64)  # (n, k*k)
+        tb = t[bi, 0, bj, 0, bc].astype(np.float64)[:, None]
+        lo, hi = -xb.max(axis=1, keepdims=True), 1 - xb.min(axis=1, keepdims=True)  # mean 0 .. mean 1
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            below = np.clip(xb + mid, 0, 1).mean(axis=1, keepdims=True) < tb
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        out[bi, :, bj, :, bc] = np.clip(xb + (lo + hi) / 2, 0, 1).reshape(len(bi), k, k).astype(np.float32)
+    return out.reshape(h * k, w * k, c)
 
 
 # Below this alpha a pixel's colour is (partly) replaced by its opaque neighbours' (`bleed_colour`).
