@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .batch import plan
 from .files import ImageError, backup_path, open_document, read_mask, save_document, write_mask
 from .model.autosave import AutosaveError
 from .model.document import Document
@@ -47,7 +48,14 @@ class DocumentsMixin:
         try:
             doc = open_document(path)
         except ImageError as e:
-            self.view.show_error("Could not open the image", str(e))
+            message = str(e)
+            gone = str(path.resolve())
+            if not path.exists() and gone in self.settings.recent_files:
+                # Moved or deleted: the entry would only fail again on every later try.
+                self.save_settings(recent_files=tuple(r for r in self.settings.recent_files if r != gone))
+                self.view.set_recent_files(list(self.settings.recent_files))
+                message += "\nIt was removed from Open Recent."
+            self.view.show_error("Could not open the image", message)
             return False
         if as_sample:
             doc = Document(doc.image, None, alpha=doc.alpha, info=doc.info, notes=doc.notes, name=path.name)
@@ -73,8 +81,10 @@ class DocumentsMixin:
     def _replace_document(self: EditorController, doc: Document) -> None:
         if self._job is not None and not self._job_batch:
             self.engine.cancel(self._job)  # its result would be dropped anyway (stale revision)
-            if self._held_result is not None:  # it arrived mid-stroke: no other message will end the job
-                self._end_job()
+            # Ended here, not when the engine confirms: that "Cancelled." would replace what the open
+            # says (notes such as "rotated upright"), and Run would stay off meanwhile.
+            self._live_pending = False
+            self._end_job()
         self._stroke = self._stroke_before = self._stroke_image = self._stroke_display = None
         self.document = doc
         self.history.clear()
@@ -98,7 +108,7 @@ class DocumentsMixin:
         if replacing and not confirmed and not self.view.confirm_overwrite(target.name, backup_path(target).name):
             return False
         try:
-            save_document(doc, target, backup=replacing)
+            losses = save_document(doc, target, backup=replacing)
         except ImageError as e:
             self.view.show_error("Could not save the image", f"{e}\nYour work is still open (and autosaved).")
             return False
@@ -108,7 +118,7 @@ class DocumentsMixin:
         self.view.set_recent_files(list(self.settings.recent_files))
         self.view.set_title(doc.name, doc.dirty)
         kept = f" The previous version is kept as {backup_path(target).name}." if replacing else ""
-        self.view.set_status(f"Saved {target.name}.{kept}")
+        self.view.set_status(" ".join([f"Saved {target.name}.", *losses]) + kept)
         self._autosave()
         return True
 
@@ -228,9 +238,21 @@ class DocumentsMixin:
             return None
         out = Path(self.settings.batch_out_dir) if self.settings.batch_out_dir else None
         job = BatchRequest(self._ids.next(), p, tuple(Path(i) for i in inputs), out_dir=out)
+        try:
+            empty = not plan(job)  # a folder listing: quick, and a drop of nothing is no failed task
+        except OSError:
+            empty = False  # the worker reports it with the file's name
+        if empty:
+            self.view.set_status(f"No images to {TASK_LABELS[p.task].lower()} among the dropped items "
+                                 "(folders are read without their sub-folders; earlier results are left out).")
+            return None
         self._job, self._job_live, self._job_batch, self._job_mask = job.job_id, False, True, None
+        self._job_task = p.task
         self.view.set_busy(True)
+        # Replaces what an earlier drop said ("choose Upscale or Colorize first"), which no longer holds.
+        self.view.set_status(f"{TASK_LABELS[p.task]} batch running; Esc cancels.")
         self.view.set_progress(0, 0, f"{TASK_LABELS[p.task]} batch: starting")
+        self._time_left = self._new_time_left()
         self.engine.submit(job)
         return job.job_id
 

@@ -15,6 +15,7 @@ import numpy as np
 from .model import brush as brushes
 from .model.brush import BrushTool, Stroke
 from .model.document import Snapshot, to_uint8
+from .model.params import TASK_LABELS, USES_MASK, Task
 
 if TYPE_CHECKING:
     from .controller import EditorController
@@ -32,6 +33,12 @@ class PaintingMixin:
         if self._stroke is not None:
             return
         tool = BrushTool.erase if erase and self.brush.tool == BrushTool.mask else self.brush.tool
+        if tool != BrushTool.colour and self.params.task not in USES_MASK:
+            # This task ignores the mask: a stroke would change nothing the user can see the effect
+            # of, and would turn up later as a surprise in Inpaint.
+            names = " or ".join(TASK_LABELS[t] for t in sorted(USES_MASK, key=list(Task).index))
+            self.view.set_status(f"{TASK_LABELS[self.params.task]} does not use a mask: choose {names} to paint one.")
+            return
         self._stroke_before = self.document.snapshot()
         self._stroke = Stroke(self.document.mask.shape, self.brush.replace(tool=tool))
         if tool == BrushTool.colour:

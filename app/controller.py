@@ -9,10 +9,13 @@ Images reach the view as 8-bit (`set_image`); the document keeps the file's own 
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from engine.progress import TimeLeft, format_time_left
 
 from ._documents import DocumentsMixin
 from ._painting import PaintingMixin
@@ -81,6 +84,8 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._ids = JobIds()
         self._job: int | None = None  # the task in flight (at most one)
         self._job_live = False
+        self._job_task: Task | None = None  # what the job in flight runs: the picker may have moved on since
+        self._time_left = TimeLeft()  # a x4 upscale of a large photo runs for minutes on a CPU
         self._job_batch = False  # the job in flight is a batch of files, not an edit of the document
         self._job_mask: np.ndarray | None = None  # the mask the running job fills
         self._job_cancelled = False  # Esc was pressed: a result still on its way is dropped
@@ -88,6 +93,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._live_pending = False  # a live request arrived while a job ran; the latest state wins
         self._model_job: int | None = None
         self._import_job: int | None = None
+        self._import_name = ""  # the file being imported, for the status line when it fails
         self._stroke: Stroke | None = None
         self._stroke_before: Snapshot | None = None
         self._stroke_image: np.ndarray | None = None  # writable copy while a colour stroke is drawn
@@ -184,6 +190,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
 
     def import_checkpoint(self, source: Path) -> None:
         self._import_job = self._ids.next()
+        self._import_name = Path(source).name
         self.view.set_status(f"Importing {source.name}...")
         self.view.set_progress(0, 3, f"Importing {source.name}")
         self.engine.submit(ImportRequest(self._import_job, Path(source), self.models_dir))
@@ -226,11 +233,14 @@ class EditorController(PaintingMixin, DocumentsMixin):
         mask.flags.writeable = False
         job = JobRequest(self._ids.next(), params, doc.image, mask, doc.image_revision, live=live,
                          alpha=doc.alpha if params.task == Task.upscale else None)
-        self._job, self._job_live, self._job_batch = job.job_id, live, False
+        self._job, self._job_live, self._job_batch, self._job_task = job.job_id, live, False, params.task
         self._job_mask = mask if params.task in USES_MASK else None
         self._live_pending = False
         self.view.set_busy(True)
+        # Replaces what an earlier attempt said ("the mask is empty"), which no longer holds.
+        self.view.set_status(f"{TASK_LABELS[params.task]}{' (live)' if live else ''} running; Esc cancels.")
         self.view.set_progress(0, 0, f"{TASK_LABELS[params.task]}: starting")
+        self._time_left = self._new_time_left()
         self.engine.submit(job)
         return job.job_id
 
@@ -247,10 +257,20 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._job_cancelled = True  # the engine may have sent its result already: it must not apply
         self.view.set_status("Cancelling...")
 
+    @staticmethod
+    def _new_time_left() -> TimeLeft:
+        return TimeLeft()
+
     def on_progress(self, p: Progress) -> None:
         if p.job_id == self._job:
-            label = TASK_LABELS[self.params.task if not self._job_live else Task.inpaint]
+            label = TASK_LABELS[self._job_task or self.params.task]
             text = f"{label}: {p.stage}" if p.stage else f"{label}: step {p.done}/{p.total}"
+            left = format_time_left(self._time_left.update(p.done, p.total)) if p.total else ""
+            if left and p.done < p.total:
+                # Once the rate is known, the time left says more than a step count; a batch keeps
+                # its file count ("2/5"), the name would not fit.
+                files = re.match(r"\d+/\d+", p.stage)
+                text = f"{label}: {files.group(0) if files else f'{100 * p.done // p.total} %'} \u00b7 {left}"
             self.view.set_progress(p.done, p.total, text)
         elif p.job_id in (self._model_job, self._import_job):
             self.view.set_progress(p.done, p.total, p.stage)
@@ -274,6 +294,8 @@ class EditorController(PaintingMixin, DocumentsMixin):
         elif f.job_id == self._import_job:
             self._import_job = None
             self.view.set_progress(0, 1, "")
+            # Replaces "Importing NAME...", which would otherwise stay as if the import still ran.
+            self.view.set_status(f"Could not import {self._import_name}.")
             self.view.show_error("Could not import the checkpoint", f.message)
         elif f.job_id == self._job:
             if self._job_live:
@@ -290,6 +312,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
     def _end_job(self) -> None:
         self._job = None
         self._job_live = False
+        self._job_task = None
         self._job_batch = False
         self._job_mask = None
         self._job_cancelled = False

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from engine.batch import IMAGE_SUFFIXES
-from engine.imageio import SAVE_FORMATS, ImageError, Picture, encode_picture, load_picture
+from engine.imageio import SAVE_FORMATS, SIXTEEN_BIT_FORMATS, ImageError, Picture, encode_picture, load_picture
 
 from .model.document import Document, convert_depth, to_uint8
 from .model.safe_write import atomic_write, backup_path
@@ -87,8 +87,22 @@ def save_picture_safely(path: Path, pic: Picture, *, backup: bool = False) -> No
         raise ImageError(f"{path.name}: could not save ({_reason(e)}); the file on disk was not changed") from None
 
 
-def save_document(doc: Document, path: Path, *, backup: bool = False) -> None:
-    save_picture_safely(path, document_picture(doc), backup=backup)
+def format_losses(pic: Picture, fmt: str) -> list[str]:
+    """What saving `pic` as `fmt` leaves out, in words for the status line (a user who picked
+    JPEG for a transparent 16-bit scan should learn it was flattened and reduced, not find out later)."""
+    notes = []
+    if pic.rgb.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
+        notes.append(f"{fmt} keeps 8 bits per channel, so it was saved at 8 bits.")
+    if fmt == "JPEG" and pic.alpha is not None and int(pic.alpha.min()) < np.iinfo(pic.alpha.dtype).max:
+        notes.append("JPEG has no transparency: the transparent parts were flattened onto white.")
+    return notes
+
+
+def save_document(doc: Document, path: Path, *, backup: bool = False) -> list[str]:
+    """Save through `save_picture_safely`; returns what the format left out (`format_losses`)."""
+    pic = document_picture(doc)
+    save_picture_safely(path, pic, backup=backup)
+    return format_losses(pic, SAVE_FORMATS[Path(path).suffix.lower()])
 
 
 def read_mask(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, str]:

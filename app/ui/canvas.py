@@ -70,8 +70,10 @@ class CanvasView(QGraphicsView):
         self.setMouseTracking(True)
         self.setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self._image = SharedImage(1, 1, 3)
-        self._overlay = SharedImage(1, 1, 4)
+        # Empty, not 1x1: the first image must always take set_image's new-size path (scene rect,
+        # layers, fit), or a 1x1 picture opened first would never be shown.
+        self._image = SharedImage(0, 0, 3)
+        self._overlay = SharedImage(0, 0, 4)
         self._image_layer = _ImageLayer()
         self._mask_layer = _ImageLayer()
         self._clip = QGraphicsRectItem()  # shows 'before' left of the split line only
@@ -204,7 +206,10 @@ class CanvasView(QGraphicsView):
         return self.zoom() * self.devicePixelRatioF()
 
     def set_zoom(self, zoom: float) -> None:
-        zoom = min(max(zoom, MIN_ZOOM), MAX_ZOOM)
+        # Fit may lie outside the limits (a tiny image, a huge one): from there zooming in must not
+        # jump out to MAX_ZOOM (nor out jump in to MIN_ZOOM); it stays put instead.
+        current = self.zoom()
+        zoom = min(max(zoom, min(MIN_ZOOM, current)), max(MAX_ZOOM, current))
         self._fit_mode = False
         self.setTransform(self.transform().fromScale(zoom, zoom))
         self.zoom_changed.emit(self.device_zoom())
@@ -253,7 +258,8 @@ class CanvasView(QGraphicsView):
         if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space_held):
             self._pan_from, self._pan_button = event.position(), button
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
-        elif button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton) and not self._painting:
+        elif button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton) and not self._painting \
+                and not self._compare_held:  # the mask is hidden while comparing: no painting blind
             self._painting, self._paint_button = True, button
             p = self._image_pos(event.position())
             self.stroke_started.emit(p.x(), p.y(), button == Qt.MouseButton.RightButton)

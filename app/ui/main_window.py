@@ -28,6 +28,7 @@ from .qimage import from_qimage, to_qimage
 
 APP_TITLE = "Consistency Studio"
 COMPARE_KEY = Qt.Key.Key_C  # hold to see the image before the last result
+PROGRESS_LONGEST = "Stroke edit: 99 % \u00b7 about 12 h 55 min left"
 PAN_KEY = Qt.Key.Key_Space  # hold and drag with the left button to pan the canvas
 
 SHORTCUTS_HELP = """<b>Canvas</b>: wheel or Ctrl+= / Ctrl+- zoom, Ctrl+0 fit, Ctrl+1 100 %;
@@ -77,7 +78,10 @@ class MainWindow(QMainWindow):
 
         self.status_text = QLabel()
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
+        # Fixed: a status bar gives permanent widgets only their size hint, a few digits wide, which
+        # clipped the step text ("npaint: step 12/84") however much room the bar had.
+        # Wide enough, in this font, for the longest text it shows (a stroke edit's share and time left).
+        self.progress.setFixedWidth(self.progress.fontMetrics().horizontalAdvance(PROGRESS_LONGEST) + 24)
         self.progress.setTextVisible(True)
         self.progress.setVisible(False)
         self.zoom_text = QLabel()
@@ -365,7 +369,10 @@ class MainWindow(QMainWindow):
         return answer == "discard"
 
     def _open(self, path: Path) -> bool:
-        return self._maybe_save() and self.controller.open_path(path)
+        if not (self._maybe_save() and self.controller.open_path(path)):
+            return False
+        self.canvas.zoom_fit()  # a new picture starts whole, not at the zoom the last one was left at
+        return True
 
     def _on_open(self) -> None:
         path = self._modal(dialogs.open_image_file, self.controller.settings.last_dir)
@@ -417,6 +424,7 @@ class MainWindow(QMainWindow):
             return
         if self._maybe_save():
             self.controller.open_array(from_qimage(image))
+            self.canvas.zoom_fit()
 
     def _on_import(self, folder: bool) -> None:
         path = self._modal(dialogs.open_checkpoint, self.controller.settings.last_dir, folder)

@@ -106,6 +106,19 @@ def test_batches_need_a_batch_task(tmp_path: Path, folder: Path) -> None:
     assert "choose Upscale or Colorize" in view.set_status.call_args.args[0]
 
 
+def test_a_drop_with_nothing_to_do_says_so_without_a_failed_task(tmp_path: Path) -> None:
+    c, view, engine, _ = _upscaling(tmp_path)
+    empty, notes, done = tmp_path / "empty", tmp_path / "notes", tmp_path / "done"
+    empty.mkdir(), notes.mkdir(), done.mkdir()
+    (notes / "readme.txt").write_text("no pictures here")
+    (empty / "deeper").mkdir()
+    Image.fromarray(make_photo(8, 8)).save(empty / "deeper" / "a.png")  # sub-folders are not read
+    Image.fromarray(make_photo(8, 8)).save(done / "a_upscale_2x.png")  # an earlier result only
+    assert c.run_batch([empty, notes, done]) is None and not engine.queue and not c.busy
+    assert view.set_status.call_args.args[0].startswith("No images to upscale among the dropped items")
+    view.show_error.assert_not_called()
+
+
 def test_plan_names_outputs_like_the_cli(tmp_path: Path, folder: Path) -> None:
     req = BatchRequest(1, GenerationParams(task=Task.upscale, upscale_factor=4), (folder,), out_dir=tmp_path / "o")
     pairs = plan(req)

@@ -430,3 +430,67 @@ def test_a_live_result_landing_mid_stroke_reruns_once_with_the_new_stroke(setup)
     assert len(engine.queue) == 1 and engine.queue[0].mask[30, 20] == 255  # one re-run, with the new stroke
     engine.process()
     assert not c.busy and not engine.queue
+
+
+def test_progress_shows_the_time_left_once_the_rate_is_known(setup, monkeypatch) -> None:
+    from app import controller as controller_module
+    from app.model.jobs import Progress
+    from engine.progress import TimeLeft
+
+    now = [0.0]
+    monkeypatch.setattr(controller_module.EditorController, "_new_time_left", staticmethod(lambda: TimeLeft(lambda: now[0])))
+    c, view, engine = setup
+    c.set_params(task="inpaint")
+    _stroke(c, (20, 20), (40, 20))
+    job = c.run()
+    texts = []
+    for done, t in [(1, 20.0), (2, 21.0), (3, 22.0), (4, 23.0)]:  # the first step pays for the warm-up
+        now[0] = t
+        c.on_progress(Progress(job, done, 604))
+        texts.append(view.set_progress.call_args.args[2])
+    assert texts[:2] == ["Inpaint: step 1/604", "Inpaint: step 2/604"]  # too early for an estimate
+    # 1 s a step from the first report on (not 23 s / 4): 600 steps left, 10 minutes.
+    assert texts[3] == "Inpaint: 0 % \u00b7 about 10 min left"
+
+
+def test_a_batch_keeps_its_file_count_next_to_the_time_left(setup, monkeypatch, tmp_path) -> None:
+    from app import controller as controller_module
+    from app.model.jobs import Progress
+    from engine.progress import TimeLeft
+
+    now = [0.0]
+    monkeypatch.setattr(controller_module.EditorController, "_new_time_left", staticmethod(lambda: TimeLeft(lambda: now[0])))
+    c, view, engine = setup
+    c.set_params(task="colorize")
+    files = []
+    for i in range(2):
+        f = tmp_path / f"in{i}.png"
+        Image.fromarray(np.full((8, 8, 3), 60 * i, np.uint8)).save(f)
+        files.append(f)
+    job = c.run_batch(files)
+    assert job is not None
+    for done, t in [(0, 0.0), (500, 30.0), (1000, 60.0)]:
+        now[0] = t
+        c.on_progress(Progress(job, done, 2000, "1/2 in0.png" if done < 1000 else "2/2 in1.png"))
+    assert view.set_progress.call_args.args[2] == "Colorize: 2/2 \u00b7 about 1 min left"
+
+
+def test_a_recent_file_that_is_gone_leaves_open_recent(tmp_path) -> None:
+    from tests.app.fakes import make_controller
+
+    kept, gone = tmp_path / "kept.png", tmp_path / "gone.png"
+    for f in (kept, gone):
+        Image.fromarray(make_photo(16, 16)).save(f)
+    c, view, _ = make_controller(tmp_path, load_model=False)
+    assert c.open_path(gone) and c.open_path(kept)
+    assert list(c.settings.recent_files) == [str(kept.resolve()), str(gone.resolve())]
+    gone.unlink()
+    assert not c.open_path(gone)
+    assert "removed from Open Recent" in view.show_error.call_args.args[1]
+    assert list(c.settings.recent_files) == [str(kept.resolve())]
+    view.set_recent_files.assert_called_with([str(kept.resolve())])
+    assert load_settings(tmp_path / "settings.json").recent_files == (str(kept.resolve()),)
+    # A file that is there but unreadable stays: it may be fixed, and the entry is how to find it.
+    kept.write_bytes(b"not an image")
+    assert not c.open_path(kept)
+    assert list(c.settings.recent_files) == [str(kept.resolve())]

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from app.model import safe_write
-from engine.imageio import load_picture
+from engine.imageio import Picture, load_picture, save_picture
 
 from .conftest import make_photo
 from .fakes import make_controller, scripted_view
@@ -212,3 +212,29 @@ def test_random_kills_during_repeated_saves_never_leave_a_partial_file(tmp_path:
         os.utime(temp, (time.time() - 2 * safe_write.STALE_TEMP_S,) * 2)
     safe_write.atomic_write(target, b"final")
     assert [p.name for p in tmp_path.glob(".doc.png.*")] == []
+
+
+@pytest.mark.parametrize("name, depth, alpha, said", [
+    ("out.jpg", 8, True, ["JPEG has no transparency"]),
+    ("out.jpg", 16, False, ["JPEG keeps 8 bits per channel"]),
+    ("out.webp", 16, True, ["WEBP keeps 8 bits per channel"]),
+    ("out.png", 16, True, []),
+    ("out.jpg", 8, False, []),
+])
+def test_saving_says_what_the_format_leaves_out(tmp_path: Path, name: str, depth: int, alpha: bool,
+                                                said: list[str]) -> None:
+    rgb = make_photo(24, 32).astype(np.uint16) * (257 if depth == 16 else 1)
+    a = np.full(rgb.shape[:2], 65535 if depth == 16 else 255, rgb.dtype)
+    a[:, :8] = 0  # a transparent strip
+    src = save_picture(tmp_path / "src.png", Picture(rgb if depth == 16 else rgb.astype(np.uint8),
+                                                     (a if depth == 16 else a.astype(np.uint8)) if alpha else None))
+    c, view, _ = make_controller(tmp_path, start=[str(src)], load_model=False)
+    assert c.document.image.dtype == (np.uint16 if depth == 16 else np.uint8)
+    assert (c.document.alpha is not None) == alpha
+    assert c.save(tmp_path / name, confirmed=True)
+    status = view.set_status.call_args.args[0]
+    assert status.startswith(f"Saved {name}.")
+    for words in said:
+        assert words in status
+    if not said:
+        assert status == f"Saved {name}."
