@@ -93,8 +93,8 @@ def format_losses(pic: Picture, fmt: str) -> list[str]:
     notes = []
     if pic.rgb.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
         notes.append(f"{fmt} keeps 8 bits per channel, so it was saved at 8 bits.")
-    if fmt == "JPEG" and pic.alpha is not None and int(pic.alpha.min()) < np.iinfo(pic.alpha.dtype).max:
-        notes.append("JPEG has no transparency: the transparent parts were flattened onto white.")
+    if fmt in ("JPEG", "BMP") and pic.alpha is not None and int(pic.alpha.min()) < np.iinfo(pic.alpha.dtype).max:
+        notes.append(f"{fmt} keeps no transparency: the transparent parts were flattened onto white.")
     return notes
 
 

@@ -162,6 +162,10 @@ def encode_png16(rgb: np.ndarray, alpha: np.ndarray | None, info: dict) -> bytes
         out.append(_chunk(b"iCCP", b"icc\0\0" + zlib.compress(info["icc_profile"])))
     for k, v in info.get("text", {}).items():
         out.append(_chunk(b"iTXt", k.encode("latin-1", "replace")[:79] + b"\0\0\0\0\0" + v.encode("utf-8")))
+    if "dpi" in info:
+        # pHYs counts pixels per metre (unit 1); 300 dpi is 11811.
+        ppm = [max(1, round(float(d) / 0.0254)) for d in tuple(info["dpi"])[:2]]
+        out.append(_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
     if "exif" in info:
         exif = info["exif"]
         out.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif))
@@ -170,30 +174,38 @@ def encode_png16(rgb: np.ndarray, alpha: np.ndarray | None, info: dict) -> bytes
     return b"".join(out)
 
 
-def encode_tiff16(rgb: np.ndarray, alpha: np.ndarray | None, icc_profile: bytes | None = None) -> bytes:
+def encode_tiff16(rgb: np.ndarray, alpha: np.ndarray | None, icc_profile: bytes | None = None,
+                  dpi: tuple[float, float] | None = None) -> bytes:
     """Uncompressed little-endian baseline TIFF, 16 bits per sample, RGB or RGBA (unassociated alpha),
-    with `icc_profile` (an RGB one: the caller checks) in the ICC tag."""
+    with `icc_profile` (an RGB one: the caller checks) in the ICC tag and `dpi` in the resolution tags."""
     px = rgb if alpha is None else np.dstack([rgb, alpha])
     h, w, ch = px.shape
     data = px.astype("<u2").tobytes()
     icc = icc_profile or b""
     entries = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, ch, 0), (259, 3, 1, 1), (262, 3, 1, 2),
                (273, 4, 1, 0), (277, 3, 1, ch), (278, 3, 1, h), (279, 4, 1, len(data)), (284, 3, 1, 1)]
+    res = b""
+    if dpi is not None:
+        # RATIONALs (two LONGs each) in thousandths of a dot, so 300 and 72.5 dpi both survive.
+        res = b"".join(struct.pack("<II", max(1, round(float(d) * 1000)), 1000) for d in dpi[:2])
+        entries += [(282, 5, 1, 0), (283, 5, 1, 0), (296, 3, 1, 2)]  # ResolutionUnit 2: inch
     if ch == 4:
         entries.append((338, 3, 1, 2))
     if icc:
         entries.append((34675, 7, len(icc), 0))  # InterColorProfile, UNDEFINED bytes
+    entries.sort()  # an IFD lists its tags in ascending order
     n = len(entries)
     bits_off = 8 + 2 + n * 12 + 4
-    icc_off = bits_off + 2 * ch
+    res_off = bits_off + 2 * ch
+    icc_off = res_off + len(res)
     data_off = icc_off + len(icc) + len(icc) % 2  # values start on a word boundary
     buf = io.BytesIO()
     buf.write(b"II*\0" + struct.pack("<IH", 8, n))
     for tag, typ, count, val in entries:
-        val = {258: bits_off, 273: data_off, 34675: icc_off}.get(tag, val)
+        val = {258: bits_off, 273: data_off, 282: res_off, 283: res_off + 8, 34675: icc_off}.get(tag, val)
         if typ == 3 and count == 1:
             buf.write(struct.pack("<HHIHH", tag, typ, count, val, 0))
         else:
             buf.write(struct.pack("<HHII", tag, typ, count, val))
-    buf.write(struct.pack("<I", 0) + struct.pack("<" + "H" * ch, *([16] * ch)) + icc + b"\0" * (len(icc) % 2) + data)
+    buf.write(struct.pack("<I", 0) + struct.pack("<" + "H" * ch, *([16] * ch)) + res + icc + b"\0" * (len(icc) % 2) + data)
     return buf.getvalue()

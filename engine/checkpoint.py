@@ -95,6 +95,17 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
 def _torch_load_weights_only(path: Path) -> dict[str, torch.Tensor]:
     try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read the file ({e.strerror or e})") from None
+    # torch.save writes a zip archive (or, before PyTorch 1.6, a pickle: protocol 2+ starts with
+    # 0x80). Anything else is not a checkpoint at all, and the unpickler's complaint about it
+    # would read as if the file tried to run code.
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (it starts with {head!r}, neither a zip archive "
+                              "nor a pickle); is it the right file, or truncated?")
+    try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -19,6 +19,7 @@ from .imageio import ImageError, Picture, check_output_path, load_picture, read_
 from .fallback import is_out_of_memory, run_with_fallback
 from .inpaint import InpaintOptions
 from .paths import default_model_path
+from .progress import TimeLeft, format_time_left
 from .schedules import even_ts
 
 
@@ -29,17 +30,23 @@ class UsageError(Exception):
 class ProgressBar:
     """A one-line text progress bar on stderr (silent when stderr is not a terminal and quiet is set)."""
 
-    def __init__(self, label: str, quiet: bool = False) -> None:
-        self.label, self.quiet, self.t0 = label, quiet, time.perf_counter()
+    def __init__(self, label: str, quiet: bool = False, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.label, self.quiet, self.clock = label, quiet, clock
+        self.t0 = clock()
+        self.left = TimeLeft(clock)
+        self.width = 0  # of the last line written, to blank what a shorter one leaves behind
 
     def __call__(self, done: int, total: int) -> None:
         if self.quiet:
             return
         width = 30
         fill = int(width * done / max(total, 1))
-        secs = time.perf_counter() - self.t0
+        secs = self.clock() - self.t0
+        left = format_time_left(self.left.update(done, total)) if done < total else ""
+        line = f"{self.label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} {secs:5.1f}s" + (f", {left}" if left else "")
         end = "\n" if done >= total else ""
-        sys.stderr.write(f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} {secs:5.1f}s{end}")
+        sys.stderr.write(f"\r{line.ljust(self.width)}{end}")
+        self.width = len(line)
         sys.stderr.flush()
 
 

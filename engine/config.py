@@ -31,6 +31,15 @@ class UNetConfig:
     num_classes: int | None = 1000  # class-conditional label embedding, None = unconditional
 
     def __post_init__(self) -> None:
+        # A config read from a file may carry anything: name the field before arithmetic on it fails.
+        for name in ("image_size", "in_channels", "out_channels", "model_channels", "num_res_blocks", "num_head_channels"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError(f"{name} must be an integer, got {v!r}")
+        for name in ("channel_mult", "attention_resolutions"):
+            v = getattr(self, name)
+            if not isinstance(v, (list, tuple)) or not all(isinstance(m, int) and not isinstance(m, bool) for m in v):
+                raise ValueError(f"{name} must be a list of integers, got {v!r}")
         # Accept lists (from JSON) but store tuples so the record stays hashable and frozen.
         object.__setattr__(self, "channel_mult", tuple(int(m) for m in self.channel_mult))
         object.__setattr__(self, "attention_resolutions", tuple(int(r) for r in self.attention_resolutions))

@@ -269,7 +269,9 @@ def encode_picture(pic: Picture, fmt: str, *, quality: int = 95) -> bytes:
     rgb, alpha = pic.rgb, pic.alpha
     if rgb.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
         rgb, alpha = to_uint8(rgb), None if alpha is None else to_uint8(alpha)
-    if fmt == "JPEG" and alpha is not None:
+    # JPEG has no alpha, and a 32-bit BMP's is ignored by most readers (Pillow's too), which would
+    # show whatever colour lies under the transparent parts: both are flattened onto white.
+    if fmt in ("JPEG", "BMP") and alpha is not None:
         a = to_uint8(alpha)[..., None].astype(np.float32) / 255
         rgb, alpha = (to_uint8(rgb) * a + 255 * (1 - a) + 0.5).astype(np.uint8), None
     kw: dict = {}
@@ -290,7 +292,9 @@ def encode_picture(pic: Picture, fmt: str, *, quality: int = 95) -> bytes:
     if fmt == "WEBP" and quality >= 100:
         kw["lossless"] = True
     if rgb.dtype == np.uint16:
-        return encode_png16(rgb, alpha, info) if fmt == "PNG" else encode_tiff16(rgb, alpha, icc)
+        if fmt == "PNG":
+            return encode_png16(rgb, alpha, info)
+        return encode_tiff16(rgb, alpha, icc, dpi=pic.info.get("dpi"))
     im = Image.fromarray(rgb) if alpha is None else Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
     if fmt == "PNG" and "text" in pic.info:
         meta = PngImagePlugin.PngInfo()

@@ -27,7 +27,7 @@ from .restore import BAND, BasePass, restore, restore_blended
 from .sampling import StepInfo, gaussian, gaussian_each, sample_euler, sample_heun, sample_multistep, sample_onestep, tint_free
 from .schedules import karras_sigmas, sigmas_from_ts
 from .inpaint import InpaintOptions, inpaint_any, round_to_multiple
-from .tensors import fit_gamut, resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from .tensors import fit_gamut, is_grey, resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from .upscale import bleed_colour, plan_tiles, upscale_alpha, upscale_tiled
 from .unet import UNet
 
@@ -337,6 +337,8 @@ class Model:
         f = as_float(image)
         blended, alpha = inpaint_any(f, hole, fill, self.resolution, self.multiple, seed=seed,
                                      coarse_evals=coarse_evals, opts=opts, progress=progress)
+        if is_grey(image, ~hole):  # a black-and-white photo gets a grey fill, not the model's tint
+            blended = np.repeat(blended.mean(axis=2, keepdims=True), 3, axis=2)
         out = image.copy()
         touched = alpha > 0
         out[touched] = from_float(blended[touched], image.dtype)
@@ -358,7 +360,10 @@ class Model:
         H, W = image.shape[:2]
         R = render_size or self.resolution
         m = self.multiple
-        R = max(m, R)
+        # Never above the photo's own size (colour invented below its pixels is only averaged away,
+        # at a cost that grows with the square: 2048 px for a 64x48 photo ran for minutes), never
+        # below the model's resolution (the scale it knows).
+        R = max(m, min(R, max(self.resolution, -(-min(H, W) // m) * m)))
         # As `_stroke_size`, but beyond 8:1 (panoramas) the long side is squeezed rather than the
         # short side shrunk: it bounds the attention's memory and keeps the scale the model knows.
         cap = max(m, 8 * R // m * m)
@@ -438,7 +443,7 @@ class Model:
             # Colour hidden under transparent pixels must not reach the visible edge (`bleed_colour`);
             # opaque images (and constant alpha) go through untouched.
             image = bleed_colour(image, a.astype(np.float32) / a_peak)
-        out = upscale_tiled(image, k, R, restore_fn, batch=batch, overlap=overlap)
+        out = upscale_tiled(image, k, R, restore_fn, batch=batch, overlap=overlap, grey=is_grey(image))
         if a is None:
             return out
         if not varying:

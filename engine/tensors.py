@@ -72,3 +72,18 @@ def fit_gamut(rgb: np.ndarray, lo: float = 0.0, hi: float = 255.0) -> np.ndarray
     a = room.min(axis=-1, keepdims=True)
     # In-gamut pixels are returned as they are; the clip only absorbs float rounding.
     return np.where(a >= 1, rgb, np.clip(y + np.clip(a, 0.0, 1.0) * c, lo, hi))
+
+
+def is_grey(image: np.ndarray, where: np.ndarray | None = None, levels: int = 2) -> bool:
+    """True when the (H, W, 3) uint8/uint16 image has R = G = B (within `levels` 8-bit levels, the
+    chroma noise a JPEG leaves in a black-and-white photo) at every pixel, or every pixel of `where`.
+
+    A grey photo must come back grey from the editing tasks: the model invents colour wherever
+    it is free to (up to 21 levels of chroma in an x4 upscale of a grey test image).
+    """
+    a = image if where is None else image[where]
+    if a.size == 0:
+        return False
+    tol = levels * (257 if image.dtype == np.uint16 else 1)
+    spread = a.max(axis=-1).astype(np.int64) - a.min(axis=-1)
+    return bool(spread.max() <= tol)

@@ -68,7 +68,7 @@ def _bicubic(tile: np.ndarray, k: int) -> np.ndarray:
 
 
 def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restore, *, batch: int = 16,
-                  overlap: float = 0.25, progress: Progress | None = None) -> np.ndarray:
+                  overlap: float = 0.25, grey: bool = False, progress: Progress | None = None) -> np.ndarray:
     """Upscale a uint8/uint16 (h, w, 3) image by k into a preallocated array of the same dtype.
 
     Only tiles in flight and one band of output rows exist in float; an 8000 x 8000 x2 upscale
@@ -78,6 +78,10 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
     known block-mean image y and the start image, both (B, 3, R, R) in [-1, 1]. Tiles are numbered
     row by row; batch `batch_index` holds tiles batch_index * batch onward (the pipeline seeds
     each tile's noise by that number, so results do not depend on `batch`).
+
+    `grey`: the input is (nearly) grey (`engine.tensors.is_grey`); the output takes the mean of
+    its channels plus each input pixel's own small channel offsets over its block, so it stays
+    grey and every channel's block means still equal the input's.
     """
     h, w = image.shape[:2]
     t = resolution // k
@@ -127,8 +131,12 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
             # bands end depends on the batch size, and the picture must not.
             cuts = [lo] + [y * k for y in plan.ys if lo < y * k < hi] + [hi]
             for a, b in zip(cuts, cuts[1:]):
-                rows_f[a - lo:b - lo] = fit_block_means(rows_f[a - lo:b - lo],
-                                                        image[a // k:b // k].astype(np.float32) / peak, k)
+                target = image[a // k:b // k].astype(np.float32) / peak
+                rows_f[a - lo:b - lo] = fit_block_means(rows_f[a - lo:b - lo], target, k)
+                if grey:
+                    offset = target - target.mean(axis=2, keepdims=True)
+                    rows_f[a - lo:b - lo] = (rows_f[a - lo:b - lo].mean(axis=2, keepdims=True)
+                                             + offset.repeat(k, axis=0).repeat(k, axis=1))
             out[lo:hi] = np.clip(rows_f * peak + 0.5, 0, peak).astype(image.dtype)
         acc = np.concatenate([acc[rows:], np.zeros((rows, acc.shape[1], 3), np.float32)])
         wsum = np.concatenate([wsum[rows:], np.zeros((rows, wsum.shape[1], 1), np.float32)])

@@ -450,3 +450,24 @@ def test_tiff_layout_tags_are_not_copied_as_exif(tmp_path):
             tags = out.getexif()
         assert not {256, 257, 258, 273, 279} & set(tags), (name, dict(tags))
     assert tags.get(0x010F) == "TestCam"
+
+
+@pytest.mark.parametrize("ext", ["png", "tif"])
+def test_16bit_files_keep_their_resolution(tmp_path, ext):
+    rgb = (RNG.random((6, 7, 3)) * 65535).astype(np.uint16)
+    p = save_picture(tmp_path / f"x.{ext}", Picture(rgb, None, info={"dpi": (300, 150)}))
+    with Image.open(p) as im:  # another reader sees it too
+        assert tuple(round(float(d)) for d in im.info["dpi"]) == (300, 150)
+    back = load_picture(p)
+    assert back.rgb.dtype == np.uint16 and np.array_equal(back.rgb, rgb)
+    assert tuple(round(float(d)) for d in back.info["dpi"]) == (300, 150)
+
+
+def test_bmp_with_transparency_is_flattened_onto_white_as_other_readers_would_see_it(tmp_path):
+    rgb = np.zeros((4, 6, 3), np.uint8)  # black under the transparent half
+    alpha = np.full((4, 6), 255, np.uint8)
+    alpha[:, :3] = 0
+    p = save_picture(tmp_path / "x.bmp", Picture(rgb, alpha))
+    with Image.open(p) as im:
+        px = np.asarray(im.convert("RGB"))
+    assert (px[:, :3] == 255).all() and (px[:, 3:] == 0).all()

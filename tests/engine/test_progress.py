@@ -67,3 +67,21 @@ def test_a_counter_that_starts_over_starts_a_new_measurement():
 ])
 def test_time_left_words(seconds, text):
     assert format_time_left(seconds) == text
+
+
+def test_the_cli_bar_adds_the_time_left_and_blanks_what_a_shorter_line_leaves(capsys):
+    from engine.cli import ProgressBar
+
+    clock = Clock()
+    bar = ProgressBar("upscale x4", clock=clock)
+    for done, dt in [(1, 20.0), (2, 3.0), (3, 3.0), (4, 3.0)]:
+        clock.t += dt
+        bar(done, 404)
+    lines = capsys.readouterr().err.split("\r")[1:]
+    assert lines[0].startswith("upscale x4 [") and "1/404" in lines[0] and "left" not in lines[0]
+    # 3 s a step from the first report on: 400 steps left, 20 minutes.
+    assert lines[3].endswith("4/404  29.0s, about 20 min left")
+    clock.t += 3.0
+    bar(404, 404)  # done: no estimate, and the shorter line covers the longer one before it
+    last = capsys.readouterr().err
+    assert "left" not in last.rstrip() and last.endswith("\n") and len(last.strip("\r\n")) == len(lines[3])
