@@ -211,7 +211,15 @@ def collect_originals(entries: list[Entry], cache: Cache, fetch: Fetch, log: Log
     """Make sure every entry's verified original is cached; return what could not be verified."""
     need: dict[str, list[Entry]] = defaultdict(list)
     for e in entries:
-        if not cache.is_done(e) and not cache.original(e).is_file():
+        if cache.is_done(e):
+            continue
+        original = cache.original(e)
+        if original.is_file() and hashlib.sha256(original.read_bytes()).hexdigest() != e.sha256:
+            # A damaged cached copy (a disk error, a cache copied in part) is taken from the package
+            # again rather than stopping the build later with "delete it and re-run".
+            log(f"cached original {original.name} does not match its sha256: extracting it again")
+            original.unlink()
+        if not original.is_file():
             need[e.package].append(e)
     problems: list[str] = []
     for package in sorted(need):

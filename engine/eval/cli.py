@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -32,15 +33,23 @@ def run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
     from .report import markdown_table, targets, write_report
 
+    out = Path(args.out) if args.out else Path("runs") / "eval" / Path(args.model).stem
     try:
         model = Model.load(args.model, device=args.device, precision=args.precision, threads=args.threads)
+        # The output folder before the evaluation: that takes minutes, and a folder it cannot
+        # write would otherwise only show when the report is saved.
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
         report = evaluate(model, args.data, n=args.n, seed=args.seed, batch=args.batch,
                           log=lambda m: print(m, file=sys.stderr))
+        paths = write_report(report, out)
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"cstudio eval: error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else Path("runs") / "eval" / Path(args.model).stem
-    paths = write_report(report, out)
+    except OSError as e:  # a read-only or full output folder
+        print(f"cstudio eval: error: {e}", file=sys.stderr)
+        return 1
     print(markdown_table(report))
     print()
     for line in targets(report):

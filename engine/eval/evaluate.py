@@ -29,6 +29,7 @@ from .metrics import ab_measures, hf_energy, hue_agreement, mean_chroma, psnr, r
 
 
 SMOOTH = "smooth fill (no network)"
+NO_CHROMA = 0.01  # mean C*ab below which an image counts as grey (as metrics.hue_agreement's RMS bar)
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,9 @@ def score(task: str, method: str, pred: np.ndarray, truth: np.ndarray, holes: np
     hf_t = sum(hf_energy(t, r) for t, r in zip(truth, regions))
     c_p = sum(mean_chroma(p, r) for p, r in zip(pred, regions))
     c_t = sum(mean_chroma(t, r) for t, r in zip(truth, regions))
+    # A grey truth's mean C*ab is the sRGB matrix's round-off (~1e-5), not 0: a ratio to it reads
+    # as millions of per cent. Under NO_CHROMA per crop the truth has no colour to compare with.
+    has_colour = c_t > NO_CHROMA * len(truth)
     errors, products = zip(*(ab_measures(p, t, r) for p, t, r in zip(pred, truth, regions)))
     dot, pp, tt, count = (sum(v) for v in zip(*products))
     return Row(task, method,
@@ -147,7 +151,7 @@ def score(task: str, method: str, pred: np.ndarray, truth: np.ndarray, holes: np
                hf_ratio=hf_p / hf_t if hf_t > 0 else None,
                ab_error=float(np.mean(errors)),
                colourfulness=float(np.mean([region_colourfulness(p, r) for p, r in zip(pred, regions)])),
-               chroma_ratio=c_p / c_t if c_t > 0 else None,
+               chroma_ratio=c_p / c_t if has_colour else None,
                hue_agreement=hue_agreement(dot, pp, tt, count))
 
 
@@ -254,6 +258,8 @@ def evaluate(model: Model, data: str | Path, *, n: int = 64, seed: int = 0,
     `settings` maps "sr2", "sr4", "colour" and "fill" to the loop settings scored for that task
     (default: `settings_for(model)`); the targets judge `default_settings(model)`.
     """
+    if n < 1 or batch < 1:
+        raise ValueError(f"n (crops) and batch must be at least 1, got {n} and {batch}")
     settings = {**settings_for(model), **(settings or {})}
     R = model.resolution
     photos = load_photos(data, "heldout", min_side=R)

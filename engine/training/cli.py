@@ -42,4 +42,10 @@ def run_train(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"cstudio train: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        # A full disk or a read-only run folder: the checkpoints written so far stay usable
+        # (each is written atomically), so say so instead of printing a traceback.
+        print(f"cstudio train: error: {e} (the checkpoints already written are whole: "
+              "continue with --resume)", file=sys.stderr)
+        return 1
     return 0

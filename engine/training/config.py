@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +104,23 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sample_ts", tuple(int(t) for t in self.sample_ts))
+        # Checked here, not at the first optimiser step: a bad value would otherwise surface only
+        # after the run folder is made, or as "too many values to unpack".
+        if not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2:
+            raise ValueError(f"betas must be a list of two numbers in [0, 1), got {self.betas!r}")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must lie in [0, 1), got {list(self.betas)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.tune_lr) and self.tune_lr >= 0):
+            raise ValueError(f"tune_lr must be 0 (= lr) or positive, got {self.tune_lr}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        # The iCT curriculum N(k) needs 1 <= s0 <= s1 (iCT Eq. 6 takes log2 floor(s1 / s0)); with
+        # edm_then_ict a bad pair would only fail when the consistency phase starts, hours in.
+        if not 1 <= self.ict.s0 <= self.ict.s1:
+            raise ValueError(f"ict needs 1 <= s0 <= s1, got s0={self.ict.s0}, s1={self.ict.s1}")
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -123,7 +140,10 @@ class TrainConfig:
         for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        self.model_spec()  # fail early on a bad preset or UNet override
+        try:
+            self.model_spec()  # fail early on a bad preset or UNet override
+        except KeyError as e:  # engine.config.preset's "unknown preset": a config error like the others
+            raise ValueError(e.args[0]) from None
 
     # -- derived records ---------------------------------------------------------------------------
 

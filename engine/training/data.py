@@ -52,8 +52,14 @@ def load_photos(folder: str | Path, split: str, min_side: int = 1) -> list[Photo
         if row.get("split") != split:
             continue
         # The manifest's `file` is relative to the data folder (e.g. "images/x.jpg").
-        with Image.open(folder / row["file"]) as im:
-            a = np.asarray(im.convert("RGB"))
+        try:
+            with Image.open(folder / row["file"]) as im:
+                a = np.asarray(im.convert("RGB"))
+        except FileNotFoundError:
+            raise
+        except OSError as e:  # Pillow's "Truncated File Read" / "cannot identify" name no file
+            raise ValueError(f"{folder / row['file']}: cannot decode this image ({e}); rebuild the photo "
+                             "set (cstudio data build) or drop its manifest row") from None
         if min(a.shape[:2]) >= min_side:
             photos.append(Photo(a, row.get("source_group") or row.get("package") or "", row["file"]))
     if not photos:

@@ -126,6 +126,9 @@ class Trainer:
         self.students = {"cm": Denoiser(self.model, dataclasses.replace(den, kind="cm")),
                          "edm": Denoiser(self.model, dataclasses.replace(den, kind="edm"))}
         self.phases = cfg.phases()
+        if cfg.recipe.endswith("cd") and cfg.cd.teacher and not Path(cfg.cd.teacher).exists():
+            # edm_then_cd loads it only when the EDM phase ends: a typo must not cost that phase.
+            raise FileNotFoundError(f"cd.teacher {cfg.cd.teacher}: no such file or folder")
         self.phase_index = -1
         self.loss: ICTLoss | CDLoss | EDMLoss | None = None
         self.opt: torch.optim.Optimizer | None = None
@@ -403,6 +406,12 @@ class Trainer:
         self.enter_phase(int(info["phase_index"]), switching=False)
         assert self.opt is not None
         load_optimizer_state(self.opt, unflatten("optim", tensors), info["param_groups"])
+        # The saved param groups carry the hyper-parameters the run started with; the config is what
+        # the user asked for now (lr is set every step from it; betas would otherwise stay the old ones).
+        for group in self.opt.param_groups:
+            if tuple(group["betas"]) != self.cfg.betas:
+                self.log(f"betas changed from {tuple(group['betas'])} to {self.cfg.betas}")
+                group["betas"] = self.cfg.betas
         if isinstance(self.loss, CDLoss):
             self.loss.target_net.load_state_dict(unflatten("target", tensors))
         if self.scaler is not None and info.get("scaler"):
