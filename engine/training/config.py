@@ -137,6 +137,13 @@ class TrainConfig:
             raise ValueError("lr_warmup and lr_cooldown must not be negative")
         if self.data.workers < 0:
             raise ValueError("data.workers must not be negative")
+        d = self.data
+        if not d.max_zoom >= 1:  # crops are never upsampled: a zoom below 1 has no valid scale
+            raise ValueError(f"data.max_zoom must be at least 1, got {d.max_zoom}")
+        if not 0 <= d.whole_scene <= 1:
+            raise ValueError(f"data.whole_scene is a share of the draws, in [0, 1], got {d.whole_scene}")
+        if not 0 <= d.jitter < 1:  # 1 would allow zero brightness or contrast: black crops
+            raise ValueError(f"data.jitter must lie in [0, 1), got {d.jitter}")
         for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

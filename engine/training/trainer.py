@@ -464,6 +464,12 @@ def train(cfg: TrainConfig, *, out: str | Path | None = None, resume: bool = Fal
           threads: int | None = None, device: str = "auto", log: Log = print) -> Trainer:
     """Run (or continue) training in `out` (default runs/<name>/); returns the finished Trainer."""
     run_dir = Path(out) if out else Path("runs") / (cfg.name or "run")
+    if init_step is not None and init is None:
+        raise ValueError("--init-step counts the steps of an --init model: give --init too")
+    if init is not None and resume and latest_checkpoint(run_dir / "checkpoints") is not None:
+        # Both name where the weights come from; silently preferring one would train the wrong model.
+        raise ValueError(f"{run_dir} has checkpoints to --resume from: drop --init, or choose another --out to start "
+                         "from the --init model")
     trainer = Trainer(cfg, run_dir, device=device, threads=threads, log=log)
     try:
         latest = latest_checkpoint(run_dir / "checkpoints")
@@ -473,6 +479,9 @@ def train(cfg: TrainConfig, *, out: str | Path | None = None, resume: bool = Fal
             raise FileExistsError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --out")
         elif init is not None:
             trainer.init_from(init, init_step)
+            if trainer.step >= cfg.total_steps:
+                raise ValueError(f"{init} is at step {trainer.step}, the config ends at total_steps {cfg.total_steps}: "
+                                 "raise total_steps to train it further")
         elif resume:
             log(f"{run_dir}: no checkpoint yet, starting fresh")
         csv_log = None

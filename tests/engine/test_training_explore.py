@@ -36,6 +36,9 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # With edm_then_ict these failed only when the consistency phase began ("math domain error").
     ({"ict": {"s0": 64, "s1": 32}}, "1 <= s0 <= s1"),
     ({"ict": {"s0": 0}}, "1 <= s0 <= s1"),
+    ({"data": {"max_zoom": 0.5}}, "data.max_zoom must be at least 1"),
+    ({"data": {"whole_scene": 1.5}}, r"data.whole_scene .* in \[0, 1\]"),
+    ({"data": {"jitter": 1.0}}, r"data.jitter must lie in \[0, 1\)"),
 ])
 def test_config_mistakes_are_refused_when_loaded(tmp_path: Path, override: dict, match: str) -> None:
     path = tmp_path / "bad.json"
@@ -160,3 +163,19 @@ def test_a_truncated_photo_is_named(tmp_path: Path) -> None:
     jpeg.write_bytes(jpeg.read_bytes()[:300])
     with pytest.raises(ValueError, match=r"img1\.jpg: cannot decode"):
         load_photos(data, "train")
+
+
+def test_init_flags_that_would_be_ignored_are_refused(photos: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(photos, recipe="edm", total_steps=2, checkpoint_every=1)
+    train(cfg, out=tmp_path / "a", steps=1, **QUIET)
+    exported = tmp_path / "a.safetensors"
+    train(cfg, out=tmp_path / "b", **QUIET)  # to the end: writes its model
+    (tmp_path / "b" / "model.safetensors").rename(exported)
+    with pytest.raises(ValueError, match="give --init too"):
+        train(cfg, out=tmp_path / "c", init_step=5, **QUIET)
+    # --resume would win silently over --init where there are checkpoints.
+    with pytest.raises(ValueError, match="drop --init"):
+        train(cfg, out=tmp_path / "a", resume=True, init=exported, **QUIET)
+    # A model already at total_steps would "finish" at once without a word.
+    with pytest.raises(ValueError, match="raise total_steps"):
+        train(cfg, out=tmp_path / "d", init=exported, **QUIET)
