@@ -152,6 +152,9 @@ class DocumentsMixin:
 
     def autosave_tick(self: EditorController) -> None:
         """Called by the view's timer every AUTOSAVE_INTERVAL_S; writes only when something changed."""
+        if self._current_settings() != self.settings:
+            # Otherwise written only at a clean exit: a crash or a kill forgot the task, steps and brush.
+            self.save_settings()
         if self._stroke is not None:
             self._autosave_pending = True  # mid-stroke: save once the stroke is in the history
             return

@@ -22,7 +22,7 @@ from ._painting import PaintingMixin
 from .model import brush as brushes
 from .model.autosave import Autosave
 from .model.brush import BrushSettings, Rect, Stroke
-from .model.catalog import ModelInfo, scan_models
+from .model.catalog import ModelInfo, picker_labels, scan_models
 from .model.document import Document, Snapshot, to_uint8
 from .model.history import History
 from .model.jobs import (BatchDone, ImportDone, ImportRequest, JobFailed, JobIds, JobRequest, JobResult,
@@ -130,10 +130,12 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self.save_settings()
         self.autosave.clear()
 
+    def _current_settings(self, **changes: object) -> Settings:
+        return self.settings.replace(task=self.params.task.value, steps=self.params.steps, live=self.params.live,
+                                     brush_size=self.brush.size, brush_hardness=self.brush.hardness, **changes)
+
     def save_settings(self, **changes: object) -> None:
-        self.settings = self.settings.replace(task=self.params.task.value, steps=self.params.steps,
-                                              live=self.params.live, brush_size=self.brush.size,
-                                              brush_hardness=self.brush.hardness, **changes)
+        self.settings = self._current_settings(**changes)
         try:
             save_settings(self.settings, self.settings_file)
         except OSError as e:  # settings are a convenience: never let them stop the app
@@ -182,7 +184,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
             return
         self.model = None
         self._model_job = self._ids.next()
-        self.view.set_model_state(f"Loading {info.label}...", ready=False, warning=False)
+        self.view.set_model_state(f"Loading {picker_labels(self.models)[index]}...", ready=False, warning=False)
         self._update_live()
         self.engine.submit(LoadModelRequest(self._model_job, info))
         if info.path is not None or self.settings.model_path:
@@ -324,14 +326,16 @@ class EditorController(PaintingMixin, DocumentsMixin):
             return  # the user picked another model while this one loaded
         self._model_job = None
         self.model = msg.info
+        label = msg.info.label
         for i, m in enumerate(self.models):
             if m.path == msg.info.path:
                 self.models[i] = msg.info
+                label = picker_labels(self.models)[i]  # as the picker names it
         if msg.info.untrained:
             self.view.set_model_state(MISSING_DEFAULT if self.default_model is None else
-                                      f"Using {msg.info.label}: results will look like noise.", ready=True, warning=True)
+                                      f"Using {label}: results will look like noise.", ready=True, warning=True)
         else:
-            self.view.set_model_state(f"Model: {msg.info.label}", ready=True, warning=False)
+            self.view.set_model_state(f"Model: {label}", ready=True, warning=False)
         self.view.set_progress(0, 1, "")
         self._update_live()
 

@@ -42,6 +42,17 @@ class ModelInfo:
         return f"{self.name} ({detail}){' - default' if self.is_default else ''}"
 
 
+def picker_labels(models: list[ModelInfo]) -> list[str]:
+    """The models' labels, a label several files share followed by each one's file name.
+
+    A checkpoint imported twice, or a damaged copy of a model, describes itself exactly like the
+    original: the picker would list identical entries that load different files.
+    """
+    labels = [m.label for m in models]
+    return [f"{label} [{m.path.name}]" if labels.count(label) > 1 and m.path is not None else label
+            for label, m in zip(labels, models)]
+
+
 TEST_MODEL = ModelInfo(path=None, name="tiny", resolution=16, kind="cm", untrained=True)
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (QAbstractSpinBox, QButtonGroup, QCheckBox, QComboBox, QFormLayout, QGridLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QPushButton, QRadioButton, QSizePolicy, QSlider,
+                               QGroupBox, QHBoxLayout, QLabel, QLayout, QPushButton, QRadioButton, QSizePolicy, QSlider,
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ..model.brush import MAX_SIZE, MIN_SIZE, BrushSettings, BrushTool
-from ..model.catalog import ModelInfo
+from ..model.catalog import ModelInfo, picker_labels
 from ..model.params import (STEP_CHOICES, TASK_HINTS, TASK_LABELS, UPSCALE_FACTORS, USES_MASK, GenerationParams, Task,
                             default_steps, steps_label)
 
@@ -74,6 +74,7 @@ class ControlPanel(QWidget):
         task_box = QGroupBox("Task")
         form = QFormLayout(task_box)
         self.task = QComboBox()
+        self.task.setToolTip("What Run does")
         for task, label in TASK_LABELS.items():
             self.task.addItem(label, task.value)
         self.hint = QLabel()
@@ -104,6 +105,7 @@ class ControlPanel(QWidget):
         self.factor = QComboBox()
         for f in UPSCALE_FACTORS:
             self.factor.addItem(f"{f}x", f)
+        self.factor.setToolTip("How many times wider and taller the result is")
         self.factor_label = QLabel("Factor")
         self.detail = QCheckBox("Fine detail (much slower)")
         self.detail.setToolTip("4x and 8x: invent fine texture with a longer loop. Sharper-looking, a little "
@@ -172,6 +174,7 @@ class ControlPanel(QWidget):
         grid.addWidget(self.size, 1, 1, 1, 2)
         grid.addWidget(self.size_label, 1, 3)
         self.hardness = _slider(0, 100)
+        self.hardness.setToolTip("Brush edge: low is soft, 100 % is a hard edge")
         self.hardness_label = QLabel()
         grid.addWidget(QLabel("Hardness"), 2, 0)
         grid.addWidget(self.hardness, 2, 1, 1, 2)
@@ -183,9 +186,11 @@ class ControlPanel(QWidget):
         layout.addWidget(self.mask_box)
         layout.addStretch(1)
         self._bind()
+        self._shown = (Task.inpaint, 4)  # the task and upscale factor whose rows are shown
 
     def _bind(self) -> None:
         self.task.currentIndexChanged.connect(self._on_task_index_changed)
+        self.model.currentIndexChanged.connect(self._show_model_tip)
         self.model.currentIndexChanged.connect(self.model_selected)
         self.steps.currentIndexChanged.connect(lambda i: self.steps_changed.emit(int(self.steps.itemData(i))))
         self.seed.valueChanged.connect(self.seed_changed)
@@ -224,19 +229,23 @@ class ControlPanel(QWidget):
         self.cancel_button.setDefaultAction(cancel)
         self.import_button.setDefaultAction(import_model)
         self.import_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        previous: QWidget = self.hardness
         for i, action in enumerate(mask_actions):
             b = QToolButton()
             b.setDefaultAction(action)
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             self._mask_grid.addWidget(b, i // 3, i % 3)
+            # Made after the window placed the canvas: Tab would go from the brush to the canvas
+            # and only then back to these buttons.
+            QWidget.setTabOrder(previous, b)
+            previous = b
 
     # -- controller -> view ---------------------------------------------------------------------
 
     def set_params(self, p: GenerationParams, published_ts: tuple[int, ...] | None = None, kind: str = "cm") -> None:
         with QSignalBlocker(self.task):
             self.task.setCurrentIndex(self.task.findData(p.task.value))
-        self.hint.setText(TASK_HINTS[p.task])
         with QSignalBlocker(self.steps):
             self.steps.clear()
             for n in STEP_CHOICES:
@@ -257,27 +266,55 @@ class ControlPanel(QWidget):
                             (self.grow, p.grow), (self.feather, p.feather), (self.render_size, p.render_size)):
             with QSignalBlocker(spin):
                 spin.setValue(value)
-        inpaint = p.task == Task.inpaint
+        self._show_task(p.task, p.upscale_factor)
+
+    def fit_widest_task(self) -> int:
+        """Make the panel as wide as its widest task needs; returns that width. Call once it is shown.
+
+        Sized to the rows shown, the panel (and Run and Cancel with it) changed width with every task.
+        Measured only once shown: before that the widgets' size hints are not yet those of the screen.
+        """
+        shown, widest = self._shown, self.minimumWidth()
+        for task in Task:
+            self._show_task(task, 4)
+            for layout in self.findChildren(QLayout):
+                layout.invalidate()
+            widest = max(widest, self.sizeHint().width())
+        self._show_task(*shown)
+        self.setMinimumWidth(widest)
+        return widest
+
+    def _show_task(self, task: Task, factor: int) -> None:
+        """Show the hint and the rows of this task's parameters, hide the others."""
+        self._shown = (task, factor)
+        self.hint.setText(TASK_HINTS[task])
+        inpaint = task == Task.inpaint
         for w in (self.context_row, self.context_label, self.edge_row, self.edge_label):
             w.setVisible(inpaint)
         for w in (self.render_size, self.render_size_label):
-            w.setVisible(p.task == Task.colorize)
+            w.setVisible(task == Task.colorize)
         for w in (self.strength, self.strength_label):
-            w.setVisible(p.task == Task.stroke_edit)
+            w.setVisible(task == Task.stroke_edit)
         for w in (self.factor, self.factor_label):
-            w.setVisible(p.task == Task.upscale)
-        self.detail.setVisible(p.task == Task.upscale and p.upscale_factor != 2)  # x2's default has the detail
-        self.live.setVisible(p.task == Task.inpaint)
-        self.mask_box.setEnabled(p.task in USES_MASK)
+            w.setVisible(task == Task.upscale)
+        self.detail.setVisible(task == Task.upscale and factor != 2)  # x2's default has the detail
+        self.live.setVisible(task == Task.inpaint)
+        self.mask_box.setEnabled(task in USES_MASK)
 
     def set_models(self, models: list[ModelInfo], selected: int) -> None:
         with QSignalBlocker(self.model):
             self.model.clear()
-            for m in models:
-                self.model.addItem(m.label)
+            for m, label in zip(models, picker_labels(models)):
+                self.model.addItem(label)
                 self.model.setItemData(self.model.count() - 1, str(m.path) if m.path else "built in",
                                        Qt.ItemDataRole.ToolTipRole)
             self.model.setCurrentIndex(selected)
+        self._show_model_tip(self.model.currentIndex())
+
+    def _show_model_tip(self, index: int) -> None:
+        # The combo is narrower than most labels: the tooltip gives the whole name and its file.
+        where = self.model.itemData(index, Qt.ItemDataRole.ToolTipRole)
+        self.model.setToolTip(f"{self.model.itemText(index)}\n{where}" if index >= 0 else "")
 
     def set_model_state(self, text: str, warning: bool) -> None:
         self.model_state.setText(text)

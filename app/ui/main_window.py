@@ -20,7 +20,7 @@ from ..model.catalog import ModelInfo
 from ..model.document import to_uint8
 from .._documents import AUTOSAVE_INTERVAL_S
 from ..files import SAVE_SUFFIXES
-from ..model.params import GenerationParams
+from ..model.params import USES_MASK, GenerationParams
 from . import dialogs
 from .canvas import CanvasView, zoom_label
 from .control_panel import ControlPanel
@@ -35,7 +35,8 @@ SHORTCUTS_HELP = """<b>Canvas</b>: wheel or Ctrl+= / Ctrl+- zoom, Ctrl+0 fit, Ct
 pan with the middle button or Space+drag.<br>
 <b>Brush</b>: left button paints the mask, right button erases; [ and ] change the size.<br>
 <b>Compare</b>: hold C to see the image before the last result, or drag the Before slider.<br>
-<b>Run</b>: Ctrl+Enter; <b>Cancel</b>: Esc. Undo Ctrl+Z, redo Ctrl+Shift+Z."""
+<b>Mask</b>: Ctrl+Shift+A clear, Ctrl+I invert, Ctrl+Alt+= grow, Ctrl+Alt+- shrink, Ctrl+Alt+F feather.<br>
+<b>Run</b>: Ctrl+Enter; <b>Cancel</b>: Esc; <b>Random seed</b>: Ctrl+R. Undo Ctrl+Z, redo Ctrl+Shift+Z."""
 
 
 def _types_text(widget: QWidget | None) -> bool:
@@ -62,6 +63,7 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(self.panel.minimumWidth() + 20)
+        self.scroll = scroll
         right = QVBoxLayout()
         right.setContentsMargins(0, 0, 0, 0)
         right.addWidget(self.canvas, 1)
@@ -90,9 +92,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.zoom_text)
         self._make_actions()
         self._make_menus()
-        self.panel.set_actions(self.act_run, self.act_cancel, self.act_import,
-                               [self.act_clear_mask, self.act_invert_mask, self.act_grow_mask, self.act_shrink_mask,
-                                self.act_feather_mask, self.act_import_mask, self.act_export_mask])
+        self.mask_actions = [self.act_clear_mask, self.act_invert_mask, self.act_grow_mask, self.act_shrink_mask,
+                             self.act_feather_mask, self.act_import_mask, self.act_export_mask]
+        self.panel.set_actions(self.act_run, self.act_cancel, self.act_import, self.mask_actions)
         self.set_busy(False)
         self.set_history("", "")
         self.autosave_timer = QTimer(self)
@@ -120,7 +122,9 @@ class MainWindow(QMainWindow):
             fallback = self.style().standardIcon(std_icon) if std_icon is not None else QIcon()
             a.setIcon(QIcon.fromTheme(icon, fallback) if icon else fallback)
         if a.shortcut().toString():
-            a.setToolTip(f"{text.rstrip('.')} ({a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})")
+            # Without the mnemonic's "&": a tooltip shows it as is ("&Run (Ctrl+Return)").
+            name = text.replace("&", "").rstrip(".")
+            a.setToolTip(f"{name} ({a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})")
         self.addAction(a)  # shortcuts work even when the menu bar is hidden
         return a
 
@@ -143,6 +147,8 @@ class MainWindow(QMainWindow):
         self.act_cancel = self._action("&Cancel", "Esc", "process-stop", SP.SP_MediaStop)
         self.act_seed = self._action("Random &Seed", "Ctrl+R")
         self.act_import = self._action("&Import Checkpoint...", None, "document-import", SP.SP_DirOpenIcon)
+        self.act_import.setToolTip("Import a model: an OpenAI .pt or a .safetensors file "
+                                   "(a diffusers folder: Model menu)")
         self.act_import_folder = self._action("Import &Diffusers Folder...")
         self.act_batch_folder = self._action("Batch Results &Folder...")
         self.act_batch_folder.setToolTip("Where batches (several files or a folder dropped on the window) write")
@@ -153,7 +159,9 @@ class MainWindow(QMainWindow):
         self.act_shrink_mask = self._action("Shrink", "Ctrl+Alt+-")
         self.act_feather_mask = self._action("Feather", "Ctrl+Alt+F")
         self.act_import_mask = self._action("Import...")
+        self.act_import_mask.setToolTip("Import a mask from an image file (white = regenerate)")
         self.act_export_mask = self._action("Export...")
+        self.act_export_mask.setToolTip("Save the mask as a PNG file")
         self.act_bigger = self._action("Bigger Brush", "]")
         self.act_smaller = self._action("Smaller Brush", "[")
         self.act_shortcuts = self._action("&Keyboard Shortcuts", K.HelpContents)
@@ -277,6 +285,10 @@ class MainWindow(QMainWindow):
         model = self.controller.model if self.controller is not None else None
         self.panel.set_params(params, model.published_ts if model is not None else None,
                               model.kind if model is not None else "cm")
+        # The actions, not only the panel's greyed buttons: Ctrl+I or the Mask menu in Colorize
+        # changed a mask nobody could see, which then turned up in Inpaint.
+        for a in self.mask_actions:
+            a.setEnabled(params.task in USES_MASK)
 
     def set_brush(self, brush: BrushSettings) -> None:
         self.panel.set_brush(brush)
@@ -500,6 +512,14 @@ class MainWindow(QMainWindow):
             # release goes there, so end the hold now rather than leave compare on and the mask hidden.
             self.canvas.release_keys()
         return super().event(event)
+
+    def showEvent(self, event) -> None:  # noqa: ANN001
+        super().showEvent(event)
+        if not getattr(self, "_panel_fitted", False):
+            self._panel_fitted = True
+            # Room for the widest task and a vertical scroll bar, so no task is clipped in a short window.
+            bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+            self.scroll.setMinimumWidth(self.panel.fit_widest_task() + bar + 2 * self.scroll.frameWidth())
 
     def dragEnterEvent(self, event) -> None:  # noqa: ANN001
         self.canvas.dragEnterEvent(event)
