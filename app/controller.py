@@ -27,7 +27,8 @@ from .model.document import Document, Snapshot, to_uint8
 from .model.history import History
 from .model.jobs import (BatchDone, ImportDone, ImportRequest, JobFailed, JobIds, JobRequest, JobResult,
                          LoadModelRequest, ModelReady, Progress)
-from .model.params import NEEDS_MASK, STEP_CHOICES, TASK_LABELS, USES_MASK, GenerationParams, Task
+from .model.params import (NEEDS_MASK, STEP_CHOICES, TASK_LABELS, UPSCALE_FACTORS, USES_MASK, GenerationParams,
+                           Task)
 from .model.settings import Settings, load_settings, save_settings, state_dir, user_models_dir
 
 BLANK_SIZE = 256
@@ -73,7 +74,9 @@ class EditorController(PaintingMixin, DocumentsMixin):
         task = s.task if s.task in Task._value2member_map_ else Task.inpaint.value
         # Only what the steps picker offers: another value would run while the picker shows "Default".
         steps = s.steps if s.steps in STEP_CHOICES else 0
-        self.params = GenerationParams(task=Task(task), steps=steps, live=s.live)
+        factor = s.upscale_factor if s.upscale_factor in UPSCALE_FACTORS else GenerationParams.upscale_factor
+        self.params = GenerationParams(task=Task(task), steps=steps, live=s.live, upscale_factor=factor,
+                                       upscale_detail=s.upscale_detail)
         self.brush = BrushSettings(size=s.brush_size, hardness=s.brush_hardness)
         self.default_model = default_model
         self.models_dir = models_dir or user_models_dir()
@@ -132,7 +135,8 @@ class EditorController(PaintingMixin, DocumentsMixin):
 
     def _current_settings(self, **changes: object) -> Settings:
         return self.settings.replace(task=self.params.task.value, steps=self.params.steps, live=self.params.live,
-                                     brush_size=self.brush.size, brush_hardness=self.brush.hardness, **changes)
+                                     upscale_factor=self.params.upscale_factor,
+                                     upscale_detail=self.params.upscale_detail, brush_size=self.brush.size, brush_hardness=self.brush.hardness, **changes)
 
     def save_settings(self, **changes: object) -> None:
         self.settings = self._current_settings(**changes)

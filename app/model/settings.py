@@ -49,6 +49,8 @@ class Settings:
     brush_size: float = 48.0
     brush_hardness: float = 0.6
     live: bool = False
+    upscale_factor: int = 4
+    upscale_detail: bool = False
     batch_out_dir: str = ""  # where batch results go; "" = next to each input
     window_geometry: str = ""  # Qt's saveGeometry() as hex; opaque here
     extra: dict[str, str] = field(default_factory=dict)  # forward compatibility: keys we do not know yet

@@ -290,11 +290,12 @@ def test_upscale_factor_must_divide_the_model_resolution(setup) -> None:
 
 def test_settings_persist_between_sessions(setup, tmp_path: Path) -> None:
     c, _, _ = setup
-    c.set_params(task="colorize", steps=2)
+    c.set_params(task="colorize", steps=2, upscale_factor=8, upscale_detail=True)
     c.brush_bigger()
     c.shutdown()
     c2 = EditorController(MagicMock(spec=EditorView), StepEngine(), settings_file=tmp_path / "s.json")
     assert c2.params.task == Task.colorize and c2.params.steps == 2 and c2.brush.size == 60
+    assert c2.params.upscale_factor == 8 and c2.params.upscale_detail
 
 
 # -- results that land during a stroke, cancel races, transparency, unreadable settings ----------
@@ -408,10 +409,10 @@ def test_generate_gives_an_opaque_image(setup, tmp_path: Path) -> None:
 
 def test_unusable_settings_fall_back_to_defaults(tmp_path: Path) -> None:
     # json reads NaN and Infinity; a `steps` the picker does not offer would be shown as "Default".
-    (tmp_path / "s.json").write_text('{"brush_size": NaN, "brush_hardness": Infinity, "steps": 3}')
+    (tmp_path / "s.json").write_text('{"brush_size": NaN, "brush_hardness": Infinity, "steps": 3, "upscale_factor": 3}')
     c = EditorController(MagicMock(spec=EditorView), StepEngine(), settings_file=tmp_path / "s.json")
     assert c.brush.size == 48.0 and c.brush.hardness == 0.6
-    assert c.params.steps == 0
+    assert c.params.steps == 0 and c.params.upscale_factor == 4
 
 
 def test_a_live_result_landing_mid_stroke_reruns_once_with_the_new_stroke(setup) -> None:
