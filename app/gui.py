@@ -52,6 +52,7 @@ def launch(argv: list[str]) -> tuple[QApplication, MainWindow]:
 
 def run(argv: list[str]) -> int:
     """argv: image files to open (the first is opened; none = the bundled sample). Returns the exit code."""
+    smoke = _SmokeTest() if "--smoke-test" in argv else None
     app, window = launch(argv)
     # SIGTERM/SIGINT close the window normally (autosave, worker shutdown) instead of killing Qt mid-paint.
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -60,4 +61,44 @@ def run(argv: list[str]) -> int:
     tick = QTimer()
     tick.start(250)
     tick.timeout.connect(lambda: None)
-    return app.exec()
+    if smoke is None:
+        return app.exec()
+    smoke.watch(window, tick)
+    app.exec()
+    return smoke.code
+
+
+class _SmokeTest:
+    """`cstudio --smoke-test` (packaging/smoke.py): start as usual, then exit 0 once the window is up and the
+    model has loaded, 1 if an error was shown or the model does not load within limit_s. Checks a wheel's or
+    a bundle's GUI imports and resources end to end with no one there to close the window, so dialogs answer
+    nothing (the recovery question keeps the autosave: "later") and are printed instead of waiting for a click."""
+
+    def __init__(self, limit_s: float = 300.0) -> None:
+        self.limit_s, self.waited, self.code, self.errors = limit_s, 0.0, 1, []
+        MainWindow._modal = self._dialog  # before launch(): the start may already ask (recovery, open errors)
+
+    def _dialog(self, dialog, *args):  # noqa: ANN001, ANN202 - as MainWindow._modal (bound here, not to the window)
+        print(f"cstudio --smoke-test: dialog {dialog.__name__}: {' '.join(map(str, args))}", file=sys.stderr,
+              flush=True)
+        if dialog.__name__ == "show_error":
+            self.errors.append(args)
+        return None
+
+    def watch(self, window: MainWindow, tick: QTimer) -> None:
+        controller = window.controller
+
+        def poll() -> None:
+            self.waited += tick.interval() / 1000
+            if controller.model is not None and window.isVisible() and not self.errors:
+                print(f"cstudio --smoke-test: window shown, model loaded: {controller.model.label}", flush=True)
+                self.code = 0
+            elif not (self.errors or controller._model_job is None or self.waited > self.limit_s):
+                return  # still loading
+            else:
+                print(f"cstudio --smoke-test: failed after {self.waited:.0f} s: "
+                      f"{'an error was shown' if self.errors else 'the model did not load'}", file=sys.stderr, flush=True)
+            tick.timeout.disconnect(poll)
+            window.close()  # the normal way out: settings, autosave and the engine thread shut down
+
+        tick.timeout.connect(poll)

@@ -420,7 +420,9 @@ def _edit_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cstudio", description="Consistency Studio: image editing with consistency models. "
-                                     "Without a command, opens the desktop app.")
+                                     "Without a command, opens the desktop app; `cstudio FILE...` opens files in it.",
+                                     epilog="`cstudio --version` prints the version; `cstudio help COMMAND` or "
+                                     "`cstudio COMMAND --help` explains a command.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("info", help="describe a model file")

@@ -23,10 +23,13 @@ UNINSTALL=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --prefix) PREFIX=$2; shift 2 ;;
-    --exec) EXEC=$2; shift 2 ;;
+    --prefix|--exec)
+      # Without this check `set -u` stops at "$2" with only "parameter not set".
+      if [ $# -lt 2 ] || [ -z "$2" ]; then echo "error: $1 needs a value (see --help)" >&2; exit 2; fi
+      if [ "$1" = --prefix ]; then PREFIX=$2; else EXEC=$2; fi
+      shift 2 ;;
     --uninstall) UNINSTALL=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -eu/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;  # the header comment, however long
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -49,6 +52,11 @@ refresh() {
 
 if [ "$UNINSTALL" = 1 ]; then
   for f in $(files); do rm -f "$PREFIX/$f"; done
+  # The folders the install made, if nothing else lives in them now (rmdir never removes a non-empty one).
+  for n in scalable $(for n in $SIZES; do echo "${n}x${n}"; done); do
+    rmdir "$PREFIX/icons/hicolor/$n/apps" "$PREFIX/icons/hicolor/$n" 2>/dev/null || true
+  done
+  rmdir "$PREFIX/metainfo" "$PREFIX/icons/hicolor" "$PREFIX/icons" 2>/dev/null || true
   refresh
   echo "removed Consistency Studio's desktop files from $PREFIX"
   exit 0
@@ -60,6 +68,14 @@ if [ -z "$EXEC" ]; then
   fi
   EXEC=cstudio
 fi
+case "$EXEC" in
+  # A launcher runs Exec from its own folder, not this one: a relative path would never start.
+  /*) ;;
+  */*) EXEC=$(pwd)/$EXEC ;;
+esac
+case "$EXEC" in
+  */*) [ -x "$EXEC" ] || echo "warning: $EXEC is not an executable file; the menu entry stays hidden until it is" >&2 ;;
+esac
 case "$EXEC" in
   *"
 "*) echo "error: the --exec path contains a line break, which a desktop entry cannot hold" >&2; exit 2 ;;

@@ -144,3 +144,10 @@ def test_rerunning_a_batch_into_its_own_input_folder_skips_its_results(inside, t
     assert "0 written, 1 skipped" in capsys.readouterr().out
     found = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png"))
     assert found == sorted(["a.png", (out / "a_upscale_2x.png").relative_to(folder).as_posix()])
+
+
+def test_top_level_help_names_the_app_form_and_version():
+    from engine.cli import build_parser
+
+    text = build_parser().format_help()
+    assert "cstudio FILE..." in text and "--version" in text
