@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import platform
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -105,42 +103,6 @@ def configure_threads(threads: int | None = None) -> int:
     n = threads or env_threads() or physical_cores()
     torch.set_num_threads(n)
     return n
-
-
-# glibc malloc thresholds for `keep_freed_memory`: blocks below MMAP come from the heap (a UNet
-# batch's activations are at most a few MB each: 12.6 MB for 32 studio32 tiles at 192 channels),
-# and up to TRIM bytes of freed heap stay mapped for the next evaluation.
-MMAP_THRESHOLD = 32 << 20
-TRIM_THRESHOLD = 64 << 20
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers (glibc's malloc.h)
-
-
-@lru_cache(maxsize=1)
-def keep_freed_memory() -> bool:
-    """Let glibc reuse freed tensor memory instead of mapping fresh pages for every tensor.
-
-    Left alone, glibc serves each allocation above its mmap threshold (128 KiB at start, raised
-    towards 32 MiB only as such blocks are freed) from a new mapping, and hands freed heap back to
-    the kernel above its trim threshold; either way the next tensor lands on pages the kernel must
-    fault in and zero. A batch of 32 tiles through studio32 took about 16,000 page faults per
-    evaluation (some 65 MB zeroed), and 172 ms against 151 ms with these thresholds fixed (same
-    run, alternating processes); a x4 upscale of a 128x96 crop ran 1.14x as fast end to end
-    (`bench/upscale_speed.py`). The results are bit for bit the same, only the memory is reused,
-    and peak memory stays the same (the freed memory is what the next evaluation allocates again).
-
-    Only on Linux with glibc; a MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ set in the
-    environment (glibc's own tunables) is the user's choice and is left alone. Returns whether the
-    thresholds were set. Process-wide, so it runs once.
-    """
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
-        return False
-    if any(os.environ.get(name) for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-    except (OSError, AttributeError):
-        return False
 
 
 def synchronize(device: torch.device) -> None:

@@ -21,7 +21,7 @@ from PIL import Image
 from .checkpoint import load_model
 from .config import ModelSpec
 from .denoiser import Denoiser
-from .device import configure_threads, exact_fp32, keep_freed_memory, pick_device, pick_precision
+from .device import configure_threads, exact_fp32, pick_device, pick_precision
 from .operators import Colorize, Identity, Inpaint, Operator, SuperRes
 from .restore import BAND, BasePass, restore, restore_blended
 from .sampling import StepInfo, gaussian, gaussian_each, sample_euler, sample_heun, sample_multistep, sample_onestep, tint_free
@@ -136,7 +136,6 @@ class Model:
         self.dtype = pick_precision(self.device, precision)
         if self.device.type == "cpu":
             configure_threads(threads)
-            keep_freed_memory()
         net = UNet(spec.unet)
         if state_dict is not None:
             net.load_state_dict(state_dict, strict=True)
