@@ -9,7 +9,6 @@ stops within one network step; the file in progress is dropped whole, never half
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,14 +19,10 @@ from engine.imageio import load_picture
 
 from .files import save_picture_safely
 from .model.jobs import BatchDone, BatchRequest
-from .model.params import UPSCALE_FACTORS, GenerationParams, Task
+from .model.params import GenerationParams, Task
 from .tasks import TaskError, task_call, user_message
 
 STEPS_PER_FILE = 1000  # progress resolution inside one file
-
-# Names `op_name` gives: outputs of earlier batches (of any task, factor or detail) found among the
-# inputs are not inputs, so a Fine-detail batch does not upscale the plain batch's results again.
-_EARLIER_OUTPUT = re.compile(rf"_(upscale_({'|'.join(map(str, UPSCALE_FACTORS))})x(_detail)?|colorize)$")
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -47,8 +42,10 @@ def plan(request: BatchRequest) -> list[tuple[Path, Path]]:
     """(input, output) pairs: `name_upscale_4x.png` next to the input, or under `out_dir` keeping
     sub-folders; names unique within the batch as the CLI makes them (`engine.batch.output_paths`)."""
     op = op_name(request.params)
-    # Outputs of earlier batches found in the same folder are not inputs (every `op_name` matches).
-    items = [(src, rel) for src, rel in collect_inputs(request.inputs) if not _EARLIER_OUTPUT.search(src.stem)]
+    # Outputs of earlier batches (any task, factor or detail) found in a dropped folder are not
+    # inputs (engine.batch.EARLIER_OUTPUT, the CLI's rule): a Fine-detail batch does not upscale the
+    # plain batch's results again. A file dropped by itself is processed, whatever its name.
+    items = collect_inputs(request.inputs, skip_outputs=True)
     return list(zip((src for src, _ in items), output_paths(items, op, request.out_dir)))
 
 

@@ -88,7 +88,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._job: int | None = None  # the task in flight (at most one)
         self._job_live = False
         self._job_task: Task | None = None  # what the job in flight runs: the picker may have moved on since
-        self._time_left = TimeLeft()  # a x4 upscale of a large photo runs for minutes on a CPU
+        self._time_left = self._new_time_left()  # a x4 upscale of a large photo runs for minutes on a CPU
         self._job_batch = False  # the job in flight is a batch of files, not an edit of the document
         self._job_mask: np.ndarray | None = None  # the mask the running job fills
         self._job_cancelled = False  # Esc was pressed: a result still on its way is dropped

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from engine.batch import IMAGE_SUFFIXES
-from engine.imageio import SAVE_FORMATS, SIXTEEN_BIT_FORMATS, ImageError, Picture, encode_picture, load_picture
+from engine.imageio import SAVE_FORMATS, ImageError, Picture, encode_picture, format_losses, load_picture
 
 from .model.document import Document, convert_depth, to_uint8
 from .model.safe_write import atomic_write, backup_path
@@ -77,25 +77,13 @@ def save_picture_safely(path: Path, pic: Picture, *, backup: bool = False) -> No
     if not path.parent.is_dir():
         raise ImageError(f"{path.parent}: the folder does not exist")
     try:
-        # WebP lossless (quality 100 means that to the engine): pixels the user never touched stay untouched.
-        data = encode_picture(pic, fmt, quality=100 if fmt == "WEBP" else 95)
+        data = encode_picture(pic, fmt)  # WebP lossless: pixels the user never touched stay untouched
     except (OSError, ValueError) as e:
         raise ImageError(f"{path.name}: cannot encode the image as {fmt} ({e})") from None
     try:
         atomic_write(path, data, backup=backup_path(path) if backup else None)
     except OSError as e:
         raise ImageError(f"{path.name}: could not save ({_reason(e)}); the file on disk was not changed") from None
-
-
-def format_losses(pic: Picture, fmt: str) -> list[str]:
-    """What saving `pic` as `fmt` leaves out, in words for the status line (a user who picked
-    JPEG for a transparent 16-bit scan should learn it was flattened and reduced, not find out later)."""
-    notes = []
-    if pic.rgb.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
-        notes.append(f"{fmt} keeps 8 bits per channel, so it was saved at 8 bits.")
-    if fmt in ("JPEG", "BMP") and pic.alpha is not None and int(pic.alpha.min()) < np.iinfo(pic.alpha.dtype).max:
-        notes.append(f"{fmt} keeps no transparency: the transparent parts were flattened onto white.")
-    return notes
 
 
 def save_document(doc: Document, path: Path, *, backup: bool = False) -> list[str]:

@@ -76,6 +76,7 @@ class _SmokeTest:
 
     def __init__(self, limit_s: float = 300.0) -> None:
         self.limit_s, self.waited, self.code, self.errors = limit_s, 0.0, 1, []
+        self._real_modal = MainWindow._modal
         MainWindow._modal = self._dialog  # before launch(): the start may already ask (recovery, open errors)
 
     def _dialog(self, dialog, *args):  # noqa: ANN001, ANN202 - as MainWindow._modal (bound here, not to the window)
@@ -90,7 +91,12 @@ class _SmokeTest:
 
         def poll() -> None:
             self.waited += tick.interval() / 1000
-            if controller.model is not None and window.isVisible() and not self.errors:
+            if controller.model is not None and controller.model.untrained:
+                # The in-memory stand-in the app falls back to when the shipped weights are missing:
+                # exactly what this test is for finding in a wheel or a bundle.
+                print("cstudio --smoke-test: failed: the default model's weights were not found "
+                      "(the app fell back to an untrained model)", file=sys.stderr, flush=True)
+            elif controller.model is not None and window.isVisible() and not self.errors:
                 print(f"cstudio --smoke-test: window shown, model loaded: {controller.model.label}", flush=True)
                 self.code = 0
             elif not (self.errors or controller._model_job is None or self.waited > self.limit_s):
@@ -100,5 +106,6 @@ class _SmokeTest:
                       f"{'an error was shown' if self.errors else 'the model did not load'}", file=sys.stderr, flush=True)
             tick.timeout.disconnect(poll)
             window.close()  # the normal way out: settings, autosave and the engine thread shut down
+            MainWindow._modal = self._real_modal
 
         tick.timeout.connect(poll)

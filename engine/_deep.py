@@ -9,6 +9,7 @@ directly; our writer emits uncompressed baseline TIFF.
 from __future__ import annotations
 
 import io
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -150,6 +151,15 @@ def _chunk(typ: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + typ + body + struct.pack(">I", zlib.crc32(typ + body) & 0xFFFFFFFF)
 
 
+def usable_dpi(dpi: object) -> bool:
+    """A resolution worth writing: two finite positive numbers (Pillow reads a TIFF's 0/0 as nan)."""
+    try:
+        x, y = (float(d) for d in tuple(dpi)[:2])  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0
+
+
 def encode_png16(rgb: np.ndarray, alpha: np.ndarray | None, info: dict) -> bytes:
     """16-bit RGB(A) PNG with ICC profile, text and EXIF chunks; Up filter (vectorised, compresses photos well)."""
     px = rgb if alpha is None else np.dstack([rgb, alpha])
@@ -162,7 +172,7 @@ def encode_png16(rgb: np.ndarray, alpha: np.ndarray | None, info: dict) -> bytes
         out.append(_chunk(b"iCCP", b"icc\0\0" + zlib.compress(info["icc_profile"])))
     for k, v in info.get("text", {}).items():
         out.append(_chunk(b"iTXt", k.encode("latin-1", "replace")[:79] + b"\0\0\0\0\0" + v.encode("utf-8")))
-    if "dpi" in info:
+    if usable_dpi(info.get("dpi")):
         # pHYs counts pixels per metre (unit 1); 300 dpi is 11811.
         ppm = [max(1, round(float(d) / 0.0254)) for d in tuple(info["dpi"])[:2]]
         out.append(_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
@@ -185,7 +195,7 @@ def encode_tiff16(rgb: np.ndarray, alpha: np.ndarray | None, icc_profile: bytes 
     entries = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, ch, 0), (259, 3, 1, 1), (262, 3, 1, 2),
                (273, 4, 1, 0), (277, 3, 1, ch), (278, 3, 1, h), (279, 4, 1, len(data)), (284, 3, 1, 1)]
     res = b""
-    if dpi is not None:
+    if usable_dpi(dpi):
         # RATIONALs (two LONGs each) in thousandths of a dot, so 300 and 72.5 dpi both survive.
         res = b"".join(struct.pack("<II", max(1, round(float(d) * 1000)), 1000) for d in dpi[:2])
         entries += [(282, 5, 1, 0), (283, 5, 1, 0), (296, 3, 1, 2)]  # ResolutionUnit 2: inch

@@ -399,7 +399,7 @@ def unet_from_diffusers_config(cfg: dict) -> UNetConfig:
             num_head_channels=int(head), use_scale_shift_norm=cfg.get("resnet_time_scale_shift") == "scale_shift",
             num_classes=cfg.get("num_class_embeds"),
         )
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"diffusers config.json lacks or mangles field {e}") from None
 
 

@@ -311,7 +311,10 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
         raise UsageError(f"--out {out_dir} is a file; batches need a folder")
     items = collect_inputs(args.inputs, recursive=args.recursive, skip_outputs=True)
     if not items:
-        raise UsageError("no image files found in the given inputs")
+        earlier = collect_inputs(args.inputs, recursive=args.recursive)
+        raise UsageError(f"no images to process in the given inputs ({len(earlier)} found are results of earlier "
+                         "batches, named like *_upscale_4x or *_colorize)" if earlier else
+                         "no image files found in the given inputs")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)  # before the model loads, as a single output's folder is checked
     except OSError as e:

@@ -24,6 +24,7 @@ MAX_PIXELS = 200_000_000
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
                 ".bmp": "BMP"}
 SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
+FLATTENED_FORMATS = {"JPEG", "BMP"}  # saved without alpha, onto white (`encode_picture`)
 
 
 class ImageError(Exception):
@@ -264,14 +265,32 @@ def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     return a > 127
 
 
-def encode_picture(pic: Picture, fmt: str, *, quality: int = 95) -> bytes:
-    """Encode with metadata; 16-bit kept for PNG/TIFF (else reduced to 8-bit); alpha kept where the format has it."""
+def format_losses(pic: Picture, fmt: str) -> list[str]:
+    """What `encode_picture` leaves out of `pic` in `fmt`, in words for the user (the same tests it makes)."""
+    name = FORMAT_NAMES.get(fmt, fmt)
+    notes = []
+    if pic.rgb.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
+        notes.append(f"{name} keeps 8 bits per channel, so it was saved at 8 bits.")
+    # Flattening an alpha that is opaque everywhere changes nothing anyone could see: not worth a word.
+    if fmt in FLATTENED_FORMATS and pic.alpha is not None and int(pic.alpha.min()) < np.iinfo(pic.alpha.dtype).max:
+        notes.append(f"{name} keeps no transparency: the transparent parts were flattened onto white.")
+    return notes
+
+
+def encode_picture(pic: Picture, fmt: str, *, quality: int | None = None) -> bytes:
+    """Encode with metadata; 16-bit kept for PNG/TIFF (else reduced to 8-bit); alpha kept where the format has it.
+
+    `quality` None: lossless WebP (lossy WebP would change the known pixels an edit promises to
+    keep, e.g. outside an inpaint mask), JPEG at 95.
+    """
+    if quality is None:
+        quality = 100 if fmt == "WEBP" else 95
     rgb, alpha = pic.rgb, pic.alpha
     if rgb.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
         rgb, alpha = to_uint8(rgb), None if alpha is None else to_uint8(alpha)
     # JPEG has no alpha, and a 32-bit BMP's is ignored by most readers (Pillow's too), which would
     # show whatever colour lies under the transparent parts: both are flattened onto white.
-    if fmt in ("JPEG", "BMP") and alpha is not None:
+    if fmt in FLATTENED_FORMATS and alpha is not None:
         a = to_uint8(alpha)[..., None].astype(np.float32) / 255
         rgb, alpha = (to_uint8(rgb) * a + 255 * (1 - a) + 0.5).astype(np.uint8), None
     kw: dict = {}
@@ -341,9 +360,6 @@ def save_picture(path: str | Path, pic: Picture, *, overwrite: bool = False, qua
     Every failure (`check_output_path`'s, the encoder's, the disk's) is an `ImageError`."""
     path = Path(path)
     fmt = check_output_path(path, overwrite=overwrite, size=pic.size)
-    if quality is None:
-        # Lossy WebP would change the known pixels an edit promises to keep (outside an inpaint mask).
-        quality = 100 if fmt == "WEBP" else 95
     w, h = pic.size
     try:
         data = encode_picture(pic, fmt, quality=quality)

@@ -81,9 +81,16 @@ def is_grey(image: np.ndarray, where: np.ndarray | None = None, levels: int = 2)
     A grey photo must come back grey from the editing tasks: the model invents colour wherever
     it is free to (up to 21 levels of chroma in an x4 upscale of a grey test image).
     """
-    a = image if where is None else image[where]
-    if a.size == 0:
-        return False
     tol = levels * (257 if image.dtype == np.uint16 else 1)
-    spread = a.max(axis=-1).astype(np.int64) - a.min(axis=-1)
-    return bool(spread.max() <= tol)
+    rows = max(1, (1 << 20) // max(1, image.shape[1]))  # about a megapixel at a time: no full-size temporaries
+    seen = False
+    for top in range(0, image.shape[0], rows):
+        a = image[top:top + rows]
+        if where is not None:
+            a = a[where[top:top + rows]]
+        if a.size == 0:
+            continue
+        seen = True
+        if (a.max(axis=-1) - a.min(axis=-1)).max() > tol:  # max >= min: unsigned, no wrap-around
+            return False
+    return seen

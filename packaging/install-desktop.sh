@@ -52,11 +52,15 @@ refresh() {
 
 if [ "$UNINSTALL" = 1 ]; then
   for f in $(files); do rm -f "$PREFIX/$f"; done
-  # The folders the install made, if nothing else lives in them now (rmdir never removes a non-empty one).
-  for n in scalable $(for n in $SIZES; do echo "${n}x${n}"; done); do
-    rmdir "$PREFIX/icons/hicolor/$n/apps" "$PREFIX/icons/hicolor/$n" 2>/dev/null || true
-  done
-  rmdir "$PREFIX/metainfo" "$PREFIX/icons/hicolor" "$PREFIX/icons" 2>/dev/null || true
+  # Empty folders the install may have made (rmdir never removes a non-empty one), only in the
+  # user's own data folder: under a system prefix the icon theme's package owns its empty size folders.
+  case "$PREFIX" in
+    "$HOME"/*)
+      for n in scalable $(for n in $SIZES; do echo "${n}x${n}"; done); do
+        rmdir "$PREFIX/icons/hicolor/$n/apps" "$PREFIX/icons/hicolor/$n" 2>/dev/null || true
+      done
+      rmdir "$PREFIX/metainfo" "$PREFIX/icons/hicolor" "$PREFIX/icons" 2>/dev/null || true ;;
+  esac
   refresh
   echo "removed Consistency Studio's desktop files from $PREFIX"
   exit 0

@@ -118,6 +118,19 @@ def test_gui_smoke_test_exits_by_itself(tmp_path, files, rc, says):
     assert "QThread: Destroyed" not in proc.stderr  # left through the window's close, engine thread stopped
 
 
+def test_gui_smoke_test_fails_when_the_default_weights_are_missing(tmp_path):
+    """A wheel or bundle without resources/models/default.safetensors starts on an untrained stand-in model:
+    the smoke test is there to catch exactly that."""
+    child = ("import sys, engine.paths, app.resources\n"
+             "engine.paths.default_model_path = app.resources.default_model_path = lambda: None\n"
+             "from app.__main__ import main\n"
+             "sys.exit(main(['--smoke-test']))\n")
+    proc = subprocess.run([sys.executable, "-c", child], cwd=tmp_path, env=_app_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "untrained" in proc.stderr
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The wheel and the sdist
 
@@ -188,11 +201,12 @@ def test_sdist_has_the_desktop_files_and_no_stray_tests(built):
 # packaging/install-desktop.sh
 
 
-def _install(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _install(*args: str, cwd: Path | None = None, home: Path | None = None) -> subprocess.CompletedProcess:
     if shutil.which("sh") is None or shutil.which("install") is None:
         pytest.skip("needs a POSIX shell and install(1)")
+    env = None if home is None else {**os.environ, "HOME": str(home)}
     return subprocess.run(["sh", str(PKG / "install-desktop.sh"), *args], capture_output=True, text=True, timeout=60,
-                          cwd=cwd)
+                          cwd=cwd, env=env)
 
 
 def test_install_desktop_makes_a_relative_exec_absolute(tmp_path):
@@ -224,13 +238,22 @@ def test_install_desktop_help_is_the_header_only():
 
 
 def test_install_desktop_reinstall_and_uninstall_leave_nothing(tmp_path):
-    prefix = tmp_path / "share"
+    prefix = tmp_path / "share"  # the user's own data folder ($HOME below)
     exe = sys.executable  # any executable file
-    assert _install("--prefix", str(prefix), "--exec", exe).returncode == 0
+    assert _install("--prefix", str(prefix), "--exec", exe, home=tmp_path).returncode == 0
     first = sorted(p for p in prefix.rglob("*"))
-    assert _install("--prefix", str(prefix), "--exec", exe).returncode == 0
+    assert _install("--prefix", str(prefix), "--exec", exe, home=tmp_path).returncode == 0
     assert sorted(p for p in prefix.rglob("*")) == first
-    assert _install("--prefix", str(prefix), "--uninstall").returncode == 0
+    assert _install("--prefix", str(prefix), "--uninstall", home=tmp_path).returncode == 0
     # update-desktop-database's cache belongs to the folder (other entries), not to this app.
     left = sorted(str(p.relative_to(prefix)) for p in prefix.rglob("*"))
     assert set(left) <= {"applications", "applications/mimeinfo.cache"}, left
+
+
+def test_install_desktop_uninstall_keeps_a_system_prefixs_empty_folders(tmp_path):
+    system = tmp_path / "usr" / "share"  # outside $HOME: the icon theme's package owns its size folders
+    (system / "icons" / "hicolor" / "48x48" / "apps").mkdir(parents=True)
+    assert _install("--prefix", str(system), "--exec", sys.executable, home=tmp_path / "home").returncode == 0
+    assert _install("--prefix", str(system), "--uninstall", home=tmp_path / "home").returncode == 0
+    assert (system / "icons" / "hicolor" / "48x48" / "apps").is_dir()
+    assert not list((system / "icons").rglob("*consistency*")) and not list((system / "icons").rglob("*Consistency*"))

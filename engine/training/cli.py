@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,6 +36,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .config import TrainConfig
     from .trainer import train
 
+    cfg = None
     try:
         cfg = TrainConfig.load(args.config)
         train(cfg, out=args.out, resume=args.resume, init=args.init, init_step=args.init_step, steps=args.steps,
@@ -43,9 +45,17 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"cstudio train: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        # A full disk or a read-only run folder: the checkpoints written so far stay usable
-        # (each is written atomically), so say so instead of printing a traceback.
-        print(f"cstudio train: error: {e} (the checkpoints already written are whole: "
-              "continue with --resume)", file=sys.stderr)
+        # A full disk or a read-only run folder: the checkpoints written so far stay usable (each
+        # is written atomically), so say so instead of printing a traceback; when there are none
+        # (an unreadable config or data folder, a first write that failed) there is nothing to resume.
+        from .state import latest_checkpoint
+
+        run_dir = Path(args.out) if args.out else (Path("runs") / (cfg.name or "run") if cfg is not None else None)
+        try:
+            resumable = run_dir is not None and latest_checkpoint(run_dir / "checkpoints") is not None
+        except OSError:
+            resumable = False
+        hint = " (the checkpoints already written are whole: continue with --resume)" if resumable else ""
+        print(f"cstudio train: error: {e}{hint}", file=sys.stderr)
         return 1
     return 0

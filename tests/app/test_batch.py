@@ -153,3 +153,15 @@ def test_plan_gives_every_input_its_own_output(tmp_path: Path) -> None:
     into = plan(BatchRequest(1, params, inputs, out_dir=tmp_path / "o"))
     assert [d.relative_to(tmp_path).as_posix() for _, d in into] == [
         "o/img_jpg_upscale_2x.png", "o/img_png_upscale_2x.png", "o/img-2_png_upscale_2x.png"]
+
+
+def test_a_result_dropped_by_itself_is_processed_as_the_cli_does(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(make_photo(8, 8)).save(folder / "a.png")
+    Image.fromarray(make_photo(8, 8)).save(folder / "a_upscale_2x.png")
+    params = GenerationParams(task=Task.upscale, upscale_factor=2)
+    in_folder = plan(BatchRequest(1, params, (folder,)))
+    assert [src.name for src, _ in in_folder] == ["a.png"]  # an earlier result found in a folder: left out
+    alone = plan(BatchRequest(2, params, (folder / "a_upscale_2x.png",)))
+    assert [(src.name, dst.name) for src, dst in alone] == [("a_upscale_2x.png", "a_upscale_2x_upscale_2x.png")]

@@ -218,7 +218,7 @@ def test_random_kills_during_repeated_saves_never_leave_a_partial_file(tmp_path:
     ("out.jpg", 8, True, ["JPEG keeps no transparency"]),
     ("out.bmp", 8, True, ["BMP keeps no transparency"]),
     ("out.jpg", 16, False, ["JPEG keeps 8 bits per channel"]),
-    ("out.webp", 16, True, ["WEBP keeps 8 bits per channel"]),
+    ("out.webp", 16, True, ["WebP keeps 8 bits per channel"]),
     ("out.png", 16, True, []),
     ("out.jpg", 8, False, []),
 ])

@@ -151,3 +151,13 @@ def test_top_level_help_names_the_app_form_and_version():
 
     text = build_parser().format_help()
     assert "cstudio FILE..." in text and "--version" in text
+
+
+def test_a_batch_of_only_earlier_results_says_so(tmp_path, tiny_model_file, capsys):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for name in ("a_upscale_4x.png", "b_colorize.png"):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / name)
+    assert main(["upscale", str(folder), "--model", str(tiny_model_file), "--out", str(tmp_path / "more")]) == 2
+    err = capsys.readouterr().err
+    assert "2 found are results of earlier batches" in err and "Traceback" not in err

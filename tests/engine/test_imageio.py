@@ -471,3 +471,11 @@ def test_bmp_with_transparency_is_flattened_onto_white_as_other_readers_would_se
     with Image.open(p) as im:
         px = np.asarray(im.convert("RGB"))
     assert (px[:, :3] == 255).all() and (px[:, 3:] == 0).all()
+
+
+@pytest.mark.parametrize("ext", ["png", "tif"])
+@pytest.mark.parametrize("dpi", [(float("nan"), float("nan")), (0, 0), ("x", 1), (300,)])
+def test_16bit_files_with_a_meaningless_resolution_still_save(tmp_path, ext, dpi):
+    rgb = (RNG.random((4, 5, 3)) * 65535).astype(np.uint16)
+    p = save_picture(tmp_path / f"x.{ext}", Picture(rgb, None, info={"dpi": dpi}))
+    assert np.array_equal(load_picture(p).rgb, rgb)

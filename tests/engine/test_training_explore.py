@@ -76,12 +76,20 @@ def test_train_cli_reports_a_full_disk(photos: Path, tmp_path: Path, monkeypatch
     def full(path: Path, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(state, "atomic_write_bytes", full)
     config = tmp_path / "tiny.json"
-    config.write_text(json.dumps({**tiny_config(photos).to_dict(), "threads": 1}))
-    rc = main(["train", str(config), "--out", str(tmp_path / "run"), "--steps", "1", "--device", "cpu"])
+    config.write_text(json.dumps({**tiny_config(photos).to_dict(), "threads": 1, "checkpoint_every": 1}))
+    run = ["train", str(config), "--out", str(tmp_path / "run"), "--steps", "1", "--device", "cpu"]
+    real = state.atomic_write_bytes
+    monkeypatch.setattr(state, "atomic_write_bytes", full)
+    assert main(run) == 1  # the very first checkpoint failed: there is nothing to resume
     err = capsys.readouterr().err
-    assert rc == 1 and "No space left on device" in err and "--resume" in err and "Traceback" not in err
+    assert "No space left on device" in err and "--resume" not in err and "Traceback" not in err
+    monkeypatch.setattr(state, "atomic_write_bytes", real)
+    assert main(run) == 0  # one whole checkpoint, then the disk fills up
+    monkeypatch.setattr(state, "atomic_write_bytes", full)
+    assert main([*run, "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "continue with --resume" in err and "Traceback" not in err
 
 
 def test_eval_cli_checks_its_output_folder_before_evaluating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
