@@ -6,7 +6,7 @@ signals blocked, so a value the controller corrected never loops back as a new u
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (QAbstractSpinBox, QButtonGroup, QCheckBox, QComboBox, QFormLayout, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLayout, QPushButton, QRadioButton, QSizePolicy, QSlider,
@@ -191,7 +191,8 @@ class ControlPanel(QWidget):
     def _bind(self) -> None:
         self.task.currentIndexChanged.connect(self._on_task_index_changed)
         self.model.currentIndexChanged.connect(self._show_model_tip)
-        self.model.currentIndexChanged.connect(self.model_selected)
+        self.model.currentIndexChanged.connect(self._on_model_changed)
+        self.model.activated.connect(self._on_model_activated)
         self.steps.currentIndexChanged.connect(lambda i: self.steps_changed.emit(int(self.steps.itemData(i))))
         self.seed.valueChanged.connect(self.seed_changed)
         self.randomise.clicked.connect(self.randomise_requested)
@@ -310,6 +311,24 @@ class ControlPanel(QWidget):
                                        Qt.ItemDataRole.ToolTipRole)
             self.model.setCurrentIndex(selected)
         self._show_model_tip(self.model.currentIndex())
+
+    def _on_model_changed(self, index: int) -> None:
+        # The `activated` Qt sends right after a user's pick (same event) is the same choice; a later
+        # one, once the event loop has run, is a new pick.
+        self._model_changed = True
+        QTimer.singleShot(0, self._forget_model_change)
+        self.model_selected.emit(index)
+
+    def _forget_model_change(self) -> None:
+        self._model_changed = False
+
+    def _on_model_activated(self, index: int) -> None:
+        # Picking the entry already shown changes no index, so only `activated` tells of it: the way
+        # to retry a model that failed to load (the controller ignores a pick of the loaded one).
+        if getattr(self, "_model_changed", False):
+            self._model_changed = False
+            return
+        self.model_selected.emit(index)
 
     def _show_model_tip(self, index: int) -> None:
         # The combo is narrower than most labels: the tooltip gives the whole name and its file.

@@ -192,6 +192,17 @@ def test_a_damaged_copy_of_a_model_is_told_apart_and_reported_when_picked(window
     assert "zcopy.safetensors" in dialog_log.errors[-1][1] and "truncated" in dialog_log.errors[-1][1]
     assert window.panel.model_state.text() == "No model loaded: pick another one."
     assert not window.act_run.isEnabled()
+    # Picking the same entry again retries it: no index changes, only `activated` says so.
+    picks: list[int] = []
+    window.panel.model_selected.connect(picks.append)
+    window.panel.model.activated.emit(2)
+    assert picks == [2] and window.panel.model_state.text() == f"Loading {names[2]}..."
+    qtbot.waitUntil(lambda: c._model_job is None, timeout=60000)
+    # A pick of another entry is one choice, though Qt sends both a change and an activation.
+    window.panel.model.setCurrentIndex(0)
+    window.panel.model.activated.emit(0)
+    assert picks == [2, 0]
+    qtbot.waitUntil(lambda: c._model_job is None, timeout=60000)
 
 
 def test_the_autosave_tick_keeps_changed_settings_for_a_start_after_a_kill(window, tmp_path: Path) -> None:
