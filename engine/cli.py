@@ -164,11 +164,12 @@ EDIT_NAMES = {"upscale": "upscale x4/x8", "upscale_detail": "upscale x4/x8 --det
 def cmd_info(args: argparse.Namespace) -> int:
     from .pipeline import EDIT_DEFAULTS
 
-    spec, sd, meta = load_model(args.model, image_size=args.image_size)
+    path = _resolve_model_path(args.model)
+    spec, sd, meta = load_model(path, image_size=args.image_size)
     n = sum(v.numel() for v in sd.values())
     edits = EDIT_DEFAULTS.get(spec.denoiser.kind, EDIT_DEFAULTS["cm"])
     info = {
-        "file": str(args.model), "name": spec.name, "kind": spec.denoiser.kind, "resolution": spec.unet.image_size,
+        "file": str(path), "name": spec.name, "kind": spec.denoiser.kind, "resolution": spec.unet.image_size,
         "parameters": n, "tensors": len(sd), "dtype": str(next(iter(sd.values())).dtype).replace("torch.", ""),
         "class_conditional": spec.unet.num_classes is not None, "sampler": {"steps": spec.sampler.steps, "ts": list(spec.sampler.ts)},
         # Stroke editing starts from its strength's sigma, so only its steps and sampler are defaults.
@@ -428,8 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "`cstudio COMMAND --help` explains a command.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("info", help="describe a model file")
-    p.add_argument("model")
+    p = sub.add_parser("info", help="describe a model file (default: the embedded default model)")
+    p.add_argument("model", nargs="?", help="model file or diffusers folder; omitted: the embedded default model")
     p.add_argument("--image-size", type=int, help="resolution, for official files whose size is not standard")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)

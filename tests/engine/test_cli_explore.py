@@ -161,3 +161,15 @@ def test_a_batch_of_only_earlier_results_says_so(tmp_path, tiny_model_file, caps
     assert main(["upscale", str(folder), "--model", str(tiny_model_file), "--out", str(tmp_path / "more")]) == 2
     err = capsys.readouterr().err
     assert "2 found are results of earlier batches" in err and "Traceback" not in err
+
+
+def test_info_without_a_model_describes_the_default_one(capsys):
+    from engine.paths import default_model_path
+
+    if default_model_path() is None:
+        pytest.skip("this checkout ships no default model")
+    assert main(["info", "--json"]) == 0
+    import json
+
+    info = json.loads(capsys.readouterr().out)
+    assert info["unet"]["image_size"] == 32 and info["file"] == str(default_model_path())
