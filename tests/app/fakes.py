@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from pathlib import Path
 from unittest.mock import MagicMock
 
@@ -56,3 +58,17 @@ def make_controller(tmp_path: Path, *, start: list[str] | None = None, load_mode
     else:
         engine.queue.clear()
     return c, view, engine
+
+
+def kill_after_autosave(argv: list[str], env: dict[str, str]) -> list[str]:
+    """Start a child process that prints "autosaved ..." once its autosave is on disk, then SIGKILL it
+    (no exit handler runs, as after a crash); returns that line's words."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().split()
+        assert line and line[0] == "autosaved", proc.stderr.read()
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        proc.kill()
+    return line

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from app.model.autosave import Autosave
 from app.model.document import Document
 
 from .conftest import make_photo
-from .fakes import make_controller, scripted_view
+from .fakes import kill_after_autosave, make_controller, scripted_view
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -215,15 +213,8 @@ time.sleep(120)
 
 def test_kill_9_then_the_next_start_offers_recovery(tmp_path: Path, photo_file: Path) -> None:
     env = {**os.environ, "CSTUDIO_STATE_DIR": str(tmp_path / "state")}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(root=str(ROOT)), str(tmp_path / "child"),
-                             str(photo_file)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline().split()
-        assert line and line[0] == "autosaved", proc.stderr.read()
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
-    finally:
-        proc.kill()
+    line = kill_after_autosave([sys.executable, "-c", CHILD.format(root=str(ROOT)), str(tmp_path / "child"),
+                                str(photo_file)], env)
     c, view, _ = make_controller(tmp_path, load_model=False)
     view.ask_recover.assert_called_once()
     assert int(c.document.mask.astype(int).sum()) == int(line[1]) > 0

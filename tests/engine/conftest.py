@@ -1,4 +1,4 @@
-"""Fixtures of the CLI tests: a small photo and a mask as files."""
+"""Fixtures of the CLI tests: a small photo and a mask as files, and a guard against compute."""
 
 from __future__ import annotations
 
@@ -23,3 +23,14 @@ def images(tmp_path):
     mask[5:15, 5:20] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
     return tmp_path
+
+
+@pytest.fixture()
+def no_compute(monkeypatch):
+    """Fail the test if a command gets as far as loading its model."""
+    import engine.cli
+
+    def load(args):
+        raise AssertionError("the model was loaded before the arguments and the output were checked")
+
+    monkeypatch.setattr(engine.cli, "_load", load)

@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-import engine.cli
 from app.__main__ import main
 from engine.imageio import ImageError, Picture, save_picture
 
@@ -31,15 +30,6 @@ def edm_file(tmp_path, tiny_model):
     save_model(path, dataclasses.replace(spec, denoiser=dataclasses.replace(spec.denoiser, kind="edm")),
                tiny_model.denoiser.net.state_dict())
     return path
-
-
-@pytest.fixture()
-def no_compute(monkeypatch):
-    """Fail the test if a command gets as far as loading its model."""
-    def load(args):
-        raise AssertionError("the model was loaded before the output was checked")
-
-    monkeypatch.setattr(engine.cli, "_load", load)
 
 
 # -- 1. EDM models: --steps counts sampler steps, --ts is refused ---------------------------------------------------

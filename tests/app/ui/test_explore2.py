@@ -4,8 +4,6 @@ tooltips and help. Each test pins a bug that round found (or a flow it checked t
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, 
 from app.model import Task
 from app.ui import dialogs
 from app.ui.main_window import SHORTCUTS_HELP
+from tests.app.fakes import kill_after_autosave
 from tests.conftest import FIXTURES
 
 from .conftest import wait_idle
@@ -259,15 +258,7 @@ def test_a_killed_app_s_work_and_settings_come_back_in_the_next_window(qtbot, di
     from app.gui import build
     root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}  # the private config and state folders too
-    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(root=str(root)), str(photo_file)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline().split()
-        assert line and line[0] == "autosaved", proc.stderr.read()
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
-    finally:
-        proc.kill()
+    line = kill_after_autosave([sys.executable, "-c", CHILD.format(root=str(root)), str(photo_file)], env)
     for answer in ("later", "recover"):
         dialog_log.recover_answer = answer
         w = build()
