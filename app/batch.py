@@ -15,7 +15,7 @@ from pathlib import Path
 from engine import Cancelled, Model
 from engine.batch import collect_inputs, output_paths, upscale_op
 from engine.fallback import run_with_fallback
-from engine.imageio import load_picture
+from engine.imageio import check_output_path, load_picture
 
 from .files import save_picture_safely
 from .model.jobs import BatchDone, BatchRequest
@@ -74,6 +74,9 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
             continue
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
+            # A folder that cannot take the result fails the file before its compute (minutes for a
+            # large upscale), not after it, as the CLI does.
+            check_output_path(dst, overwrite=True)
             pic = load_picture(src)
             notes.extend(f"{src.name}: {note}" for note in pic.notes)
             name, kwargs = task_call(model, request.params, pic.rgb, None, pic.alpha, file_progress)

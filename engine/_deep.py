@@ -78,11 +78,13 @@ def read_png16(path: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
     data = path.read_bytes()
     if data[:8] != PNG_MAGIC:
         return None
-    pos, ihdr, idat = 8, None, []
+    pos, ihdr, idat, trns = 8, None, [], None
     while pos + 8 <= len(data):
         n, typ = struct.unpack(">I4s", data[pos:pos + 8])
         if typ == b"IHDR":
             ihdr = struct.unpack(">IIBBBBB", data[pos + 8:pos + 21])
+        elif typ == b"tRNS":
+            trns = data[pos + 8:pos + 8 + n]
         elif typ == b"IDAT":
             idat.append(data[pos + 8:pos + 8 + n])
         elif typ == b"IEND":
@@ -93,7 +95,9 @@ def read_png16(path: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
     w, h, ch = ihdr[0], ihdr[1], 3 if ihdr[3] == 2 else 4
     stride, bpp = w * ch * 2, ch * 2
     try:
-        body = zlib.decompress(b"".join(idat))
+        # Only as much as the header's rows need: a few KB of zlib stream can inflate to gigabytes,
+        # and the pixel limit, checked on the header, does not see what lies past the last row.
+        body = zlib.decompressobj().decompress(b"".join(idat), h * (stride + 1))
     except zlib.error as e:
         raise ValueError(f"PNG image data does not decompress ({e})") from None
     if len(body) < h * (stride + 1):
@@ -106,6 +110,10 @@ def read_png16(path: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
     out = unfilter(filters, lines, bpp)
     px = out.astype(np.uint8).view(">u2").reshape(h, w, ch).astype(np.uint16)
     alpha = px[..., 3] if ch == 4 and px[..., 3].min() < 65535 else None
+    if ch == 3 and trns is not None and len(trns) == 6:
+        # An RGB PNG's tRNS names one colour that is fully transparent (PNG spec §11.3.2.1).
+        clear = (px == np.frombuffer(trns, ">u2").astype(np.uint16)).all(axis=2)
+        alpha = np.where(clear, 0, 65535).astype(np.uint16) if clear.any() else None
     return np.ascontiguousarray(px[..., :3]), None if alpha is None else np.ascontiguousarray(alpha)
 
 

@@ -55,9 +55,13 @@ def collect_inputs(paths: Iterable[str | Path], recursive: bool = False,
         if p.is_dir():
             pattern = "**/*" if recursive else "*"
             for f in sorted(p.glob(pattern)):
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") \
+                rel = f.relative_to(p)
+                # Hidden files and whatever lies in hidden folders (.thumbnails, .git, .Trash-1000)
+                # are not the user's photos.
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES \
+                        and not any(part.startswith(".") for part in rel.parts) \
                         and not (skip_outputs and EARLIER_OUTPUT.search(f.stem)):
-                    add(f, f.relative_to(p))
+                    add(f, rel)
         else:
             add(p, Path(p.name))
     return found

@@ -96,6 +96,12 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
+def _float_white(a: np.ndarray) -> float:
+    """The value a float image's white is taken at: 1, or its largest finite value where that is more."""
+    finite = a[np.isfinite(a)]
+    return max(float(finite.max()) if finite.size else 0.0, 1.0)
+
+
 def _to_rgb_arrays(im: Image.Image, icc: bytes | None = None, sixteen: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Pixels as (rgb, alpha) in uint8, or uint16 for 16-bit sources; CMYK/palette/grey converted
     (CMYK through its ICC profile `icc` where there is one). `sixteen`: the file stores 16-bit
@@ -108,10 +114,17 @@ def _to_rgb_arrays(im: Image.Image, icc: bytes | None = None, sixteen: bool = Fa
             g = a.astype(np.uint8)
         else:
             g = np.clip(a, 0, 65535).astype(np.uint16)
-        return np.repeat(g[..., None], 3, axis=2), None
+        # A grey PNG's tRNS names one grey value that is fully transparent.
+        key = im.info.get("transparency")
+        clear = a == key if isinstance(key, int) else np.zeros(a.shape, bool)
+        opaque = np.iinfo(g.dtype).max
+        alpha = np.where(clear, 0, opaque).astype(g.dtype) if clear.any() else None
+        return np.repeat(g[..., None], 3, axis=2), alpha
     if mode == "F":
-        a = np.asarray(im, dtype=np.float64)
-        g = np.clip(a / max(a.max(), 1e-12) * 65535 + 0.5, 0, 65535).astype(np.uint16)
+        # Float files hold 0..1 (1 = white), so a dark one stays dark; values beyond 1 have no
+        # known white and are scaled by their maximum (`load_picture` says so).
+        a = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        g = np.clip(a / _float_white(a) * 65535 + 0.5, 0, 65535).astype(np.uint16)
         return np.repeat(g[..., None], 3, axis=2), None
     has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info) \
         or (mode in ("L", "RGB") and "transparency" in im.info)
@@ -129,6 +142,13 @@ def _to_rgb_arrays(im: Image.Image, icc: bytes | None = None, sixteen: bool = Fa
 _LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 273, 277, 278, 279, 280, 281, 284,
                           317, 318, 319, 320, 322, 323, 324, 325, 330, 338, 339, 340, 341, 347, 513, 514, 529, 530,
                           531, 532, 34675})
+# TIFF tags that hold other metadata blocks, not EXIF: XMP (700), IPTC (33723), Photoshop's image
+# resources (34377: its own thumbnail and settings) and layers (37724: the unedited picture again,
+# often megabytes). Copied as EXIF they bloat every output with stale data (XMP's orientation, the
+# old thumbnail) and push a JPEG output past the 64 KB its EXIF may take, failing the save.
+_FOREIGN_BLOCK_TAGS = frozenset({700, 33723, 34377, 37724})
+# The most EXIF a JPEG holds (one APP1 segment, "Exif\0\0" included); Pillow refuses more.
+JPEG_MAX_EXIF = 65533
 
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -155,7 +175,9 @@ def load_picture(path: str | Path) -> Picture:
                 if w * h > MAX_PIXELS:
                     raise ImageError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, over the {MAX_PIXELS / 1e6:.0f} Mpx limit")
                 frames = getattr(im, "n_frames", 1)
-                if frames > 1:
+                if frames > 1 and im.format == "TIFF":  # scans and documents, not animations
+                    notes.append(f"multi-page TIFF: using the first of {frames} pages")
+                elif frames > 1:
                     notes.append(f"animated image: using the first of {frames} frames")
                 info = {k: im.info[k] for k in ("icc_profile", "dpi") if k in im.info}
                 exif = im.getexif()
@@ -166,11 +188,13 @@ def load_picture(path: str | Path) -> Picture:
                     # A TIFF's "EXIF" is its whole first IFD: drop the tags that describe its pixel
                     # layout (they would be wrong in any output, and Pillow 10 cannot even write
                     # multi-strip offsets back: NotImplementedError on most TIFFs from other software).
-                    for tag in _LAYOUT_TAGS.intersection(exif):
+                    for tag in (_LAYOUT_TAGS | _FOREIGN_BLOCK_TAGS).intersection(exif):
                         del exif[tag]
                     info["exif"] = exif.tobytes()
                 if im.format == "PNG":
-                    text = {k: v for k, v in im.info.items() if isinstance(v, str) and k not in ("icc_profile",)}
+                    # From the upright copy: exif_transpose takes the orientation out of the XMP text
+                    # too, which otherwise would tell viewers to turn the upright output again.
+                    text = {k: v for k, v in oriented.info.items() if isinstance(v, str) and k not in ("icc_profile",)}
                     if text:
                         info["text"] = text
                 deep = None
@@ -186,9 +210,12 @@ def load_picture(path: str | Path) -> Picture:
                 else:
                     oriented.load()
                     rgb, alpha = _to_rgb_arrays(oriented, info.get("icc_profile"), sixteen)
+                    if oriented.mode == "F" and (white := _float_white(np.asarray(oriented))) > 1:
+                        notes.append(f"32-bit float image with values up to {white:g}: "
+                                     f"scaled so that {white:g} is white")
                     if sixteen and rgb.dtype == np.uint8:
-                        notes.append(f"16-bit {im.format} read with 8 bits per channel: only uncompressed 16-bit "
-                                     "TIFF and non-interlaced 16-bit PNG keep their depth here")
+                        notes.append(f"16-bit {im.format} read with 8 bits per channel: only 16-bit grey, uncompressed "
+                                     "16-bit RGB(A) TIFF and non-interlaced 16-bit RGB(A) PNG keep their depth here")
                 # Pixels are RGB from here on: a grey or CMYK profile no longer describes them.
                 if "icc_profile" in info and rgb_icc_profile(info) is None:
                     del info["icc_profile"]
@@ -265,6 +292,12 @@ def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     return a > 127
 
 
+def _exif_too_long(pic: Picture, fmt: str) -> bool:
+    """EXIF larger than `fmt` holds (a PNG's or WebP's may exceed JPEG's 64 KB): left out rather
+    than failing the save."""
+    return fmt == "JPEG" and len(pic.info.get("exif", b"")) > JPEG_MAX_EXIF
+
+
 def format_losses(pic: Picture, fmt: str) -> list[str]:
     """What `encode_picture` leaves out of `pic` in `fmt`, in words for the user (the same tests it makes)."""
     name = FORMAT_NAMES.get(fmt, fmt)
@@ -274,6 +307,20 @@ def format_losses(pic: Picture, fmt: str) -> list[str]:
     # Flattening an alpha that is opaque everywhere changes nothing anyone could see: not worth a word.
     if fmt in FLATTENED_FORMATS and pic.alpha is not None and int(pic.alpha.min()) < np.iinfo(pic.alpha.dtype).max:
         notes.append(f"{name} keeps no transparency: the transparent parts were flattened onto white.")
+    # Metadata `encode_picture` cannot put in this format: BMP holds no ICC profile (without it a
+    # Display P3 or Adobe RGB picture is shown as sRGB: duller or shifted colours) and no EXIF, our
+    # 16-bit TIFF writer writes no EXIF, and only PNG holds PNG text (e.g. generation parameters).
+    left = []
+    if fmt == "BMP" and rgb_icc_profile(pic.info) is not None:
+        left.append("colour profile (its colours will look different)")
+    if "exif" in pic.info and (fmt == "BMP" or (fmt == "TIFF" and pic.rgb.dtype == np.uint16)):
+        left.append("EXIF (camera data, date)")
+    if _exif_too_long(pic, fmt):
+        left.append("EXIF (camera data, date: more than the 64 KB a JPEG holds)")
+    if fmt != "PNG" and pic.info.get("text"):
+        left.append(f"PNG text ({', '.join(sorted(pic.info['text']))})")
+    if left:
+        notes.append(f"{name} keeps no {'; no '.join(left)}: left out.")
     return notes
 
 
@@ -302,14 +349,16 @@ def encode_picture(pic: Picture, fmt: str, *, quality: int | None = None) -> byt
         kw["icc_profile"] = icc
     if "dpi" in pic.info and fmt in ("PNG", "JPEG", "TIFF"):
         kw["dpi"] = pic.info["dpi"]
-    if "exif" in pic.info and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+    if "exif" in pic.info and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and not _exif_too_long(pic, fmt):
         kw["exif"] = pic.info["exif"]
     if fmt in ("JPEG", "WEBP"):
         kw["quality"] = quality
     if fmt == "JPEG" and quality >= 90:
         kw["subsampling"] = 0  # 4:4:4: at high quality, halving chroma resolution is the biggest loss
     if fmt == "WEBP" and quality >= 100:
-        kw["lossless"] = True
+        # `exact`: libwebp otherwise rewrites the colour under fully transparent pixels, which
+        # a later edit of the alpha (or a texture that keeps data there) would bring back to light.
+        kw["lossless"] = kw["exact"] = True
     if rgb.dtype == np.uint16:
         if fmt == "PNG":
             return encode_png16(rgb, alpha, info)

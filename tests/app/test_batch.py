@@ -165,3 +165,28 @@ def test_a_result_dropped_by_itself_is_processed_as_the_cli_does(tmp_path: Path)
     assert [src.name for src, _ in in_folder] == ["a.png"]  # an earlier result found in a folder: left out
     alone = plan(BatchRequest(2, params, (folder / "a_upscale_2x.png",)))
     assert [(src.name, dst.name) for src, dst in alone] == [("a_upscale_2x.png", "a_upscale_2x_upscale_2x.png")]
+
+
+def test_an_unwritable_output_folder_fails_each_file_before_its_compute(tmp_path: Path, folder: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # A read-only folder (chmod cannot show it when the tests run as root: os.access is faked) used
+    # to cost every file its whole upscale before the write failed.
+    import os
+
+    import app.batch as batch
+
+    out = tmp_path / "read-only"
+    out.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == out else real_access(p, mode, **kw))
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("computed a result that could not be written")
+
+    monkeypatch.setattr(batch, "task_call", no_compute)
+    request = BatchRequest(1, GenerationParams(task=Task.upscale, upscale_factor=2), (folder / "a.png", folder / "d.jpg"),
+                           out_dir=out)
+    done = batch.run_batch(None, request, lambda done, total, stage: None)  # type: ignore[arg-type]
+    assert done.written == () and [src.name for src, _ in done.failed] == ["a.png", "d.jpg"]
+    assert all("not writable" in reason for _, reason in done.failed)
+    assert list(out.iterdir()) == []
