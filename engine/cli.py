@@ -15,7 +15,8 @@ import torch
 from .checkpoint import CheckpointError, load_model, save_model
 from .batch import collect_inputs, run_batch, upscale_op
 from .device import pick_device
-from .imageio import ImageError, Picture, check_output_path, load_picture, read_mask, save_picture, write_image
+from .imageio import (SAVE_FORMATS, ImageError, Picture, check_output_path, format_losses, load_picture, read_mask,
+                      save_picture, write_image)
 from .fallback import is_out_of_memory, run_with_fallback
 from .inpaint import InpaintOptions
 from .paths import default_model_path
@@ -134,7 +135,7 @@ def _out_path(args: argparse.Namespace, src: Path | None, suffix: str) -> Path:
         out = Path(args.out)
         if out.is_dir() or args.out.endswith(("/", os.sep) + ((os.altsep,) if os.altsep else ())):
             if not out.is_dir():
-                raise ImageError(f"{out}: output folder does not exist")
+                raise UsageError(f"{out}: output folder does not exist")
             return out / name
         return out
     return Path(name) if src is None else src.with_name(name)
@@ -149,8 +150,12 @@ def _check_range(option: str, value: float | None, lo: float, hi: float, *, belo
 
 
 def _check_out(args: argparse.Namespace, out: Path, size: tuple[int, int] | None = None) -> None:
-    """What `save_picture` would refuse, said before the model loads or runs (nothing is created)."""
-    check_output_path(out, overwrite=args.overwrite, size=size)
+    """What `save_picture` would refuse, said before the model loads or runs (nothing is created).
+    A usage error (exit 2): the command line has to change (another --out, --overwrite)."""
+    try:
+        check_output_path(out, overwrite=args.overwrite, size=size)
+    except ImageError as e:
+        raise UsageError(str(e)) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -250,8 +255,15 @@ def _warn(message: str) -> None:
     print(f"cstudio: {message}", file=sys.stderr)
 
 
+def _notes(path: Path, notes: list[str]) -> None:
+    for note in notes:
+        print(f"note: {path}: {note}", file=sys.stderr)
+
+
 def _save(args: argparse.Namespace, out: Path, pic: Picture) -> None:
     save_picture(out, pic, overwrite=args.overwrite)
+    # What the output's format could not keep (16 bits, transparency, a colour profile), as the app says it.
+    _notes(out, format_losses(pic, SAVE_FORMATS[out.suffix.lower()]))
     print(out)
 
 
@@ -263,8 +275,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     for option, value in (("--min-context", args.min_context), ("--grow", args.grow), ("--feather", args.feather)):
         _check_range(option, value, 0, 4096)
     pic = load_picture(args.image)
-    for note in pic.notes:
-        print(f"note: {args.image}: {note}", file=sys.stderr)
+    _notes(Path(args.image), pic.notes)
     mask = read_mask(args.mask, pic.size)
     out = _out_path(args, Path(args.image), "inpaint")
     _check_out(args, out, pic.size)
@@ -299,8 +310,7 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
     if single:
         src = Path(args.inputs[0])
         pic = load_picture(src)
-        for note in pic.notes:
-            print(f"note: {src}: {note}", file=sys.stderr)
+        _notes(src, pic.notes)
         out = _out_path(args, src, op)
         _check_out(args, out, out_size(pic.size))
         _save(args, out, prepare()(pic))
@@ -319,15 +329,18 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
     try:
         out_dir.mkdir(parents=True, exist_ok=True)  # before the model loads, as a single output's folder is checked
     except OSError as e:
-        raise ImageError(f"{out_dir}: cannot create the output folder ({os.strerror(e.errno) if e.errno else e})") from None
+        raise UsageError(f"{out_dir}: cannot create the output folder ({os.strerror(e.errno) if e.errno else e})") from None
     if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise ImageError(f"{out_dir}: output folder is not writable; nothing was changed")
+        raise UsageError(f"{out_dir}: output folder is not writable; nothing was changed")
     run_one = prepare()
 
     def process(src: Path, dst: Path) -> None:
         pic = load_picture(src)
+        _notes(src, pic.notes)  # e.g. "animated image: using the first of 12 frames"
         _check_out(args, dst, out_size(pic.size))
-        save_picture(dst, run_one(pic), overwrite=args.overwrite)
+        result = run_one(pic)
+        save_picture(dst, result, overwrite=args.overwrite)
+        _notes(dst, format_losses(result, SAVE_FORMATS[dst.suffix.lower()]))
 
     report = run_batch(items, process, out_dir, op, skip_existing=not args.overwrite, log=print)
     print(report.summary())
@@ -426,7 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cstudio", description="Consistency Studio: image editing with consistency models. "
                                      "Without a command, opens the desktop app; `cstudio FILE...` opens files in it.",
                                      epilog="`cstudio --version` prints the version; `cstudio help COMMAND` or "
-                                     "`cstudio COMMAND --help` explains a command.")
+                                     "`cstudio COMMAND --help` explains a command. Exit status: 0 done; 1 a file "
+                                     "could not be read or the run failed (in a batch: any file failed); 2 the "
+                                     "command line needs changing (an option, or --out: exists, missing folder); "
+                                     "130 interrupted.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("info", help="describe a model file (default: the embedded default model)")
@@ -508,9 +524,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, CheckpointError, ImageError) as e:
+    except UsageError as e:
+        # 2: the command line asks for something that cannot be done (as argparse's own errors).
         print(f"cstudio {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except (CheckpointError, ImageError) as e:
+        # 1: the command was well formed but a file it was given could not be used.
+        print(f"cstudio {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except MemoryError as e:
         print(f"cstudio {args.command}: error: {e or 'not enough memory'}", file=sys.stderr)
         return 1

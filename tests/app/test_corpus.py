@@ -200,7 +200,9 @@ def test_images_through_the_cli(capsys, tmp_path: Path, tiny_model_file: Path, n
         if name.startswith("animated"):
             assert "first of 3 frames" in err
         return
-    assert code == 2 and re.search(expected, err), err
+    # A folder given as the image is read as an (empty) batch: the command line must change (2); a file
+    # that cannot be used is 1.
+    assert code == (2 if (CORPUS / "images" / name).is_dir() else 1) and re.search(expected, err), err
     assert not out.exists()
 
 
@@ -209,11 +211,11 @@ def test_masks_through_the_cli(capsys, tmp_path: Path, tiny_model_file: Path, na
     out = tmp_path / "out.png"
     code, err = _cli(capsys, "inpaint", str(CORPUS / "images" / "base.png"), "--mask", str(CORPUS / "masks" / name),
                      "--model", str(tiny_model_file), "--out", str(out), "--device", "cpu", "--quiet")
-    assert code == 2 and re.search(MASKS[name][1], err) and not out.exists(), err
+    assert code == 1 and re.search(MASKS[name][1], err) and not out.exists(), err
 
 
 @pytest.mark.parametrize("name", sorted(CHECKPOINTS))
 def test_checkpoints_through_the_cli(capsys, name: str) -> None:
     code, err = _cli(capsys, "info", str(CORPUS / "checkpoints" / name))
-    assert code == 2 and re.search(CHECKPOINTS[name], err), err
+    assert code == 1 and re.search(CHECKPOINTS[name], err), err
     assert not PWNED.exists()

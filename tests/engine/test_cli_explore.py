@@ -43,7 +43,7 @@ def test_webp_output_keeps_the_pixels_outside_the_mask(images, tiny_model_file):
 def test_a_mask_header_over_the_pixel_limit_is_a_one_line_error(images, tiny_model_file, no_compute, capsys):
     _png_header_only(images / "huge.png", 30000, 30000)
     assert main(["inpaint", str(images / "in.png"), "--mask", str(images / "huge.png"), "--model", str(tiny_model_file),
-                 "--out", str(images / "o.png")]) == 2
+                 "--out", str(images / "o.png")]) == 1  # a file that cannot be used, not a usage error
     err = capsys.readouterr().err
     assert "huge.png: mask is over 200 Mpx but the image is 30x24" in err and "Traceback" not in err
     assert not (images / "o.png").exists()
@@ -163,3 +163,20 @@ def test_info_without_a_model_describes_the_default_one(capsys):
 
     info = json.loads(capsys.readouterr().out)
     assert info["unet"]["image_size"] == 32 and info["file"] == str(default_model_path())
+
+
+def test_batches_and_lossy_outputs_say_what_was_left_out(images, tiny_model_file, capsys):
+    """A batch says an animated input lost its frames, as a single run does; a JPEG output says it
+    dropped the transparency (the notes the app shows in its status bar)."""
+    frames = [Image.new("RGB", (16, 16), c) for c in ("red", "green", "blue")]
+    frames[0].save(images / "anim.gif", save_all=True, append_images=frames[1:])
+    m = ["--model", str(tiny_model_file), "--quiet", "--steps", "1"]
+    assert main(["upscale", str(images / "anim.gif"), str(images / "in.png"), "--factor", "2", *m,
+                 "--out", str(images / "out")]) == 0
+    assert "anim.gif: animated image: using the first of 3 frames" in capsys.readouterr().err
+    rgba = np.dstack([np.asarray(Image.open(images / "in.png")), np.full((24, 30), 255, np.uint8)])
+    rgba[:, :4, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(images / "clear.png")
+    assert main(["upscale", str(images / "clear.png"), "--factor", "2", *m, "--out", str(images / "c.jpg")]) == 0
+    err = capsys.readouterr().err
+    assert "c.jpg: JPEG keeps no transparency" in err, err
