@@ -10,7 +10,8 @@ from pathlib import Path
 
 from .pipeline import Cancelled, upscale_task
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+# .jfif / .jpe: JPEGs as browsers and old cameras name them.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 
 # Every name `upscale_op` and colorize give an output (any factor, with or without detail).
 EARLIER_OUTPUT = re.compile(r"_(upscale_[248]x(_detail)?|colorize)$")
@@ -102,11 +103,15 @@ def output_paths(items: list[tuple[Path, Path]], op: str, out_dir: Path | None =
                 parts[i] = (f, stem, items[i][0].suffix.lower().lstrip("."))
     natural = [path(*part) for part in parts]
     taken = {key(p) for p in natural}
+    # An input already named like an output (`a.png` and `a_upscale_2x.png` in one batch, with
+    # --overwrite) must not be replaced before it is read: its output gets a number instead.
+    inputs = {key(src.absolute()) for src, _ in items}
     out: list[Path] = []
     used: set[str] = set()
     for part, p in zip(parts, natural):
         number = 1
-        while key(p) in used or (number > 1 and key(p) in taken):  # a number never takes another input's name
+        while key(p) in used or key(p.absolute()) in inputs or (number > 1 and key(p) in taken):
+            # A number never takes another output's natural name.
             number += 1
             p = path(*part, number)
         used.add(key(p))

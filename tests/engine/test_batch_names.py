@@ -86,3 +86,19 @@ def test_cli_batch_of_same_named_files_writes_them_all_and_resumes(tmp_path, tin
     assert main([*args, "--overwrite"]) == 0
     assert "3 written" in capsys.readouterr().out
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first  # same names, nothing replaced by another input
+
+
+def test_jfif_and_jpe_files_are_found_in_folders(tmp_path):
+    """Browsers save JPEGs as .jfif, old cameras as .jpe: a folder batch must not skip them silently."""
+    for name in ("a.jfif", "b.JPE", "c.jpg"):
+        Image.new("RGB", (4, 4)).save(tmp_path / name, "JPEG")
+    assert sorted(p.name for p, _ in collect_inputs([tmp_path])) == ["a.jfif", "b.JPE", "c.jpg"]
+
+
+def test_an_output_never_replaces_an_input_of_the_same_batch(tmp_path):
+    """`cstudio upscale a.png a_upscale_2x.png --out <their folder> --overwrite` used to write a's
+    result over the second input before reading it."""
+    _photo(tmp_path / "a.png", 0)
+    _photo(tmp_path / "a_upscale_2x.png", 1)
+    items = collect_inputs([tmp_path / "a.png", tmp_path / "a_upscale_2x.png"])
+    assert _names(items, tmp_path) == ["a-2_upscale_2x.png", "a_upscale_2x_upscale_2x.png"]
