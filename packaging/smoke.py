@@ -65,6 +65,8 @@ class Smoke:
     def headless(self, model: Path) -> None:
         p = self.run("--help", timeout=300)
         self.check(p.returncode == 0 and "generate" in p.stdout, "cstudio --help lists the subcommands")
+        p = self.run("--version", timeout=300)
+        self.check(p.returncode == 0 and "unknown" not in p.stdout, "cstudio --version names the version")
         p = self.run("info", str(model), "--json", timeout=300)
         res = None
         if self.check(p.returncode == 0, "cstudio info MODEL"):

@@ -252,7 +252,8 @@ def test_spec_builds_one_folder_bundle_with_resources():
     assert Path(script).is_file()
     assert str(ROOT) in a.kwargs["pathex"]
     for src, dest in a.kwargs["datas"]:
-        assert Path(src).is_file() and dest.split("/")[0] in ("resources", "engine")
+        assert Path(src).is_file() and (dest.split("/")[0] in ("resources", "engine")
+                                        or (Path(src).name, dest) == ("pyproject.toml", "."))
     dests = {d for d, _, _ in a.datas}
     assert f"resources/icons/hicolor/256x256/apps/{APP_ID}.png" in dests
     assert "PySide6/Qt/translations/qtbase_de.qm" in dests
@@ -366,3 +367,13 @@ def test_install_desktop_quotes_any_exec_path(tmp_path, name):
     (try_line,) = [line for line in lines if line.startswith("TryExec=")]
     assert _exec_argv(exec_line[len("Exec="):]) == [str(exe), "%F"]
     assert _desktop_string(try_line[len("TryExec="):]) == str(exe)
+
+
+def test_spec_bundles_what_version_reads():
+    """In the bundle there is no distribution metadata; `cstudio --version` said "unknown" there."""
+    datas = {(Path(src).resolve(), dest.replace("\\", "/")) for src, dest in _run_spec()["a"].kwargs["datas"]}
+    assert (ROOT / "pyproject.toml", ".") in datas
+    # ... at the place app.__main__.version() looks for it: one folder above the app package.
+    import app.__main__ as entry
+
+    assert Path(entry.__file__).resolve().parents[1] / "pyproject.toml" == ROOT / "pyproject.toml"
