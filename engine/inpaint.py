@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
+from .sampling import sub_seed
 from .tensors import resize_float
 
 # (y, x_start, known_mask, sigma_start or None for the coarse pass, num_steps, seed, on_step) -> (1, 3, h, w) in [-1, 1]
@@ -201,7 +202,7 @@ def fill_window(crop: np.ndarray, hole: np.ndarray, fill: Fill, resolution: int,
         else:
             up = _nchw(resize_float(prev, (sw, sh), Image.Resampling.BICUBIC))
             start = y_t * m_t + (up.clamp(0, 1) * 2 - 1) * (1 - m_t)
-            out = fill(y_t, start, m_t, opts.refine_sigma, opts.refine_steps, seed + level, on_step)
+            out = fill(y_t, start, m_t, opts.refine_sigma, opts.refine_steps, sub_seed(seed, level), on_step)
         prev = (_hwc(out).clip(-1, 1) + 1) / 2
     if prev.shape[:2] != (h, w):
         prev = np.clip(resize_float(prev, (w, h), Image.Resampling.LANCZOS), 0, 1)
@@ -287,7 +288,7 @@ def inpaint_any(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: int
     for i, win in enumerate(windows):
         sy, sx = win.slices()
         crop, gen_hole = image[sy, sx], generated[sy, sx]
-        gen = fill_window(crop, gen_hole, fill, resolution, multiple, opts, seed + 1000 * i, on_step)
+        gen = fill_window(crop, gen_hole, fill, resolution, multiple, opts, sub_seed(seed, i), on_step)
         a = blend_alpha(mask[sy, sx], opts.grow, opts.feather)
         result[sy, sx] = crop * (1 - a[..., None]) + gen * a[..., None]
         alpha_full[sy, sx] = np.maximum(alpha_full[sy, sx], a)

@@ -24,7 +24,8 @@ from .denoiser import Denoiser
 from .device import configure_threads, exact_fp32, pick_device, pick_precision
 from .operators import Colorize, Identity, Inpaint, Operator, SuperRes
 from .restore import BAND, BasePass, restore, restore_blended
-from .sampling import StepInfo, gaussian, gaussian_each, sample_euler, sample_heun, sample_multistep, sample_onestep, tint_free
+from .sampling import (StepInfo, gaussian, gaussian_each, sample_euler, sample_heun, sample_multistep, sample_onestep,
+                       sub_seed, tint_free)
 from .schedules import karras_sigmas, sigmas_from_ts
 from .inpaint import InpaintOptions, inpaint_any, round_to_multiple
 from .tensors import fit_gamut, is_grey, resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
@@ -421,7 +422,7 @@ class Model:
         def restore_fn(y: torch.Tensor, start: torch.Tensor, bi: int) -> torch.Tensor:
             # One generator per tile, seeded by (seed, tile index): the picture does not depend on
             # how many tiles share a batch (the out-of-memory fallback halves it).
-            noise = gaussian_each([self._generator(tile_seed(seed, bi * batch + j)) for j in range(y.shape[0])])
+            noise = gaussian_each([self._generator(sub_seed(seed, bi * batch + j)) for j in range(y.shape[0])])
             y, start = y.to(self.device), start.to(self.device)
             total = 0.0
             for s in range(samples):
@@ -490,13 +491,6 @@ class Model:
             final[hole] = result[hole]
             return final
         return result
-
-
-def tile_seed(seed: int, index: int) -> int:
-    """The seed of one tile's noise: a hash of (seed, tile index), so neighbouring seeds do not
-    share tiles' noise (seed + index would give seed 0's second tile seed 1's first)."""
-    state = np.random.SeedSequence([int(seed) % 2**64, int(index)]).generate_state(2, np.uint32)
-    return int(state[0]) << 32 | int(state[1])
 
 
 def as_float(image: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 Denoise = Callable[[torch.Tensor, float], torch.Tensor]
@@ -28,6 +29,14 @@ class StepInfo(NamedTuple):
 
 
 Callback = Callable[[StepInfo], None]
+
+
+def sub_seed(seed: int, *keys: int) -> int:
+    """The seed of one part of a job (a tile, an inpainting window, a refinement level): a hash of
+    (seed, keys). Plain sums collide: with seed + 1000 * window, seed 1000's first window drew seed
+    0's second window's noise, so two seeds of one photo shared part of their result."""
+    state = np.random.SeedSequence([int(seed) % 2**64, *(int(k) for k in keys)]).generate_state(2, np.uint32)
+    return int(state[0]) << 32 | int(state[1])
 
 
 def gaussian(generator: torch.Generator | None = None) -> Noise:

@@ -367,3 +367,24 @@ def test_seeded_upscale_does_not_depend_on_tiles_per_batch(tiny_model, kw):
         assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (diff.max(), (diff > 0).mean())
     other = np.abs(model.upscale(img, k, seed=4, batch=9, num_steps=2, **kw).astype(np.int32) - outs[0])
     assert (other > 1).mean() > 0.1  # while another seed is another picture
+
+
+def test_inpaint_windows_and_levels_never_share_noise_across_seeds():
+    """Each window and refinement level draws its own seed, hashed from the job's: with the old
+    seed + 1000 * window, seed 1000's first window reused seed 0's second window's noise."""
+    from engine.inpaint import inpaint_any
+
+    img = _two_colour_photo(240, 480)
+    mask = np.zeros(img.shape[:2], bool)
+    mask[100:110, 20:40] = mask[100:110, 430:450] = True  # two strokes far apart: two windows
+    seen: dict[int, list[int]] = {}
+    for seed in (0, 1, 1000):
+        seeds = seen.setdefault(seed, [])
+
+        def record(y, start, known, s_start, n_steps, fseed, on_step):
+            seeds.append(fseed)
+            return y * known + start * (1 - known)
+
+        inpaint_any(img, mask, record, 16, 4, seed=seed, opts=InpaintOptions(min_context=48))
+    assert all(len(s) >= 2 and len(set(s)) == len(s) for s in seen.values()), seen
+    assert not set(seen[0]) & set(seen[1]) and not set(seen[0]) & set(seen[1000]), seen
