@@ -376,6 +376,12 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._end_job()
         if r.image_revision != self.document.image_revision and repaint is None:
             self.view.set_status("Result discarded: the image changed while the task ran.")
+        elif live and job_mask is not None and job_mask.shape == self.document.mask.shape \
+                and bool((self.document.mask < job_mask).any()):
+            # Part of the area it fills was erased or undone meanwhile: Live runs by itself, so its
+            # result would repaint where the user just took the mask back (and an undone stroke's redo
+            # would be lost to the new undo step). Strokes only added since keep it: it is still right.
+            self.view.set_status("Live result discarded: the mask changed while it ran.")
         else:
             before = self.document.snapshot()
             image = r.image if repaint is None else brushes.repaint(r.image, repaint)
@@ -395,18 +401,20 @@ class EditorController(PaintingMixin, DocumentsMixin):
     # -- history --------------------------------------------------------------------------------
 
     def undo(self) -> None:
-        self._step_history(self.history.undo)
+        self._step_history(self.history.undo, f"Undone: {self.history.undo_label}.")
 
     def redo(self) -> None:
-        self._step_history(self.history.redo)
+        self._step_history(self.history.redo, f"Redone: {self.history.redo_label}.")
 
-    def _step_history(self, step: object) -> None:
+    def _step_history(self, step: object, done: str) -> None:
         if self._stroke is not None:
             return
         snap = step(self.document.snapshot())  # type: ignore[operator]
         if snap is not None:
             self.document.restore(snap)
             self._show_document()
+            # Replaces what the step took back ("Upscale done"), which no longer describes the picture.
+            self.view.set_status(done)
 
     def _show_history(self) -> None:
         self.view.set_history(self.history.undo_label, self.history.redo_label)

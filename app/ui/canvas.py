@@ -106,6 +106,9 @@ class CanvasView(QGraphicsView):
         self._painting = False
         self._paint_button = Qt.MouseButton.NoButton
         self._apply_palette()
+        # Zoom, pan and resize change the part of the image in view, which the split line follows.
+        self.horizontalScrollBar().valueChanged.connect(self._place_split)
+        self.horizontalScrollBar().rangeChanged.connect(self._place_split)
 
     # -- model -> view --------------------------------------------------------------------------
 
@@ -185,15 +188,27 @@ class CanvasView(QGraphicsView):
 
     def _update_split(self) -> None:
         w, h = self._image.size
-        fraction = 1.0 if self._compare_held else self._split
-        show = self._before is not None and fraction > 0
         self._before_layer.set_image(self._before, w, h)
-        self._clip.setRect(0, 0, w * fraction, h)
-        self._clip.setVisible(show)
-        self._split_line.setLine(w * fraction, 0, w * fraction, h)
-        self._split_line.setVisible(show and 0 < fraction < 1)
         # Hide the mask while comparing: it would cover exactly the part being compared.
         self._mask_layer.setVisible(not self._compare_held)
+        self._place_split()
+
+    def _place_split(self) -> None:
+        """Put the split line at the slider's fraction of the part of the image in view.
+
+        Of the whole image's width, a zoomed-in view showed only 'before' or only the result, and
+        the slider seemed to do nothing until its line happened to cross the visible part.
+        """
+        w, h = self._image.size
+        fraction = 1.0 if self._compare_held else self._split
+        show = self._before is not None and fraction > 0
+        seen = self.mapToScene(self.viewport().rect()).boundingRect().intersected(QRectF(0, 0, w, h))
+        left, width = (seen.left(), seen.width()) if seen.width() > 0 else (0.0, float(w))
+        x = w if fraction >= 1 else left + width * fraction  # all of it: also what is scrolled out of view
+        self._clip.setRect(0, 0, x, h)
+        self._clip.setVisible(show)
+        self._split_line.setLine(x, 0, x, h)
+        self._split_line.setVisible(show and 0 < fraction < 1)
 
     # -- zoom -----------------------------------------------------------------------------------
 
@@ -212,6 +227,7 @@ class CanvasView(QGraphicsView):
         zoom = min(max(zoom, min(MIN_ZOOM, current)), max(MAX_ZOOM, current))
         self._fit_mode = False
         self.setTransform(self.transform().fromScale(zoom, zoom))
+        self._place_split()
         self.zoom_changed.emit(self.device_zoom())
 
     def zoom_in(self) -> None:
@@ -228,6 +244,7 @@ class CanvasView(QGraphicsView):
     def zoom_fit(self) -> None:
         self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
         self._fit_mode = True
+        self._place_split()
         self.zoom_changed.emit(self.device_zoom())
 
     def wheelEvent(self, event) -> None:  # noqa: ANN001 - Qt event types
@@ -241,6 +258,8 @@ class CanvasView(QGraphicsView):
         super().resizeEvent(event)
         if self._fit_mode:
             self.zoom_fit()
+        else:
+            self._place_split()
 
     # -- pointer input: pan with middle button or Space+drag, paint with left (erase with right) --
 

@@ -405,12 +405,21 @@ class MainWindow(QMainWindow):
             self.controller.set_batch_out_dir(Path(folder))
 
     def _on_save(self) -> bool:
+        path = self.controller.document.path
+        if path is not None and path.suffix.lower() not in SAVE_SUFFIXES:
+            # Opened from a format the app reads but cannot write (GIF): saving over it could only end
+            # in an error box before Save As, so go to Save As straight away.
+            return self._on_save_as()
         return self.controller.save() or self._on_save_as()
 
     def _on_save_as(self) -> bool:
         doc = self.controller.document
         start = Path(self.controller.settings.last_dir or Path.home()) / (Path(doc.name).stem + ".png")
-        chosen = self._modal(dialogs.save_image_file, str(doc.path or start))
+        suggested = doc.path or start
+        if suggested.suffix.lower() not in SAVE_SUFFIXES:
+            # "anim.gif" would come back as "anim.gif.png"; offer the name the file will really get.
+            suggested = suggested.with_suffix(".png")
+        chosen = self._modal(dialogs.save_image_file, str(suggested))
         if not chosen:
             return False
         path, suffix = chosen
