@@ -21,7 +21,6 @@ from .fallback import is_out_of_memory, run_with_fallback
 from .inpaint import InpaintOptions
 from .paths import default_model_path
 from .progress import TimeLeft, format_time_left
-from .schedules import even_ts
 
 
 class UsageError(Exception):
@@ -101,9 +100,7 @@ def _sampling_kwargs(args: argparse.Namespace, model) -> dict:
                              f"(default {model.spec.sampler.edm_steps})")
         return {} if args.steps is None else {"steps": args.steps}
     ts = _parse_ts(args.ts, model.spec.sampler.steps)
-    if ts is None and args.steps is not None:
-        ts = even_ts(args.steps, model.spec.sampler.steps)
-    return {"ts": ts}
+    return {"ts": ts} if ts is not None else {} if args.steps is None else {"steps": args.steps}
 
 
 def _edit_kwargs(args: argparse.Namespace, model=None) -> dict:

@@ -26,7 +26,7 @@ from .operators import Colorize, Identity, Inpaint, Operator, SuperRes
 from .restore import BAND, BasePass, restore, restore_blended
 from .sampling import (StepInfo, gaussian, gaussian_each, sample_euler, sample_heun, sample_multistep, sample_onestep,
                        sub_seed, tint_free)
-from .schedules import karras_sigmas, sigmas_from_ts
+from .schedules import even_ts, karras_sigmas, sigmas_from_ts
 from .inpaint import InpaintOptions, inpaint_any, round_to_multiple
 from .tensors import fit_gamut, is_grey, resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from .upscale import bleed_colour, plan_tiles, upscale_alpha, upscale_tiled
@@ -184,12 +184,12 @@ class Model:
         with torch.no_grad(), exact:
             return self.denoiser(x, sigma, class_labels)
 
-    def sigmas(self, ts: Sequence[int] | None = None, steps: int | None = None) -> list[float]:
-        """Noise levels visited for `ts` on an N=`steps` grid (defaults: the checkpoint's published ones)."""
+    def sigmas(self, ts: Sequence[int] | None = None, grid: int | None = None) -> list[float]:
+        """Noise levels visited for `ts` on an N=`grid` Karras grid (defaults: the checkpoint's published ones)."""
         d = self.spec.denoiser
-        steps = steps or self.spec.sampler.steps
+        grid = grid or self.spec.sampler.steps
         ts = tuple(ts) if ts is not None else self.spec.sampler.ts
-        return sigmas_from_ts(ts, steps, d.sigma_min, d.sigma_max, d.rho)
+        return sigmas_from_ts(ts, grid, d.sigma_min, d.sigma_max, d.rho)
 
     def sigmas_from(self, sigma_start: float, num_steps: int) -> list[float]:
         """`num_steps` evaluations from `sigma_start` down the Karras curve, plus the final sigma_min."""
@@ -211,21 +211,26 @@ class Model:
 
     # -- tasks ----------------------------------------------------------------------------------
 
-    def generate(self, n: int = 1, *, seed: int = 0, ts: Sequence[int] | None = None, steps: int | None = None,
-                 class_label: int | None = None, progress: Progress | None = None) -> np.ndarray:
+    def generate(self, n: int = 1, *, seed: int = 0, steps: int | None = None, ts: Sequence[int] | None = None,
+                 grid: int | None = None, class_label: int | None = None,
+                 progress: Progress | None = None) -> np.ndarray:
         """Unconditional (or class-conditional) samples: (n, R, R, 3) uint8.
 
-        A consistency model visits `ts` on an N=`steps` Karras grid (defaults: the checkpoint's).
-        An EDM model (a teacher / plain denoiser) takes `steps` Heun (or Euler) steps down its Karras
-        curve to 0 (default: the spec's `edm_steps`); it has no `ts`, which are consistency-model
-        grid indices."""
+        `steps` counts network evaluations (as every other task's `num_steps`). A consistency model
+        spreads them evenly over its N=`grid` Karras grid (at most N-1 distinct ones; default N: the
+        checkpoint's, 40), or visits the grid indices `ts` (Song et al. 2023, Algorithm 1; default:
+        the checkpoint's published ts, e.g. 0,22,39: two evaluations). An EDM model (a teacher /
+        plain denoiser) takes `steps` Heun (or Euler) steps down its Karras curve to 0 (default: the
+        spec's `edm_steps`); it has no grid."""
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
-        if self.kind == "edm" and ts is not None:
-            raise ValueError("ts indices select a consistency model's sampling grid; this is an EDM model, "
+        if self.kind == "edm" and (ts is not None or grid is not None):
+            raise ValueError("ts and grid select a consistency model's sampling grid; this is an EDM model, "
                              "which takes `steps` Heun/Euler steps instead")
         if steps is not None and steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
+        if steps is not None and ts is not None:
+            raise ValueError("give steps (evaluations spread over the grid) or ts (grid indices), not both")
         classes = self.spec.unet.num_classes
         if class_label is not None and not (classes and 0 <= int(class_label) < classes):
             raise ValueError(f"class_label must be in 0..{classes - 1}, got {class_label}" if classes
@@ -251,7 +256,10 @@ class Model:
             else:
                 out = sample_heun(den, x.to(self.device), sig, noise=gaussian(g), callback=self._callback(progress))
         else:
-            sig = self.sigmas(ts, steps)
+            N = grid or self.spec.sampler.steps
+            if steps is not None:
+                ts = even_ts(min(steps, N - 1), N)
+            sig = self.sigmas(ts, N)
             if len(sig) == 2 and sig[0] == d.sigma_max:
                 out = sample_onestep(den, x.to(self.device), d.sigma_max, callback=self._callback(progress))
             else:

@@ -26,6 +26,22 @@ def test_generate_shapes_and_seed(tiny_model):
     assert tiny_model.generate(1, seed=0, ts=(0, 39)).shape == (1, 16, 16, 3)
 
 
+def test_generate_steps_count_evaluations_on_a_consistency_model(tiny_model):
+    """`steps` means network evaluations for every kind of model; on a consistency model it used to
+    be the grid size N, so steps=3 failed (the default ts 0,22,39 lie outside a 3-point grid)."""
+    assert tiny_model.kind == "cm"
+    totals = []
+    three = tiny_model.generate(1, seed=2, steps=3, progress=lambda done, total: totals.append(total))
+    assert totals[-1] == 3
+    assert np.array_equal(three, tiny_model.generate(1, seed=2, ts=(0, 13, 26, 39)))
+    # More steps than the grid has distinct points are capped at N - 1 evaluations.
+    totals.clear()
+    tiny_model.generate(1, seed=2, steps=100, grid=5, progress=lambda done, total: totals.append(total))
+    assert totals[-1] == 4
+    with pytest.raises(ValueError, match="not both"):
+        tiny_model.generate(1, steps=2, ts=(0, 39))
+
+
 def test_inpaint_keeps_pixels_outside_grown_feathered_mask(tiny_model):
     img = photo(60, 80)
     mask = np.zeros(img.shape[:2], np.uint8)
