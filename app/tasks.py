@@ -25,7 +25,7 @@ from engine.inpaint import InpaintOptions
 
 from .model.catalog import ModelInfo
 from .model.jobs import JobRequest
-from .model.params import NEEDS_MASK, GenerationParams, Task, ts_for_steps
+from .model.params import NEEDS_MASK, GenerationParams, Task
 
 ProgressFn = Callable[[int, int], None]
 StageFn = Callable[[int, int, str], None]
@@ -49,10 +49,6 @@ def describe(model: Model, info: ModelInfo) -> ModelInfo:
     return ModelInfo(path=info.path, name=info.name if info.untrained else (s.name or info.name),
                      resolution=model.resolution, kind=s.denoiser.kind, grid_steps=s.sampler.steps,
                      published_ts=tuple(s.sampler.ts), is_default=info.is_default, untrained=info.untrained)
-
-
-def _ts(model: Model, steps: int) -> tuple[int, ...]:
-    return tuple(model.spec.sampler.ts) if steps == 0 else ts_for_steps(steps, model.spec.sampler.steps)
 
 
 def _steps(steps: int) -> dict[str, int]:
@@ -91,9 +87,9 @@ def task_call(model: Model, params: GenerationParams, image: np.ndarray, mask: n
     """(method name, keyword arguments) of the engine call for `params.task` on this image."""
     p = params
     if p.task == Task.generate:
-        if model.kind == "edm":  # a denoiser samples by Heun/Euler steps down its curve, not by ts
-            return "generate", {"n": 1, "seed": p.seed, "steps": p.steps or None, "progress": progress}
-        return "generate", {"n": 1, "seed": p.seed, "ts": _ts(model, p.steps), "progress": progress}
+        # 0 = the model's own loop (a consistency model's published ts, a denoiser's Heun steps);
+        # otherwise that many evaluations, which the engine spreads over a consistency model's grid.
+        return "generate", {"n": 1, "seed": p.seed, "steps": p.steps or None, "progress": progress}
     if p.task == Task.inpaint:
         # The engine blends its fill into the surroundings itself (grown mask, feathered band) and
         # keeps pixels away from the mask bit-identical; a second blend here would re-harden the seam.

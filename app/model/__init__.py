@@ -6,7 +6,7 @@ from .document import Document, Snapshot
 from .history import History
 from .jobs import (BatchDone, BatchRequest, ImportDone, ImportRequest, JobFailed, JobIds, JobRequest, JobResult,
                    LoadModelRequest, ModelReady, Progress)
-from .params import STEP_CHOICES, TASK_LABELS, GenerationParams, Task, ts_for_steps
+from .params import STEP_CHOICES, TASK_LABELS, GenerationParams, Task
 from .settings import Settings, load_settings, save_settings
 
 __all__ = [
@@ -14,5 +14,5 @@ __all__ = [
     "GenerationParams", "History", "ImportDone", "ImportRequest", "JobFailed", "JobIds", "JobRequest", "JobResult",
     "LoadModelRequest", "ModelInfo",
     "ModelReady", "Progress", "Settings", "Snapshot", "Stroke", "Task", "load_settings", "read_model_info",
-    "save_settings", "scan_models", "ts_for_steps",
+    "save_settings", "scan_models",
 ]

@@ -114,13 +114,3 @@ def steps_label(steps: int, default: int | None = None) -> str:
     if steps == 0:
         return f"Default ({default} step{'s' if default != 1 else ''})" if default else "Default"
     return f"{steps} step{'s' if steps != 1 else ''}"
-
-
-def ts_for_steps(steps: int, grid: int) -> tuple[int, ...]:
-    """`steps` evaluations spread evenly over an N=`grid` Karras grid: indices from 0 to N-1.
-
-    A consistency model needs the first index at sigma_max (0) and the last at sigma_min (N-1);
-    steps beyond N-1 cannot be distinct, so they are capped.
-    """
-    steps = max(1, min(steps, grid - 1))
-    return tuple(sorted({round(k * (grid - 1) / steps) for k in range(steps + 1)}))
