@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -110,6 +111,7 @@ class Cache:
         self.debs = root / "debs"
         self.originals = root / "originals"
         self.resized = root / f"resized-s{MAX_SHORT_SIDE}-q{JPEG_QUALITY}"
+        self._checked: dict[str, bool] = {}  # sha256 -> resized copy verified whole (once per build)
 
     def original(self, e: Entry) -> Path:
         return self.originals / f"{e.sha256}{e.ext}"
@@ -121,7 +123,35 @@ class Cache:
         return self.resized / f"{e.sha256}.json"
 
     def is_done(self, e: Entry) -> bool:
-        return self.jpeg(e).is_file() and self.stats(e).is_file()
+        """The resized JPEG and its statistics are cached and whole: the JPEG's bytes match the
+        sha256 its statistics recorded. A damaged one (a disk error, a cache copied in part) is made
+        again from the original instead of being copied into the training set."""
+        if e.sha256 not in self._checked:
+            self._checked[e.sha256] = self._resized_whole(e)
+        return self._checked[e.sha256]
+
+    def _resized_whole(self, e: Entry) -> bool:
+        try:
+            stats = json.loads(self.stats(e).read_text())
+            data = self.jpeg(e).read_bytes()
+        except (OSError, ValueError):
+            return False
+        if not isinstance(stats, dict):
+            return False
+        digest = hashlib.sha256(data).hexdigest()
+        if "jpeg_sha256" in stats:
+            return stats["jpeg_sha256"] == digest
+        # A cache from before the JPEG's hash was recorded: trust it only if it decodes whole, then
+        # record the hash so later builds check the bytes alone.
+        try:
+            images.decode_rgb(data).load()
+        except Exception:  # noqa: BLE001 - any decoding failure means the file is damaged
+            return False
+        _write_atomic(self.stats(e), json.dumps({**stats, "jpeg_sha256": digest}, sort_keys=True).encode())
+        return True
+
+    def forget(self, e: Entry) -> None:
+        self._checked.pop(e.sha256, None)
 
 
 def _umask() -> int:
@@ -242,12 +272,14 @@ def process_original(e: Entry, cache: Cache) -> dict:
         "colourfulness": round(images.colourfulness(np.asarray(small)), 3),
         "dhash": f"{images.dhash(small):064x}",
     }
-    buf = tempfile.SpooledTemporaryFile()
+    buf = io.BytesIO()
     # 4:4:4 chroma: the colour prior should not learn JPEG's halved chroma resolution.
     small.save(buf, "JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
-    buf.seek(0)
-    _write_atomic(cache.jpeg(e), buf.read())
+    jpeg = buf.getvalue()
+    stats["jpeg_sha256"] = hashlib.sha256(jpeg).hexdigest()
+    _write_atomic(cache.jpeg(e), jpeg)
     _write_atomic(cache.stats(e), json.dumps(stats, sort_keys=True).encode())
+    cache.forget(e)
     return stats
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import shutil
 import struct
 import subprocess
@@ -400,3 +401,30 @@ def test_shipped_allowlist_is_valid():
     entries = read_allowlist(DEFAULT_ALLOWLIST)
     assert len(entries) > 300
     assert len({e.image_id for e in entries}) == len(entries)
+
+
+@needs_dpkg
+@pytest.mark.parametrize("damage", ["truncated", "old cache, truncated"])
+def test_a_damaged_resized_cache_jpeg_is_made_again(fake_deb, tmp_path, damage):
+    """A cached resized JPEG cut short (a disk error, a cache copied in part) was copied into the
+    training set as it was; now its recorded sha256 (or, in a cache from before it was recorded, a
+    full decode) finds it and it is resized again from the original."""
+    deb, originals = fake_deb
+    allowlist = write_allowlist(tmp_path / "allow.tsv", originals)
+    out, cache_dir = tmp_path / "out", tmp_path / "cache"
+    build_dataset(out, cache_dir=cache_dir, allowlist=allowlist, fetch=FakeFetch(deb), log=lambda _: None)
+    good = {p.name: p.read_bytes() for p in (out / "images").iterdir()}
+    resized = next(cache_dir.glob("resized-*"))
+    victim = sorted(resized.glob("*.jpg"))[0]
+    whole = victim.read_bytes()
+    victim.write_bytes(whole[: len(whole) // 2])
+    if damage.startswith("old cache"):
+        for stats in resized.glob("*.json"):
+            data = json.loads(stats.read_text())
+            del data["jpeg_sha256"]
+            stats.write_text(json.dumps(data))
+    build_dataset(out, cache_dir=cache_dir, allowlist=allowlist, fetch=FakeFetch(deb), log=lambda _: None)
+    assert victim.read_bytes() == whole
+    assert {p.name: p.read_bytes() for p in (out / "images").iterdir()} == good
+    # The old cache's other entries got their hash recorded, without being resized again.
+    assert all("jpeg_sha256" in json.loads(p.read_text()) for p in resized.glob("*.json"))
