@@ -14,6 +14,7 @@ import os
 import pickle
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -78,7 +79,12 @@ def save_model(path: str | Path, spec: ModelSpec, state_dict: dict[str, torch.Te
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec.to_json()}
     meta.update(metadata or {})
     path = Path(path)
-    atomic_write_bytes(path, save(tensors, metadata=meta))
+    try:
+        atomic_write_bytes(path, save(tensors, metadata=meta))
+    except OSError as e:
+        # A missing or read-only folder, a folder of that name, a full disk: said as such, not as a
+        # traceback (`cstudio convert` reports CheckpointErrors).
+        raise CheckpointError(f"{path}: cannot write the model file ({e.strerror or e})") from None
     return path
 
 
@@ -106,21 +112,50 @@ def _torch_load_weights_only(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (it starts with {head!r}, neither a zip archive "
                               "nor a pickle); is it the right file, or truncated?")
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        # An open file, not the path: given a path ending in .safetensors, recent PyTorch reads it as
+        # safetensors whatever the content, and a renamed .pt would be called corrupt.
+        with open(path, "rb") as f:
+            obj = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        # PyTorch's text leads with advice to re-run with weights_only=False (the very thing refused
+        # here), sometimes in terminal colours; what the file asked for is the part worth saying.
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        wants = f"'{found.group(1)}'" if found else "objects other than tensors"
         raise CheckpointError(
-            f"{path}: refused to load: the file is a pickle that asks to construct objects other than "
-            f"tensors, which could run code ({first}). Only plain state_dict files can be imported."
+            f"{path}: refused to load: the file is a pickle that asks for {wants}, which could run code. "
+            "Only plain state_dict files (names mapped to tensors) can be imported."
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError, AttributeError) as e:
-        # The weights-only unpickler reports garbage input with assorted internal exceptions.
-        raise CheckpointError(f"{path}: not a readable PyTorch file ({e}); is it truncated or corrupt?") from None
+        # The weights-only unpickler reports garbage input with assorted internal exceptions; their
+        # first sentence says what failed, the rest is advice for PyTorch developers.
+        first = re.split(r"(?<=\.)\s", str(e).strip(), maxsplit=1)[0] or type(e).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch file ({first}); "
+                              "is it truncated or corrupt?") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a state_dict (a mapping of names to tensors), got {type(obj).__name__}")
+    bad = next((k for k, v in obj.items() if not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        # E.g. a training checkpoint that wraps the weights ({"model": {...}, "step": ...}): name the key.
+        raise CheckpointError(f"{path}: expected a state_dict (a mapping of names to tensors), but key {bad!r} "
+                              f"holds a {type(obj[bad]).__name__}")
     return obj
+
+
+def _sniff(path: Path) -> str | None:
+    """'safetensors' or 'torch' by the file's first bytes (None: neither), so a renamed file is read
+    as what it is. safetensors: an 8-byte little-endian header length, then the JSON header."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return None
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size:
+        return "safetensors"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return "torch"
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -137,7 +172,9 @@ def infer_unet_config(sd: dict[str, torch.Tensor], *, image_size: int | None = N
     """
     def need(key: str) -> torch.Tensor:
         if key not in sd:
-            raise CheckpointError(f"missing key {key!r}: this does not look like an ADM/consistency-model UNet")
+            # Show a key that is there: a prefix ('module.', 'model.') or another architecture shows at once.
+            seen = f" (its keys look like {next(iter(sd))!r})" if sd else " (it holds no tensors)"
+            raise CheckpointError(f"missing key {key!r}{seen}: this does not look like an ADM/consistency-model UNet")
         return sd[key]
 
     C = need("input_blocks.0.0.weight").shape[0]
@@ -156,6 +193,10 @@ def infer_unet_config(sd: dict[str, torch.Tensor], *, image_size: int | None = N
         n_in_total = max(in_idx) + 1
         n_up = n_in_total - len(in_idx)
     levels = n_up + 1
+    if image_size is not None and not (isinstance(image_size, int) and image_size > 0
+                                       and image_size % 2 ** (levels - 1) == 0):
+        raise CheckpointError(f"image size {image_size} does not fit this network: it must be a positive "
+                              f"multiple of {2 ** (levels - 1)} ({levels} levels)")
     if n_out % levels:
         raise CheckpointError(f"cannot infer the layout: {n_out} output blocks over {levels} levels")
     nrb = n_out // levels - 1
@@ -172,20 +213,24 @@ def infer_unet_config(sd: dict[str, torch.Tensor], *, image_size: int | None = N
     for spec in PRESETS.values():
         u = spec.unet
         if (u.model_channels, u.channel_mult, u.num_res_blocks, u.num_classes, u.use_scale_shift_norm) == key:
-            image_size = image_size or u.image_size
+            image_size = image_size if image_size is not None else u.image_size
             num_head_channels = num_head_channels or u.num_head_channels
             break
-    image_size = image_size or (64 if num_classes == 1000 else 256)
+    if image_size is None:
+        image_size = 64 if num_classes == 1000 else 256
     if num_head_channels is None:
         # Head width is not stored in the weights; 64 (all released models) where it divides every
         # attention width, else the largest common divisor of those widths.
         widths = [C * mult[lv] for lv in attn_levels] + [C * mult[-1]]
         num_head_channels = 64 if all(w % 64 == 0 for w in widths) else math.gcd(*widths)
-    return UNetConfig(
-        image_size=image_size, model_channels=C, channel_mult=tuple(mult), num_res_blocks=nrb,
-        attention_resolutions=tuple(image_size // 2**lv for lv in attn_levels), num_head_channels=num_head_channels,
-        use_scale_shift_norm=scale_shift, resblock_updown=updown, num_classes=num_classes,
-    )
+    try:
+        return UNetConfig(
+            image_size=image_size, model_channels=C, channel_mult=tuple(mult), num_res_blocks=nrb,
+            attention_resolutions=tuple(image_size // 2**lv for lv in attn_levels), num_head_channels=num_head_channels,
+            use_scale_shift_norm=scale_shift, resblock_updown=updown, num_classes=num_classes,
+        )
+    except ValueError as e:  # e.g. a width that is no multiple of 32
+        raise CheckpointError(f"the weights describe a network this program cannot build ({e})") from None
 
 
 def spec_for_official(path: Path, unet: UNetConfig) -> ModelSpec:
@@ -382,63 +427,172 @@ def diffusers_config(unet: UNetConfig) -> dict:
     }
 
 
+# What UNet2DModel computes differently when these fields differ from the consistency-model value
+# (absent fields take UNet2DModel's default, which is that value): our network cannot do it, so a
+# folder that sets one is refused rather than run as a different model. Fields not listed (and not
+# read below) do not change the computation and are ignored, as diffusers itself ignores unknown ones.
+_DIFFUSERS_FIXED = {
+    "_class_name": "UNet2DModel", "time_embedding_type": "positional", "flip_sin_to_cos": True, "freq_shift": 0,
+    "act_fn": "silu", "norm_num_groups": 32, "norm_eps": 1e-5, "center_input_sample": False,
+    "mid_block_scale_factor": 1, "class_embed_type": None, "add_attention": True, "attention_legacy_order": False,
+}
+
+
 def unet_from_diffusers_config(cfg: dict) -> UNetConfig:
     """Inverse of `diffusers_config` (for the consistency-model UNet2DModel layouts)."""
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"diffusers config.json must hold an object, got {type(cfg).__name__}")
+    for name, want in _DIFFUSERS_FIXED.items():
+        if name in cfg and cfg[name] != want:
+            raise CheckpointError(f"diffusers config.json sets {name} = {cfg[name]!r}; consistency-model UNets "
+                                  f"(the only kind supported) have {want!r}")
+    if cfg.get("attn_norm_num_groups") not in (None, 32):
+        raise CheckpointError(f"diffusers config.json sets attn_norm_num_groups = {cfg['attn_norm_num_groups']!r}; "
+                              "only 32 (or null) is supported")
+    shift = cfg.get("resnet_time_scale_shift", "default")
+    if shift not in ("default", "scale_shift"):
+        raise CheckpointError(f"diffusers config.json sets resnet_time_scale_shift = {shift!r}; only 'default' and "
+                              "'scale_shift' are supported")
+    # UNet2DModel's default resampling is a convolution, which the released models do not use.
+    if cfg.get("downsample_type", "conv") != "resnet" or cfg.get("upsample_type", "conv") != "resnet":
+        raise CheckpointError("only diffusers UNets with resnet up/down-sampling (downsample_type and upsample_type "
+                              "\"resnet\", as in the consistency models) are supported")
     try:
         chans = list(cfg["block_out_channels"])
         C = chans[0]
+        if not all(isinstance(c, int) and c > 0 and c % C == 0 for c in chans):
+            raise CheckpointError(f"diffusers config.json: block_out_channels {chans} must be positive multiples of "
+                                  "the first (the ADM UNet widens each level by a whole factor)")
         size = int(cfg["sample_size"])
         down = list(cfg["down_block_types"])
-        head = cfg.get("attention_head_dim") or 64
-        if cfg.get("downsample_type", "resnet") != "resnet" or cfg.get("upsample_type", "resnet") != "resnet":
-            raise CheckpointError("only diffusers UNets with resnet up/down-sampling (consistency models) are supported")
+        attn_levels = [lv for lv, t in enumerate(down) if t.startswith("Attn")]
+        # UNet2DModel: absent means its default of 8 channels per head; null means one head per block,
+        # i.e. as wide as that block, which one head width can say only if all attention blocks agree.
+        head = cfg.get("attention_head_dim", 8)
+        if head is None:
+            widths = {chans[lv] for lv in attn_levels} | {chans[-1]}  # the middle block always has attention
+            if len(widths) != 1:
+                raise CheckpointError(f"diffusers config.json: attention_head_dim null means one head per block, "
+                                      f"and blocks of widths {sorted(widths)} have attention; only one head width "
+                                      "is supported")
+            head = widths.pop()
         return UNetConfig(
             image_size=size, in_channels=cfg.get("in_channels", 3), out_channels=cfg.get("out_channels", 3),
             model_channels=C, channel_mult=tuple(c // C for c in chans), num_res_blocks=int(cfg["layers_per_block"]),
-            attention_resolutions=tuple(size // 2**lv for lv, t in enumerate(down) if t.startswith("Attn")),
-            num_head_channels=int(head), use_scale_shift_norm=cfg.get("resnet_time_scale_shift") == "scale_shift",
+            attention_resolutions=tuple(size // 2**lv for lv in attn_levels),
+            num_head_channels=int(head), use_scale_shift_norm=shift == "scale_shift",
             num_classes=cfg.get("num_class_embeds"),
         )
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"diffusers config.json lacks or mangles field {e}") from None
+    except (KeyError, IndexError) as e:
+        raise CheckpointError(f"diffusers config.json lacks field {e}") from None
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"diffusers config.json has a field of the wrong type or value ({e})") from None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read the file ({e.strerror or e})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _repo_names(root: Path) -> list[str]:
+    """Names that may say which released model a diffusers folder holds: its own, and in a
+    huggingface_hub cache (`models--openai--diffusers-ct_cat256/snapshots/<hash>`) the repository's."""
+    names = [root.name]
+    if root.parent.name == "snapshots":
+        names.append(root.parent.parent.name)
+    return [n.lower() for n in names]
+
+
+def _diffusers_spec(root: Path, unet: UNetConfig) -> ModelSpec:
+    """Denoiser and sampler of a diffusers model. Kind and published two-step split: those of the
+    released model its folder is named after (the only way to tell cd_bedroom256_l2 from _lpips, or
+    an EDM teacher from a consistency model), else of a preset with the scheduler's grid size (one of
+    the same network first). Noise range: the scheduler's, where it gives one."""
+    sched_path = root / "scheduler" / "scheduler_config.json"
+    sched = _read_json(sched_path) if sched_path.is_file() else {}
+    try:
+        grid = sched.get("num_train_timesteps")
+        grid = None if grid is None else int(grid)
+        # A name that contradicts the network or the scheduler's grid is not that released model.
+        named = [spec for name, spec in PRESETS.items()
+                 if any(name in n for n in _repo_names(root)) and spec.unet.model_channels == unet.model_channels
+                 and grid in (None, spec.sampler.steps)]
+        n = grid or (named[0].sampler.steps if named else 40)
+        # CMStochasticIterativeScheduler's noise range; the released models all use the defaults.
+        fields = {f: float(sched[f]) for f in ("sigma_min", "sigma_max", "sigma_data", "rho") if f in sched}
+        same_grid = sorted((spec for spec in PRESETS.values() if spec.sampler.steps == n),
+                           key=lambda spec: spec.unet.model_channels != unet.model_channels)
+        base = (named or same_grid or [None])[0]
+        sampler = base.sampler if base is not None else SamplerConfig(steps=n, ts=tuple(sorted({0, n // 2, n - 1})))
+        denoiser = replace(named[0].denoiser if named else DenoiserConfig(), **fields)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{sched_path}: unusable scheduler settings ({e})") from None
+    return ModelSpec(unet=unet, denoiser=denoiser, sampler=sampler, name=root.name)
 
 
 def _read_diffusers_folder(folder: Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
-    unet_dir = folder / "unet" if (folder / "unet" / "config.json").is_file() else folder
+    if (folder / "unet" / "config.json").is_file():
+        root, unet_dir = folder, folder / "unet"
+    else:
+        # The unet/ folder of a pipeline given directly: its scheduler and name are one level up.
+        root = folder.parent if folder.name == "unet" and (folder.parent / "scheduler").is_dir() else folder
+        unet_dir = folder
     cfg_path = unet_dir / "config.json"
     if not cfg_path.is_file():
         raise CheckpointError(f"{folder}: a diffusers folder needs config.json (or unet/config.json)")
     try:
-        cfg = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from None
-    unet = unet_from_diffusers_config(cfg)
+        unet = unet_from_diffusers_config(_read_json(cfg_path))
+    except CheckpointError as e:
+        raise CheckpointError(f"{folder}: {e}") from None
     st = unet_dir / "diffusion_pytorch_model.safetensors"
     binf = unet_dir / "diffusion_pytorch_model.bin"
-    if st.is_file():
+    if st.is_file():  # preferred over a .bin next to it: nothing to unpickle
         weights, _ = _read_safetensors(st)
     elif binf.is_file():
         weights = _torch_load_weights_only(binf)
     else:
         raise CheckpointError(f"{unet_dir}: no diffusion_pytorch_model.safetensors or .bin found")
-    sampler = SamplerConfig()
-    sched = folder / "scheduler" / "scheduler_config.json"
-    if sched.is_file():
-        try:
-            n = int(json.loads(sched.read_text()).get("num_train_timesteps", 40))
-        except (json.JSONDecodeError, ValueError, TypeError):
-            n = 40
-        for spec in PRESETS.values():  # the published two-step split for this grid size
-            if spec.sampler.steps == n:
-                sampler = spec.sampler
-                break
-        else:
-            sampler = SamplerConfig(steps=n, ts=(0, n // 2, n - 1))
-    return ModelSpec(unet=unet, sampler=sampler, name=folder.name), diffusers_to_official(weights, unet)
+    try:
+        sd = diffusers_to_official(weights, unet)
+    except CheckpointError as e:
+        raise CheckpointError(f"{folder}: {e}") from None
+    return _diffusers_spec(root, unet), sd
 
 
 # ----------------------------------------------------------------------------------------------
 # One entry point for every supported file.
+
+
+def _official_spec(path: Path, sd: dict[str, torch.Tensor], image_size: int | None,
+                   num_head_channels: int | None) -> ModelSpec:
+    """The spec of a file that holds only official-key weights (an OpenAI `.pt`, or one re-saved as safetensors)."""
+    if any(k.startswith("down_blocks.") for k in sd):
+        raise CheckpointError(f"{path}: diffusers weights without their config: import the whole folder instead")
+    try:
+        unet = infer_unet_config(sd, image_size=image_size, num_head_channels=num_head_channels)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    return spec_for_official(path, unet)
+
+
+def _guesses(unet: UNetConfig, image_size: int | None, num_head_channels: int | None) -> dict[str, str]:
+    """Metadata that says which settings of an official-key file were guesses, so `info` does not
+    present them as facts: neither is stored in the weights, and only a released layout pins them."""
+    if any(spec.unet == unet for spec in PRESETS.values()):
+        return {}
+    guessed = ([] if image_size is not None else [f"resolution {unet.image_size} px"]) + \
+              ([] if num_head_channels is not None else [f"{unet.num_head_channels} channels per attention head"])
+    if not guessed:
+        return {}
+    return {"guessed": " and ".join(guessed) + " (official files do not store these, and no released model "
+            "has this layout)"}
 
 
 def load_model(path: str | Path, *, image_size: int | None = None, num_head_channels: int | None = None) -> tuple[ModelSpec, dict[str, torch.Tensor], dict[str, str]]:
@@ -451,25 +605,20 @@ def load_model(path: str | Path, *, image_size: int | None = None, num_head_chan
         meta = {"source": "diffusers"}
     elif path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
-    elif path.suffix.lower() == ".safetensors":
+    elif (_sniff(path) or ("safetensors" if path.suffix.lower() == ".safetensors" else "torch")) == "safetensors":
         sd, meta = _read_safetensors(path)
         if "spec" in meta:
             try:
                 spec = ModelSpec.from_json(meta["spec"])
             except (ValueError, KeyError, TypeError) as e:
                 raise CheckpointError(f"{path}: model spec in the metadata is invalid ({e})") from None
-        elif any(k.startswith("down_blocks.") for k in sd):
-            raise CheckpointError(f"{path}: diffusers weights without their config: import the whole folder instead")
         else:
-            unet = infer_unet_config(sd, image_size=image_size, num_head_channels=num_head_channels)
-            spec = spec_for_official(path, unet)
+            spec = _official_spec(path, sd, image_size, num_head_channels)
+            meta = {**meta, **_guesses(spec.unet, image_size, num_head_channels)}
     else:
         sd = _torch_load_weights_only(path)
-        if any(k.startswith("down_blocks.") for k in sd):
-            raise CheckpointError(f"{path}: diffusers weights without their config: import the whole folder instead")
-        unet = infer_unet_config(sd, image_size=image_size, num_head_channels=num_head_channels)
-        spec = spec_for_official(path, unet)
-        meta = {"source": "official"}
+        spec = _official_spec(path, sd, image_size, num_head_channels)
+        meta = {"source": "official", **_guesses(spec.unet, image_size, num_head_channels)}
     check_spec(spec, str(path))
     check_state_dict(spec.unet, sd, str(path))
     return spec, sd, meta
