@@ -595,6 +595,14 @@ def _guesses(unet: UNetConfig, image_size: int | None, num_head_channels: int | 
             "has this layout)"}
 
 
+def _check_stated_size(path: Path, spec: ModelSpec, image_size: int | None) -> None:
+    """`image_size` tells the resolution of official files, which do not store it; a file that states
+    its own (ours, a diffusers folder) is not overridden without a word."""
+    if image_size is not None and image_size != spec.unet.image_size:
+        raise CheckpointError(f"{path}: the image size is given as {image_size}, but this model states its own "
+                              f"({spec.unet.image_size} px); the image size only applies to official .pt files")
+
+
 def load_model(path: str | Path, *, image_size: int | None = None, num_head_channels: int | None = None) -> tuple[ModelSpec, dict[str, torch.Tensor], dict[str, str]]:
     """Read a native `.safetensors`, an official `.pt`, or a diffusers folder: (spec, official-key state_dict, metadata)."""
     path = Path(path)
@@ -603,6 +611,7 @@ def load_model(path: str | Path, *, image_size: int | None = None, num_head_chan
     if path.is_dir():
         spec, sd = _read_diffusers_folder(path)
         meta = {"source": "diffusers"}
+        _check_stated_size(path, spec, image_size)
     elif path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
     elif (_sniff(path) or ("safetensors" if path.suffix.lower() == ".safetensors" else "torch")) == "safetensors":
@@ -612,6 +621,7 @@ def load_model(path: str | Path, *, image_size: int | None = None, num_head_chan
                 spec = ModelSpec.from_json(meta["spec"])
             except (ValueError, KeyError, TypeError) as e:
                 raise CheckpointError(f"{path}: model spec in the metadata is invalid ({e})") from None
+            _check_stated_size(path, spec, image_size)
         else:
             spec = _official_spec(path, sd, image_size, num_head_channels)
             meta = {**meta, **_guesses(spec.unet, image_size, num_head_channels)}

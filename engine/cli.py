@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,9 +171,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     spec, sd, meta = load_model(path, image_size=args.image_size)
     n = sum(v.numel() for v in sd.values())
     edits = EDIT_DEFAULTS.get(spec.denoiser.kind, EDIT_DEFAULTS["cm"])
+    # Every tensor's type, not the first one's: a half-converted file holds several.
+    dtypes = Counter(str(v.dtype).replace("torch.", "") for v in sd.values())
+    dtype = next(iter(dtypes)) if len(dtypes) == 1 else \
+        "mixed: " + ", ".join(f"{t} x{c}" for t, c in dtypes.most_common())
+    d = spec.denoiser
     info = {
-        "file": str(path), "name": spec.name, "kind": spec.denoiser.kind, "resolution": spec.unet.image_size,
-        "parameters": n, "tensors": len(sd), "dtype": str(next(iter(sd.values())).dtype).replace("torch.", ""),
+        "file": str(path), "name": spec.name, "kind": d.kind, "resolution": spec.unet.image_size,
+        "parameters": n, "tensors": len(sd), "dtype": dtype,
+        "noise": {"sigma_min": d.sigma_min, "sigma_max": d.sigma_max, "sigma_data": d.sigma_data, "rho": d.rho},
         "class_conditional": spec.unet.num_classes is not None, "sampler": {"steps": spec.sampler.steps, "ts": list(spec.sampler.ts)},
         # Stroke editing starts from its strength's sigma, so only its steps and sampler are defaults.
         "editing": {task: {"start_sigma": None if task == "stroke_edit" else loop.sigma, "steps": loop.steps,
@@ -190,6 +197,8 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"{spec.unet.image_size}x{spec.unet.image_size}, {n:,} parameters in {len(sd)} tensors ({info['dtype']})")
         print(f"  default sampling: ts={','.join(map(str, spec.sampler.ts))} on a {spec.sampler.steps}-point grid"
               f"{', class-conditional' if info['class_conditional'] else ''}")
+        print(f"  noise levels: sigma {d.sigma_min:g} to {d.sigma_max:g} (Karras rho {d.rho:g}), "
+              f"sigma_data {d.sigma_data:g}")
         print("  editing loops: " + "; ".join(
             f"{EDIT_NAMES.get(task, task)} {loop.sampler}, {loop.steps} steps from "
             + ("the strength's sigma" if task == "stroke_edit" else f"sigma {loop.sigma:g}")
@@ -215,7 +224,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
         spec = replace(spec, name=args.name)
     dtype = torch.float16 if args.fp16 else None
-    save_model(out, spec, sd, dtype=dtype, metadata={"converted_from": Path(args.in_file).name, "source": meta.get("source", "native")})
+    # The input's own notes (its training run, where it was first converted from) travel on; the file
+    # format's keys are written afresh by save_model.
+    kept = {k: v for k, v in meta.items() if k not in ("format", "format_version", "spec")}
+    origin = {"converted_from": kept.get("converted_from", Path(args.in_file).name),
+              "source": kept.get("source", "native")}
+    save_model(out, spec, sd, dtype=dtype, metadata={**kept, **origin})
     print(f"wrote {out} ({spec.name}, {spec.denoiser.kind}, {spec.unet.image_size}px, {out.stat().st_size / 1e6:.1f} MB)")
     return 0
 

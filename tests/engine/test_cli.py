@@ -137,3 +137,33 @@ def test_upscale_detail_runs_the_detail_loop_and_says_x2_has_none(images, tiny_m
     capsys.readouterr()
     assert main(["upscale", *common, "--factor", "2", "--detail", "--out", str(tmp_path / "x2.png")]) == 0
     assert "--detail applies to x4 and x8" in capsys.readouterr().err
+
+
+def test_info_tells_mixed_dtypes_and_noise_and_convert_keeps_provenance(tmp_path, capsys, tiny_model_file):
+    import torch
+
+    from engine.checkpoint import load_model, save_model
+
+    spec, sd, _ = load_model(tiny_model_file)
+    sd = {k: (v.half() if i % 2 else v) for i, (k, v) in enumerate(sd.items())}  # half converted
+    mixed = tmp_path / "mixed.safetensors"
+    save_model(mixed, spec, sd, metadata={"trained_steps": "1234"})
+    assert main(["info", str(mixed), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    halves = sum(v.dtype == torch.float16 for v in sd.values())
+    assert info["dtype"] == f"mixed: float32 x{len(sd) - halves}, float16 x{halves}" or \
+        info["dtype"] == f"mixed: float16 x{halves}, float32 x{len(sd) - halves}"
+    assert info["noise"] == {"sigma_min": 0.002, "sigma_max": 80.0, "sigma_data": 0.5, "rho": 7.0}
+    # A second conversion keeps the first's notes and where the weights first came from.
+    once, twice = tmp_path / "once.safetensors", tmp_path / "twice.safetensors"
+    assert main(["convert", str(FIXTURES / "refcheck/small/state_dict.pt"), str(once)]) == 0
+    assert main(["convert", str(once), str(twice), "--fp16"]) == 0
+    meta = load_model(twice)[2]
+    assert meta["converted_from"] == "state_dict.pt" and meta["source"] == "official"
+    assert main(["convert", str(mixed), str(tmp_path / "m2.safetensors")]) == 0
+    assert load_model(tmp_path / "m2.safetensors")[2]["trained_steps"] == "1234"
+    # The image size is for official files, which do not store it; ours states its own.
+    capsys.readouterr()
+    assert main(["info", str(mixed), "--image-size", "64"]) == 1
+    assert "states its own (16 px)" in capsys.readouterr().err
+    assert main(["info", str(mixed), "--image-size", "16"]) == 0
