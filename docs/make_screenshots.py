@@ -73,10 +73,12 @@ def main(tasks: list[str]) -> None:
             c.set_params(upscale_factor=4)
         c.set_params(task=task)
         if task == "inpaint":
+            # The red cloth on the floor, right of the split: its removal shows in the result half
+            # (a stroke over the dark backdrop changed nothing anyone could see).
             c.set_brush(size=36, hardness=0.7)
-            c.begin_stroke(560, 60)
-            c.extend_stroke(620, 70)
-            c.extend_stroke(660, 90)
+            c.begin_stroke(652, 498)
+            c.extend_stroke(672, 500)
+            c.extend_stroke(694, 499)
             c.end_stroke()
             save("inpaint-mask")
         c.run()
