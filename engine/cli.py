@@ -180,7 +180,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "file": str(path), "name": spec.name, "kind": d.kind, "resolution": spec.unet.image_size,
         "parameters": n, "tensors": len(sd), "dtype": dtype,
         "noise": {"sigma_min": d.sigma_min, "sigma_max": d.sigma_max, "sigma_data": d.sigma_data, "rho": d.rho},
-        "class_conditional": spec.unet.num_classes is not None, "sampler": {"steps": spec.sampler.steps, "ts": list(spec.sampler.ts)},
+        "class_conditional": spec.unet.num_classes is not None, "sampler": ({"sampler": spec.sampler.edm_sampler, "steps": spec.sampler.edm_steps} if d.kind == "edm"
+                    else {"steps": spec.sampler.steps, "ts": list(spec.sampler.ts)}),
         # Stroke editing starts from its strength's sigma, so only its steps and sampler are defaults.
         "editing": {task: {"start_sigma": None if task == "stroke_edit" else loop.sigma, "steps": loop.steps,
                            "sampler": loop.sampler, "blend": loop.blend,
@@ -195,8 +196,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         print(f"{info['file']}: {spec.name or '(unnamed)'}, {spec.denoiser.kind.upper()} model, "
               f"{spec.unet.image_size}x{spec.unet.image_size}, {n:,} parameters in {len(sd)} tensors ({info['dtype']})")
-        print(f"  default sampling: ts={','.join(map(str, spec.sampler.ts))} on a {spec.sampler.steps}-point grid"
-              f"{', class-conditional' if info['class_conditional'] else ''}")
+        # An EDM model generates by Heun/Euler steps down its curve; ts are a consistency model's.
+        loop = (f"{spec.sampler.edm_sampler}, {spec.sampler.edm_steps} steps" if d.kind == "edm" else
+                f"ts={','.join(map(str, spec.sampler.ts))} on a {spec.sampler.steps}-point grid")
+        print(f"  default sampling: {loop}{', class-conditional' if info['class_conditional'] else ''}")
         print(f"  noise levels: sigma {d.sigma_min:g} to {d.sigma_max:g} (Karras rho {d.rho:g}), "
               f"sigma_data {d.sigma_data:g}")
         print("  editing loops: " + "; ".join(

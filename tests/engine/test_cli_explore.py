@@ -163,6 +163,10 @@ def test_info_without_a_model_describes_the_default_one(capsys):
 
     info = json.loads(capsys.readouterr().out)
     assert info["unet"]["image_size"] == 32 and info["file"] == str(default_model_path())
+    # It is an EDM denoiser: it generates by Heun steps, not on a consistency model's ts grid.
+    assert info["kind"] == "edm" and info["sampler"] == {"sampler": "heun", "steps": 40}
+    assert main(["info"]) == 0
+    assert "default sampling: heun, 40 steps" in capsys.readouterr().out
 
 
 def test_batches_and_lossy_outputs_say_what_was_left_out(images, tiny_model_file, capsys):
