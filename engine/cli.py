@@ -22,6 +22,7 @@ from .fallback import is_out_of_memory, run_with_fallback
 from .inpaint import InpaintOptions
 from .paths import default_model_path
 from .progress import TimeLeft, format_time_left
+from .tensors import is_grey
 
 
 class UsageError(Exception):
@@ -365,11 +366,16 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     _edit_kwargs(args)  # argument errors before anything is read
     _check_range("--render-size", args.render_size, 0, 4096)  # the app's range; 0: the model's resolution
 
+    from .pipeline import COLOUR_REPLACED
+
     def prepare() -> RunOne:
         model = _load(args)
         kw = _edit_kwargs(args, model)
 
         def run_one(pic: Picture) -> Picture:
+            if not is_grey(pic.rgb):
+                # The colours it has are replaced, not kept: say so before the user finds out.
+                print(f"note: {COLOUR_REPLACED}", file=sys.stderr)
             rgb = run_with_fallback(model, "colorize", dict(image=pic.rgb, seed=args.seed, render_size=args.render_size,
                                     progress=ProgressBar("colorize", args.quiet), **kw), log=_warn)
             return pic.with_pixels(rgb, pic.alpha)

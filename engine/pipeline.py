@@ -501,6 +501,12 @@ class Model:
         return result
 
 
+# Said (CLI note, app status) when colorize is given a photo that has colour: its chroma is not an
+# input of the task, so the result does not keep it.
+COLOUR_REPLACED = ("the photo already has colour (a sepia or other tint counts): colorize keeps its brightness "
+                   "and replaces its colours")
+
+
 def as_float(image: np.ndarray) -> np.ndarray:
     """uint8/uint16 -> float32 in [0, 1]."""
     peak = 65535.0 if image.dtype == np.uint16 else 255.0

@@ -184,3 +184,13 @@ def test_batches_and_lossy_outputs_say_what_was_left_out(images, tiny_model_file
     assert main(["upscale", str(images / "clear.png"), "--factor", "2", *m, "--out", str(images / "c.jpg")]) == 0
     err = capsys.readouterr().err
     assert "c.jpg: JPEG keeps no transparency" in err, err
+
+
+def test_colorizing_a_colour_photo_says_its_colours_are_replaced(images, tiny_model_file, capsys):
+    m = ["--model", str(tiny_model_file), "--quiet", "--steps", "1"]
+    assert main(["colorize", str(images / "in.png"), *m, "--out", str(images / "c.png")]) == 0
+    assert "already has colour" in capsys.readouterr().err
+    grey = np.asarray(Image.open(images / "in.png").convert("L"))
+    Image.fromarray(grey).save(images / "grey.png")
+    assert main(["colorize", str(images / "grey.png"), *m, "--out", str(images / "g.png")]) == 0
+    assert "already has colour" not in capsys.readouterr().err
