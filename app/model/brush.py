@@ -92,20 +92,91 @@ class Stroke:
         return self.settings.size / 2
 
     def add(self, x: float, y: float) -> Rect | None:
-        r, hard = self.radius, self.settings.hardness
+        r = self.radius
         if self._last is None:
-            points = [(x, y)]
+            lx, ly, n, first, last = x, y, 1, 0, 0  # the press: one dab (number 0) where it landed
         else:
             lx, ly = self._last
             # Dabs every fifth of a radius: closer would be slower, wider shows beads on soft brushes.
             n = max(1, math.ceil(math.hypot(x - lx, y - ly) / max(0.5, r * 0.2)))
-            points = [(lx + (x - lx) * i / n, ly + (y - ly) * i / n) for i in range(1, n + 1)]
+            first, last = 1, n
         self._last = (x, y)
-        dirty: Rect | None = None
-        for px, py in points:
-            dirty = union(dirty, stamp(self.coverage, px, py, r, hard))
+        lo, hi = _dabs_in_view(lx, ly, x, y, n, first, last, r, self.coverage.shape)
+        if lo > hi:
+            return None
+        i = np.arange(lo, hi + 1, dtype=np.float64)
+        # The same float64 operations, in the same order, as one dab at a time: the same centres.
+        px, py = lx + (x - lx) * i / n, ly + (y - ly) * i / n
+        dirty = _stamp_many(self.coverage, px, py, r, self.settings.hardness)
         self.bounds = union(self.bounds, dirty)
         return dirty
+
+
+# Pixels (dabs x window) worked on at once: bounds the temporary arrays (~30 MB) for a huge brush.
+_CHUNK_PIXELS = 1 << 20
+
+
+def _dabs_in_view(lx: float, ly: float, x: float, y: float, n: int, first: int, last: int, r: float,
+                  shape: tuple[int, int]) -> tuple[int, int]:
+    """The dab numbers [lo, hi] within first..last (dab i is centred at l + (p - l) * i / n) near the image.
+
+    A move can be tens of thousands of pixels long (or mostly off the canvas) with a 1 px brush:
+    only the part of the segment within a radius (and a pixel of slack) of the image is dabbed.
+    Dabs just outside the range would touch nothing; `_stamp_many` drops those at its edges exactly.
+    """
+    h, w = shape
+    t0, t1 = 0.0, 1.0
+    margin = r + 2.0
+    for p, d, size in ((lx, x - lx, w), (ly, y - ly, h)):
+        # Keep t where -margin <= p + d t <= size + margin (Liang-Barsky clipping, one axis at a time).
+        if d == 0:
+            if not -margin <= p <= size + margin:
+                return 1, 0
+            continue
+        a, b = (-margin - p) / d, (size + margin - p) / d
+        t0, t1 = max(t0, min(a, b)), min(t1, max(a, b))
+    if not (math.isfinite(t0) and math.isfinite(t1)) or t0 > t1:
+        return 1, 0
+    return max(first, math.floor(t0 * n) - 1), min(last, math.ceil(t1 * n) + 1)
+
+
+def _stamp_many(coverage: np.ndarray, px: np.ndarray, py: np.ndarray, radius: float, hardness: float) -> Rect | None:
+    """`stamp` at every (px[k], py[k]), computed together; the coverage and rectangle are exactly stamp's.
+
+    Each dab gets a window of the same size (the widest any dab needs) from its own top-left corner.
+    Its pixel values are computed with stamp's float32 operations, and the max of dabs does not depend
+    on their order, so the result is the same bytes. Pixels of the wider window beyond a dab's own are
+    more than a radius away (value 0), and those outside the image are dropped.
+    """
+    h, w = coverage.shape
+    fx0, fy0 = np.floor(px - radius), np.floor(py - radius)
+    x0, y0 = np.maximum(fx0, 0), np.maximum(fy0, 0)
+    x1, y1 = np.minimum(np.ceil(px + radius) + 1, w), np.minimum(np.ceil(py + radius) + 1, h)
+    hit = (x0 < x1) & (y0 < y1)
+    if not hit.any():
+        return None
+    px, py, fx0, fy0 = px[hit], py[hit], fx0[hit].astype(np.int64), fy0[hit].astype(np.int64)
+    rect = (int(x0[hit].min()), int(y0[hit].min()), int(x1[hit].max()), int(y1[hit].max()))
+    k = math.ceil(2 * radius) + 2
+    inner = radius * hardness
+    ramp = max(radius - inner, 1.0)  # at least one pixel of ramp: a hard brush is still anti-aliased
+    flat = coverage.reshape(-1)  # a view: the stroke's own C-contiguous array
+    offsets = np.arange(k)
+    step = max(1, _CHUNK_PIXELS // (k * k))
+    for s in range(0, len(px), step):
+        cols = fx0[s:s + step, None] + offsets  # (dabs, k) pixel columns
+        rows = fy0[s:s + step, None] + offsets
+        # As stamp: float32 pixel centres, minus the centre (cast to float32 as numpy does for a scalar).
+        dx = (cols.astype(np.float32) + np.float32(0.5)) - px[s:s + step, None].astype(np.float32)
+        dy = (rows.astype(np.float32) + np.float32(0.5)) - py[s:s + step, None].astype(np.float32)
+        d = np.hypot(dx[:, None, :], dy[:, :, None])  # (dabs, rows, cols)
+        a = np.clip((np.float32(radius) - d) / np.float32(ramp), 0.0, 1.0)
+        a = a * a * (3 - 2 * a)  # smoothstep: no visible ring where the ramp starts
+        value = (a * 255 + 0.5).astype(np.uint8)
+        inside = (value > 0) & ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+        index = rows[:, :, None] * w + cols[:, None, :]
+        np.maximum.at(flat, index[inside], value[inside])
+    return rect
 
 
 def apply_to_mask(mask: np.ndarray, base: np.ndarray, coverage: np.ndarray, rect: Rect, erase: bool) -> None:

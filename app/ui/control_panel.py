@@ -163,7 +163,10 @@ class ControlPanel(QWidget):
             self.tools.addButton(rb, col)
             grid.addWidget(rb, 0, col)
         self.colour = QPushButton()
-        self.colour.setToolTip("Brush colour")
+        # Always enabled: greyed out under the mask brushes it was out of reach (mouse and Tab alike)
+        # until the Colour brush was picked; picking a colour picks that brush too.
+        self.colour.setToolTip("Brush colour: pick one to paint with the Colour brush")
+        self.colour.setAccessibleName("Brush colour")
         self.colour.setFixedWidth(36)
         grid.addWidget(self.colour, 0, 3)
         # The brush module's own limits: ] can reach MAX_SIZE, and the slider must be able to show it.
@@ -180,6 +183,10 @@ class ControlPanel(QWidget):
         grid.addWidget(self.hardness, 2, 1, 1, 2)
         grid.addWidget(self.hardness_label, 2, 3)
         layout.addWidget(brush_box)
+        # Tab goes through the brush box in reading order: tool, colour, size, hardness.
+        chain = [*self.tools.buttons(), self.colour, self.size, self.hardness]
+        for a, b in zip(chain, chain[1:]):
+            QWidget.setTabOrder(a, b)
 
         self.mask_box = QGroupBox("Mask")
         self._mask_grid = QGridLayout(self.mask_box)
@@ -357,5 +364,6 @@ class ControlPanel(QWidget):
             self.hardness.setValue(round(b.hardness * 100))
         self.hardness_label.setText(f"{round(b.hardness * 100)} %")
         r, g, bl = b.colour
-        self.colour.setStyleSheet(f"background-color: rgb({r}, {g}, {bl});")
-        self.colour.setEnabled(b.tool == BrushTool.colour)
+        # A style sheet's background hides the style's focus frame: draw one, or Tab seems to vanish here.
+        self.colour.setStyleSheet(f"QPushButton {{ background-color: rgb({r}, {g}, {bl}); }}"
+                                  "QPushButton:focus { border: 2px solid palette(highlight); border-radius: 2px; }")

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QHBoxL
                                QMenu, QMenuBar, QPlainTextEdit, QProgressBar, QScrollArea, QSlider, QStyle, QTextEdit,
                                QVBoxLayout, QWidget)
 
-from ..model.brush import BrushSettings, Rect
+from ..model.brush import BrushSettings, BrushTool, Rect
 from ..model.catalog import ModelInfo
 from ..model.document import to_uint8
 from .._documents import AUTOSAVE_INTERVAL_S
@@ -30,6 +30,7 @@ APP_TITLE = "Consistency Studio"
 COMPARE_KEY = Qt.Key.Key_C  # hold to see the image before the last result
 PROGRESS_LONGEST = "Stroke edit: 99 % \u00b7 about 12 h 55 min left"
 PAN_KEY = Qt.Key.Key_Space  # hold and drag with the left button to pan the canvas
+NOTHING_TO_COMPARE = "Nothing to compare yet: hold C after a Run to see the image as it was before."
 
 SHORTCUTS_HELP = """<b>Canvas</b>: wheel or Ctrl+= / Ctrl+- zoom, Ctrl+0 fit, Ctrl+1 100 %;
 pan with the middle button or Space+drag.<br>
@@ -52,6 +53,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self.controller = None  # set by bind(); the view never acts before that
+        self._compare_refused = False  # C is down but there was no "before" image to show
         self.canvas = CanvasView()
         self.panel = ControlPanel()
         self.split = QSlider(Qt.Orientation.Horizontal)
@@ -62,6 +64,9 @@ class MainWindow(QMainWindow):
         scroll.setWidget(self.panel)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Not a Tab stop of its own: it showed no focus and did nothing, one silent press between the
+        # canvas and the Task box. It still scrolls to whichever of its controls Tab reaches.
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         scroll.setMinimumWidth(self.panel.minimumWidth() + 20)
         self.scroll = scroll
         right = QVBoxLayout()
@@ -95,6 +100,9 @@ class MainWindow(QMainWindow):
         self.mask_actions = [self.act_clear_mask, self.act_invert_mask, self.act_grow_mask, self.act_shrink_mask,
                              self.act_feather_mask, self.act_import_mask, self.act_export_mask]
         self.panel.set_actions(self.act_run, self.act_cancel, self.act_import, self.mask_actions)
+        # The Random button is the panel's own; its tooltip names the action's shortcut like the others.
+        seed_keys = self.act_seed.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        self.panel.randomise.setToolTip(f"Pick a new random seed ({seed_keys})")
         self.set_busy(False)
         self.set_history("", "")
         self.autosave_timer = QTimer(self)
@@ -304,7 +312,10 @@ class MainWindow(QMainWindow):
         if self.controller is not None:
             self.set_params(self.controller.params)  # "Default (n steps)" depends on the model
         if warning:
-            self.set_status(text)
+            # The warning stays in the panel, in full and in colour, for as long as it holds. Not in
+            # the status bar too: the model loads just after the image opens, so it replaced the
+            # "Opened ..." line and its notes (an animated image's first frame) before anyone read them.
+            self.scroll.ensureWidgetVisible(self.panel.model_state)
 
     def set_live_available(self, available: bool) -> None:
         self.panel.set_live_available(available)
@@ -474,7 +485,8 @@ class MainWindow(QMainWindow):
     def _on_colour_requested(self) -> None:
         colour = self._modal(dialogs.pick_colour, self.controller.brush.colour)
         if colour is not None:
-            self.controller.set_brush(colour=colour)
+            # A colour is picked to paint with it: the mask brushes would ignore it.
+            self.controller.set_brush(colour=colour, tool=BrushTool.colour)
 
     # -- window events --------------------------------------------------------------------------
 
@@ -495,6 +507,14 @@ class MainWindow(QMainWindow):
         usual meaning for the focused checkbox or button.
         """
         compare = event.key() == COMPARE_KEY
+        if compare and self._compare_refused:
+            # C went down with nothing to compare: its repeats and release are consumed like a held
+            # key's (a focused combo would search by them), and nothing else happens.
+            if event.type() == QEvent.Type.KeyRelease or event.isAutoRepeat():
+                if not event.isAutoRepeat():
+                    self._compare_refused = False
+                return True
+            self._compare_refused = False  # a new press: the release went elsewhere (another window)
         held = self.canvas.comparing() if compare else self.canvas.pan_key_held()
         if event.type() == QEvent.Type.KeyRelease:
             if not held:
@@ -512,6 +532,12 @@ class MainWindow(QMainWindow):
             return False
         if not compare and not (self.canvas.underMouse() or focus is self.canvas):
             return False
+        if compare and not self.canvas.has_before():
+            # Comparing would hide the mask (and stop the brush) to show the same picture: an artist
+            # holding C on a fresh image would see the mask vanish and painting stop for no reason.
+            self._compare_refused = True
+            self.set_status(NOTHING_TO_COMPARE)
+            return True
         (self.canvas.set_compare if compare else self.canvas.set_pan_key)(True)
         return True
 

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import math
+import time
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -111,3 +115,76 @@ def test_brush_settings_that_are_not_numbers_fall_back_to_the_defaults() -> None
     b = BrushSettings(size=inf, hardness=-inf).replace(size=nan)
     assert (b.size, b.hardness) == (BrushSettings().size, BrushSettings().hardness)
     assert round(b.size) == 48  # what the control panel does with it
+
+
+# -- dabs computed together (Stroke.add) paint exactly what one stamp per dab painted -----------
+
+
+class _DabByDab(Stroke):
+    """Stroke.add as it was: one `stamp` per dab along the whole move, in Python (the reference)."""
+
+    def add(self, x: float, y: float) -> brush.Rect | None:
+        r, hard = self.radius, self.settings.hardness
+        if self._last is None:
+            points = [(x, y)]
+        else:
+            lx, ly = self._last
+            n = max(1, math.ceil(math.hypot(x - lx, y - ly) / max(0.5, r * 0.2)))
+            points = [(lx + (x - lx) * i / n, ly + (y - ly) * i / n) for i in range(1, n + 1)]
+        self._last = (x, y)
+        dirty: brush.Rect | None = None
+        for px, py in points:
+            dirty = brush.union(dirty, brush.stamp(self.coverage, px, py, r, hard))
+        self.bounds = brush.union(self.bounds, dirty)
+        return dirty
+
+
+def _random_stroke(rng: np.random.Generator, shape: tuple[int, int]) -> list[tuple[float, float]]:
+    """Points inside, on the edges and well outside the image, with long and very short moves."""
+    h, w = shape
+    points = []
+    for _ in range(int(rng.integers(1, 12))):
+        kind = rng.integers(0, 4)
+        if kind == 0:  # anywhere around the image, often outside it
+            points.append((float(rng.uniform(-0.5 * w, 1.5 * w)), float(rng.uniform(-0.5 * h, 1.5 * h))))
+        elif kind == 1:  # on an edge (pixel borders and centres)
+            points.append((float(rng.choice([0.0, 0.5, w - 0.5, w, w + 0.25])), float(rng.uniform(0, h))))
+        elif kind == 2 and points:  # a tiny move
+            px, py = points[-1]
+            points.append((px + float(rng.normal(0, 0.3)), py + float(rng.normal(0, 0.3))))
+        else:  # far away: a move that crosses the whole image or misses it
+            points.append((float(rng.uniform(-30 * w, 30 * w)), float(rng.uniform(-30 * h, 30 * h))))
+    return points
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_stroke_paints_the_same_pixels_as_one_stamp_per_dab(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 90)), int(rng.integers(1, 90)))
+    size = float(rng.choice([1.0, 2.0, 3.7, 9.0, 48.0, 250.0]))
+    settings = BrushSettings(size=size, hardness=float(rng.choice([0.0, 0.6, 1.0, rng.uniform()])))
+    fast, slow = Stroke(shape, settings), _DabByDab(shape, settings)
+    for x, y in _random_stroke(rng, shape):
+        assert fast.add(x, y) == slow.add(x, y)
+        assert np.array_equal(fast.coverage, slow.coverage)
+    assert fast.bounds == slow.bounds
+
+
+def test_a_long_move_with_a_tiny_brush_is_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    """The artist's case: a 1 px brush across a 20000 px tall image (40000 dabs, most off the image).
+
+    Timed for the record (`pytest -s` shows it), not asserted: machines differ. The pixels must be
+    those of the dab-by-dab reference.
+    """
+    shape = (20000, 300)
+    settings = BrushSettings(size=1.0, hardness=0.6)
+    fast, slow = Stroke(shape, settings), _DabByDab(shape, settings)
+    times = []
+    for s in (fast, slow):
+        start = time.perf_counter()
+        s.add(150.5, -10.0)
+        s.add(151.5, 20010.0)
+        times.append(time.perf_counter() - start)
+    assert np.array_equal(fast.coverage, slow.coverage) and fast.bounds == slow.bounds
+    with capsys.disabled():
+        print(f"\n1 px brush over 20000 px: {times[0] * 1000:.1f} ms together, {times[1] * 1000:.1f} ms dab by dab")

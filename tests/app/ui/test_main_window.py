@@ -388,6 +388,7 @@ def test_holding_c_on_a_focused_combo_compares_and_leaves_the_combo_alone(window
 
     c, p, cv = window.controller, window.panel, window.canvas
     c.set_params(task="inpaint")
+    window.set_before(c.document.image)  # something to compare with (C does nothing without)
     _focus(window, qtbot, p.task)
     qtbot.keyPress(p.task, Qt.Key.Key_C)
     assert cv.comparing() and not cv._mask_layer.isVisible()
@@ -413,6 +414,7 @@ def test_holding_c_on_a_focused_combo_compares_and_leaves_the_combo_alone(window
 def test_compare_ends_when_the_window_loses_the_keyboard(window) -> None:
     """C released in a dialog or another window (Alt+Tab) never reaches us: compare must not stay on."""
     cv = window.canvas
+    window.set_before(window.controller.document.image)  # something to compare with (C does nothing without)
     QApplication.sendEvent(window, _key(QEvent.Type.KeyPress, Qt.Key.Key_C))
     assert cv.comparing() and not cv._mask_layer.isVisible()
     QApplication.sendEvent(window, QEvent(QEvent.Type.WindowDeactivate))
