@@ -81,6 +81,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self.default_model = default_model
         self.models_dir = models_dir or user_models_dir()
         self.document = Document(np.full((BLANK_SIZE, BLANK_SIZE, 3), 128, np.uint8), name="Untitled")
+        self.document.saved_revision = self.document.image_revision  # an untouched blank is nothing to save
         self.history = History()
         self.models: list[ModelInfo] = []
         self.model: ModelInfo | None = None  # the loaded model; None while loading

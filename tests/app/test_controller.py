@@ -495,3 +495,18 @@ def test_a_recent_file_that_is_gone_leaves_open_recent(tmp_path) -> None:
     kept.write_bytes(b"not an image")
     assert not c.open_path(kept)
     assert list(c.settings.recent_files) == [str(kept.resolve())]
+
+
+def test_a_blank_start_is_nothing_to_save_until_it_changes(tmp_path: Path) -> None:
+    """Without a file or the sample the app shows a grey blank; closing it asked whether to save it."""
+    view, engine = MagicMock(spec=EditorView), StepEngine()
+    c = EditorController(view, engine, settings_file=tmp_path / "s.json", models_dir=tmp_path / "m",
+                         autosave_dir=tmp_path / "autosave")
+    engine.controller = c
+    c.start()
+    engine.process()
+    assert c.document.path is None and not c.document.dirty
+    c.set_params(task=Task.generate)
+    c.run()
+    engine.process()
+    assert c.document.dirty  # a generated picture is worth a question
