@@ -22,6 +22,8 @@ from engine import CheckpointError, Model, load_model, preset, save_model
 from engine.fallback import run_with_fallback
 from engine.imageio import ImageError
 from engine.inpaint import InpaintOptions
+from engine.pipeline import COLOUR_REPLACED
+from engine.tensors import is_grey
 
 from .model.catalog import ModelInfo
 from .model.jobs import JobRequest
@@ -122,6 +124,8 @@ def run_task(model: Model, request: JobRequest, progress: ProgressFn) -> TaskOut
     if p.task in NEEDS_MASK and not mask.any():
         raise TaskError("Paint over the area to replace first: the mask is empty.")
     notes: list[str] = []
+    if p.task == Task.colorize and not is_grey(image):
+        notes.append(COLOUR_REPLACED[0].upper() + COLOUR_REPLACED[1:] + ".")
     name, kwargs = task_call(model, p, image, mask, request.alpha, progress)
     out = run_with_fallback(model, name, kwargs, notes.append)
     alpha = None

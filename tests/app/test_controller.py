@@ -39,11 +39,12 @@ class StepEngine(SyncEngine):
                 c.on_finished(ModelReady(req.job_id, info))
             elif isinstance(req, JobRequest):
                 try:
-                    out = tasks.execute(self.model, req, lambda d, t: c.on_progress(Progress(req.job_id, d, t)))
+                    out = tasks.run_task(self.model, req, lambda d, t: c.on_progress(Progress(req.job_id, d, t)))
                 except tasks.TaskError as e:
                     c.on_failed(JobFailed(req.job_id, str(e)))
                 else:
-                    c.on_finished(JobResult(req.job_id, out, req.image_revision, 0.01, req.task))
+                    c.on_finished(JobResult(req.job_id, out.image, req.image_revision, 0.01, req.task,
+                                            out.alpha, out.notes))
             elif isinstance(req, ImportRequest):
                 c.on_finished(ImportDone(req.job_id, tasks.import_checkpoint(req.source, req.dest_dir, lambda *a: None)))
         return n
@@ -510,3 +511,17 @@ def test_a_blank_start_is_nothing_to_save_until_it_changes(tmp_path: Path) -> No
     c.run()
     engine.process()
     assert c.document.dirty  # a generated picture is worth a question
+
+
+def test_colorizing_a_colour_photo_says_its_colours_are_replaced(setup, photo: np.ndarray) -> None:
+    c, view, engine = setup
+    c.set_params(task=Task.colorize)
+    c.run()
+    engine.process()
+    assert "already has colour" in view.set_status.call_args.args[0]
+    grey = np.repeat(photo.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
+    c.open_array(grey, "grey.png")
+    c.run()
+    engine.process()
+    status = view.set_status.call_args.args[0]
+    assert "Colorize done" in status and "already has colour" not in status
