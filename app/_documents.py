@@ -253,7 +253,7 @@ class DocumentsMixin:
         self._job_task = p.task
         self.view.set_busy(True)
         # Replaces what an earlier drop said ("choose Upscale or Colorize first"), which no longer holds.
-        self.view.set_status(f"{TASK_LABELS[p.task]} batch running; Esc cancels.")
+        self.view.set_status(f"{TASK_LABELS[p.task]} batch running{self._class_note()}; Esc cancels.")
         self.view.set_progress(0, 0, f"{TASK_LABELS[p.task]} batch: starting")
         self._time_left = self._new_time_left()
         self.engine.submit(job)

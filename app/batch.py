@@ -20,7 +20,7 @@ from engine.imageio import check_output_path, load_picture
 from .files import save_picture_safely
 from .model.jobs import BatchDone, BatchRequest
 from .model.params import GenerationParams, Task
-from .tasks import TaskError, task_call, user_message
+from .tasks import TaskError, task_call, use_class, user_message
 
 STEPS_PER_FILE = 1000  # progress resolution inside one file
 
@@ -79,6 +79,7 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
             check_output_path(dst, overwrite=True)
             pic = load_picture(src)
             notes.extend(f"{src.name}: {note}" for note in pic.notes)
+            use_class(model, request.params)  # a class the model lacks fails each file, as a factor it lacks
             name, kwargs = task_call(model, request.params, pic.rgb, None, pic.alpha, file_progress)
             out = run_with_fallback(model, name, kwargs, lambda m, s=src.name: notes.append(f"{s}: {m}"))
             rgb, alpha = out if isinstance(out, tuple) else (out, pic.alpha)

@@ -75,8 +75,10 @@ class EditorController(PaintingMixin, DocumentsMixin):
         # Only what the steps picker offers: another value would run while the picker shows "Default".
         steps = s.steps if s.steps in STEP_CHOICES else 0
         factor = s.upscale_factor if s.upscale_factor in UPSCALE_FACTORS else GenerationParams.upscale_factor
+        # The class is checked against a model's class count once one has loaded (_on_model_ready).
+        class_label = s.class_label if 0 <= s.class_label < 2**31 else 0
         self.params = GenerationParams(task=Task(task), steps=steps, live=s.live, upscale_factor=factor,
-                                       upscale_detail=s.upscale_detail)
+                                       upscale_detail=s.upscale_detail, class_label=class_label)
         self.brush = BrushSettings(size=s.brush_size, hardness=s.brush_hardness)
         self.default_model = default_model
         self.models_dir = models_dir or user_models_dir()
@@ -137,7 +139,8 @@ class EditorController(PaintingMixin, DocumentsMixin):
     def _current_settings(self, **changes: object) -> Settings:
         return self.settings.replace(task=self.params.task.value, steps=self.params.steps, live=self.params.live,
                                      upscale_factor=self.params.upscale_factor,
-                                     upscale_detail=self.params.upscale_detail, brush_size=self.brush.size, brush_hardness=self.brush.hardness, **changes)
+                                     upscale_detail=self.params.upscale_detail, class_label=self.params.class_label,
+                                     brush_size=self.brush.size, brush_hardness=self.brush.hardness, **changes)
 
     def save_settings(self, **changes: object) -> None:
         self.settings = self._current_settings(**changes)
@@ -150,6 +153,10 @@ class EditorController(PaintingMixin, DocumentsMixin):
 
     def set_params(self, **changes: object) -> None:
         try:
+            classes = self.model.num_classes if self.model is not None else None
+            label = changes.get("class_label")
+            if classes and isinstance(label, int) and label >= classes:
+                raise ValueError(f"This model knows classes 0 to {classes - 1}, not {label}.")
             self.params = self.params.replace(**changes)
         except (ValueError, TypeError) as e:
             self.view.set_status(str(e))
@@ -158,6 +165,11 @@ class EditorController(PaintingMixin, DocumentsMixin):
 
     def randomise_seed(self) -> None:
         self.set_params(seed=random.randrange(2**31))
+
+    def randomise_class(self) -> None:
+        """A random class of the loaded class-conditional model (what a class-free model would draw)."""
+        if self.model is not None and self.model.num_classes:
+            self.set_params(class_label=random.randrange(self.model.num_classes))
 
     def set_brush(self, **changes: object) -> None:
         self.brush = self.brush.replace(**changes)
@@ -245,11 +257,16 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._live_pending = False
         self.view.set_busy(True)
         # Replaces what an earlier attempt said ("the mask is empty"), which no longer holds.
-        self.view.set_status(f"{TASK_LABELS[params.task]}{' (live)' if live else ''} running; Esc cancels.")
+        self.view.set_status(f"{TASK_LABELS[params.task]}{' (live)' if live else ''} running{self._class_note()}; "
+                             "Esc cancels.")
         self.view.set_progress(0, 0, f"{TASK_LABELS[params.task]}: starting")
         self._time_left = self._new_time_left()
         self.engine.submit(job)
         return job.job_id
+
+    def _class_note(self) -> str:
+        """', class N' when the loaded model is class-conditional: the class is part of what runs."""
+        return f", class {self.params.class_label}" if self.model is not None and self.model.num_classes else ""
 
     def cancel(self) -> None:
         self._live_pending = False
@@ -342,6 +359,10 @@ class EditorController(PaintingMixin, DocumentsMixin):
         else:
             self.view.set_model_state(f"Model: {label}", ready=True, warning=False)
         self.view.set_progress(0, 1, "")
+        classes = msg.info.num_classes
+        if classes and self.params.class_label >= classes:
+            # A class kept from a model with more classes: the nearest this one has, shown in the panel.
+            self.set_params(class_label=classes - 1)
         self._update_live()
 
     def _on_import_done(self, msg: ImportDone) -> None:

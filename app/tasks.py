@@ -50,7 +50,22 @@ def describe(model: Model, info: ModelInfo) -> ModelInfo:
     s = model.spec
     return ModelInfo(path=info.path, name=info.name if info.untrained else (s.name or info.name),
                      resolution=model.resolution, kind=s.denoiser.kind, grid_steps=s.sampler.steps,
-                     published_ts=tuple(s.sampler.ts), is_default=info.is_default, untrained=info.untrained)
+                     published_ts=tuple(s.sampler.ts), is_default=info.is_default, untrained=info.untrained,
+                     num_classes=s.unet.num_classes)
+
+
+def use_class(model: Model, params: GenerationParams) -> None:
+    """Make `params.class_label` the class a class-conditional model conditions on for this job.
+
+    Every task's denoiser calls read `model.class_label` (engine.pipeline.Model.denoise), so this one
+    assignment reaches generate and every edit; the engine thread runs one job at a time, and each job
+    sets it before its first evaluation. Models without classes ignore the parameter."""
+    classes = model.spec.unet.num_classes
+    if not classes:
+        return
+    if params.class_label >= classes:
+        raise TaskError(f"This model knows classes 0 to {classes - 1}; {params.class_label} is not one of them.")
+    model.class_label = params.class_label
 
 
 def _steps(steps: int) -> dict[str, int]:
@@ -126,6 +141,7 @@ def run_task(model: Model, request: JobRequest, progress: ProgressFn) -> TaskOut
     notes: list[str] = []
     if p.task == Task.colorize and not is_grey(image):
         notes.append(COLOUR_REPLACED[0].upper() + COLOUR_REPLACED[1:] + ".")
+    use_class(model, p)
     name, kwargs = task_call(model, p, image, mask, request.alpha, progress)
     out = run_with_fallback(model, name, kwargs, notes.append)
     alpha = None

@@ -28,6 +28,7 @@ class ModelInfo:
     published_ts: tuple[int, ...] = (0, 22, 39)
     is_default: bool = False
     untrained: bool = False
+    num_classes: int | None = None  # class-conditional models: how many classes (ImageNet: 1000); None = none
 
     @property
     def one_step(self) -> bool:
@@ -122,6 +123,7 @@ def read_model_info(path: Path, *, is_default: bool = False) -> ModelInfo:
             grid_steps=steps,
             published_ts=tuple(_whole(t, "a published step", 0) for t in ts),
             is_default=is_default,
+            num_classes=None if unet.get("num_classes") is None else _whole(unet["num_classes"], "num_classes", 1),
         )
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as e:
         raise CatalogError(f"{path.name}: no Consistency Studio model description in the file ({e})") from None

@@ -61,6 +61,10 @@ class GenerationParams:
     grow: int = 1  # engine.inpaint.InpaintOptions.grow: why 1
     feather: int = 0
     render_size: int = 0  # colorize: the short side of the view the model colours; 0 = the model's resolution
+    # Class-conditional models (the ImageNet 64 px checkpoints): the class every task conditions on, so
+    # a photo of a dog is edited with a dog prior rather than class 0's. Its upper bound is the loaded
+    # model's class count (ModelInfo.num_classes), checked where the model is known; other models ignore it.
+    class_label: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task(self.task))
@@ -75,6 +79,8 @@ class GenerationParams:
         for name in ("min_context", "grow", "feather", "render_size"):
             if not 0 <= getattr(self, name) <= 4096:
                 raise ValueError(f"{name.replace('_', ' ')} must lie in 0..4096 px, got {getattr(self, name)}")
+        if not 0 <= self.class_label < 2**31:
+            raise ValueError(f"class must be a class index >= 0, got {self.class_label}")
         if self.upscale_factor not in UPSCALE_FACTORS:
             raise ValueError(f"upscale factor must be one of {UPSCALE_FACTORS}, got {self.upscale_factor}")
 

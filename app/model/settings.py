@@ -51,6 +51,7 @@ class Settings:
     live: bool = False
     upscale_factor: int = 4
     upscale_detail: bool = False
+    class_label: int = 0  # class-conditional models: the class tasks condition on (GenerationParams.class_label)
     batch_out_dir: str = ""  # where batch results go; "" = next to each input
     window_geometry: str = ""  # Qt's saveGeometry() as hex; opaque here
     extra: dict[str, str] = field(default_factory=dict)  # forward compatibility: keys we do not know yet

@@ -1,4 +1,5 @@
-"""ControlPanel: task, model, steps, seed, strength, brush and mask tools, Run and Cancel.
+"""ControlPanel: task, model, steps, seed, class (class-conditional models), strength, brush and mask tools,
+Run and Cancel.
 
 Widgets report changes through signals; `set_*` methods show the controller's state with the
 signals blocked, so a value the controller corrected never loops back as a new user change.
@@ -16,6 +17,10 @@ from ..model.brush import MAX_SIZE, MIN_SIZE, BrushSettings, BrushTool
 from ..model.catalog import ModelInfo, picker_labels
 from ..model.params import (STEP_CHOICES, TASK_HINTS, TASK_LABELS, UPSCALE_FACTORS, USES_MASK, GenerationParams, Task,
                             default_steps, steps_label)
+
+
+CLASS_TIP = ("ImageNet class index the model conditions on, e.g. 207 golden retriever, 281 tabby cat, 0 tench. "
+             "Every task uses it: for an edit, pick the class of what the photo shows.")
 
 
 def _spin(lo: int, hi: int, suffix: str, step: int, tip: str) -> QSpinBox:
@@ -50,6 +55,8 @@ class ControlPanel(QWidget):
     steps_changed = Signal(int)
     seed_changed = Signal(int)
     randomise_requested = Signal()
+    class_changed = Signal(int)
+    random_class_requested = Signal()
     strength_changed = Signal(float)
     factor_changed = Signal(int)
     detail_toggled = Signal(bool)
@@ -99,6 +106,15 @@ class ControlPanel(QWidget):
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.randomise)
+        # Class-conditional models only (the ImageNet 64 px checkpoints): the class every task conditions on.
+        self.class_label = _spin(0, 999, "", 1, CLASS_TIP)
+        self.random_class = QPushButton("Random")
+        self.random_class.setAccessibleName("Random class")  # the seed's button reads "Random" too
+        self.random_class.setToolTip("Pick a random class: see what the model makes of the image as something else")
+        self.class_row = _row(self.class_label, self.random_class)
+        self.class_row.layout().setStretch(0, 1)
+        self.class_title = QLabel("Class")
+        self.class_title.setToolTip(CLASS_TIP)
         self.strength = _slider(0, 100)
         self.strength.setToolTip("How far the result may move away from your strokes")
         self.strength_label = QLabel("Strength")
@@ -130,6 +146,7 @@ class ControlPanel(QWidget):
         form.addRow(self.model_state)
         form.addRow("Steps", self.steps)
         form.addRow("Seed", seed_row)
+        form.addRow(self.class_title, self.class_row)
         form.addRow(self.strength_label, self.strength)
         form.addRow(self.factor_label, self.factor)
         form.addRow(self.detail)
@@ -194,6 +211,7 @@ class ControlPanel(QWidget):
         layout.addStretch(1)
         self._bind()
         self._shown = (Task.inpaint, 4)  # the task and upscale factor whose rows are shown
+        self._show_class(None)  # until a class-conditional model has loaded
 
     def _bind(self) -> None:
         self.task.currentIndexChanged.connect(self._on_task_index_changed)
@@ -203,6 +221,8 @@ class ControlPanel(QWidget):
         self.steps.currentIndexChanged.connect(lambda i: self.steps_changed.emit(int(self.steps.itemData(i))))
         self.seed.valueChanged.connect(self.seed_changed)
         self.randomise.clicked.connect(self.randomise_requested)
+        self.class_label.valueChanged.connect(self.class_changed)
+        self.random_class.clicked.connect(self.random_class_requested)
         self.strength.valueChanged.connect(lambda v: self.strength_changed.emit(v / 100))
         self.factor.currentIndexChanged.connect(lambda i: self.factor_changed.emit(int(self.factor.itemData(i))))
         self.live.toggled.connect(self.live_toggled)
@@ -251,7 +271,9 @@ class ControlPanel(QWidget):
 
     # -- controller -> view ---------------------------------------------------------------------
 
-    def set_params(self, p: GenerationParams, published_ts: tuple[int, ...] | None = None, kind: str = "cm") -> None:
+    def set_params(self, p: GenerationParams, published_ts: tuple[int, ...] | None = None, kind: str = "cm",
+                   num_classes: int | None = None) -> None:
+        """Show `p`; `num_classes`: the loaded model's class count (None: it takes no class, the row hides)."""
         with QSignalBlocker(self.task):
             self.task.setCurrentIndex(self.task.findData(p.task.value))
         with QSignalBlocker(self.steps):
@@ -262,6 +284,9 @@ class ControlPanel(QWidget):
             self.steps.setCurrentIndex(max(0, self.steps.findData(p.steps)))
         with QSignalBlocker(self.seed):
             self.seed.setValue(min(p.seed, self.seed.maximum()))
+        self._show_class(num_classes)
+        with QSignalBlocker(self.class_label):
+            self.class_label.setValue(p.class_label)
         with QSignalBlocker(self.strength):
             self.strength.setValue(round(p.strength * 100))
         with QSignalBlocker(self.factor):
@@ -283,12 +308,18 @@ class ControlPanel(QWidget):
         Measured only once shown: before that the widgets' size hints are not yet those of the screen.
         """
         shown, widest = self._shown, self.minimumWidth()
+        # With the class row too, so loading a class-conditional model later does not widen the panel.
+        class_shown = self.class_row.isVisibleTo(self)
+        for w in (self.class_title, self.class_row):
+            w.setVisible(True)
         for task in Task:
             self._show_task(task, 4)
             for layout in self.findChildren(QLayout):
                 layout.invalidate()
             widest = max(widest, self.sizeHint().width())
         self._show_task(*shown)
+        for w in (self.class_title, self.class_row):
+            w.setVisible(class_shown)
         self.setMinimumWidth(widest)
         return widest
 
@@ -308,6 +339,16 @@ class ControlPanel(QWidget):
         self.detail.setVisible(task == Task.upscale and factor != 2)  # x2's default has the detail
         self.live.setVisible(task == Task.inpaint)
         self.mask_box.setEnabled(task in USES_MASK)
+
+    def _show_class(self, num_classes: int | None) -> None:
+        """The class row, ranged to the model's classes; hidden for models that take none (the value is kept)."""
+        for w in (self.class_title, self.class_row):
+            w.setVisible(bool(num_classes))
+        if num_classes:
+            with QSignalBlocker(self.class_label):
+                self.class_label.setMaximum(num_classes - 1)
+            self.random_class.setToolTip(f"Pick a random class of the model's {num_classes}: see what it makes "
+                                         "of the image as something else")
 
     def set_models(self, models: list[ModelInfo], selected: int) -> None:
         with QSignalBlocker(self.model):

@@ -217,6 +217,8 @@ class MainWindow(QMainWindow):
         p.steps_changed.connect(lambda n: c.set_params(steps=n))
         p.seed_changed.connect(lambda n: c.set_params(seed=n))
         p.randomise_requested.connect(c.randomise_seed)
+        p.class_changed.connect(lambda n: c.set_params(class_label=n))
+        p.random_class_requested.connect(c.randomise_class)
         p.strength_changed.connect(lambda v: c.set_params(strength=v))
         p.factor_changed.connect(lambda f: c.set_params(upscale_factor=f))
         p.detail_toggled.connect(lambda on: c.set_params(upscale_detail=on))
@@ -292,7 +294,8 @@ class MainWindow(QMainWindow):
     def set_params(self, params: GenerationParams) -> None:
         model = self.controller.model if self.controller is not None else None
         self.panel.set_params(params, model.published_ts if model is not None else None,
-                              model.kind if model is not None else "cm")
+                              model.kind if model is not None else "cm",
+                              model.num_classes if model is not None else None)
         # The actions, not only the panel's greyed buttons: Ctrl+I or the Mask menu in Colorize
         # changed a mask nobody could see, which then turned up in Inpaint.
         for a in self.mask_actions:

@@ -1,0 +1,86 @@
+"""The panel's Class row: shown, ranged and explained for a class-conditional model, hidden for the
+others, and wired to the controller (the value it runs with and saves)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QApplication
+
+from app.model.settings import load_settings
+
+from ..test_class_label import CLASSES, write_cond_model
+from .conftest import wait_idle
+
+
+@pytest.fixture
+def cond_in_models(tmp_path: Path) -> Path:
+    return write_cond_model(tmp_path / "models")
+
+
+@pytest.fixture
+def cond_window(cond_in_models, window, qtbot):
+    """The window with the class-conditional model picked (second in the picker, after the test model)."""
+    c = window.controller
+    window.panel.model.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: c.model is not None and c.model.num_classes == CLASSES, timeout=20000)
+    QApplication.processEvents()
+    return window
+
+
+def test_the_class_row_shows_for_a_class_conditional_model_only(cond_window, qtbot):
+    p, c = cond_window.panel, cond_window.controller
+    assert p.class_row.isVisible() and p.class_title.isVisible()
+    assert (p.class_label.minimum(), p.class_label.maximum()) == (0, CLASSES - 1)
+    for tip in (p.class_label.toolTip(), p.class_title.toolTip()):
+        assert "ImageNet class index the model conditions on" in tip and "207 golden retriever" in tip
+    assert "class" in p.random_class.toolTip().lower()
+    width = p.width()
+    p.model.setCurrentIndex(0)  # the untrained test model: no classes
+    qtbot.waitUntil(lambda: c.model is not None and c.model.num_classes is None, timeout=20000)
+    QApplication.processEvents()
+    assert not p.class_row.isVisible() and not p.class_title.isVisible()
+    assert p.width() == width  # the panel was sized with the row: it does not jump
+
+
+def test_the_class_row_is_hidden_while_another_model_loads(cond_in_models, window):
+    p = window.panel
+    assert not p.class_row.isVisible()  # the test model is loaded first
+
+
+def test_the_class_reaches_the_controller_its_runs_and_the_settings(cond_window, qtbot, tmp_path: Path):
+    p, c = cond_window.panel, cond_window.controller
+    p.class_label.setValue(5)
+    assert c.params.class_label == 5
+    p.task.setCurrentIndex(p.task.findData("colorize"))
+    # Typed without Enter: Run still runs with it (commit_edits).
+    p.class_label.lineEdit().setText("8")
+    cond_window.act_run.trigger()
+    assert c.params.class_label == 8
+    assert "class 8" in cond_window.status_text.text()
+    wait_idle(qtbot, cond_window)
+    c.autosave_tick()
+    assert load_settings(tmp_path / "settings.json").class_label == 8
+
+
+def test_random_picks_one_of_the_model_s_classes(cond_window):
+    p, c = cond_window.panel, cond_window.controller
+    seen = set()
+    for _ in range(20):
+        p.random_class.click()
+        assert p.class_label.value() == c.params.class_label
+        seen.add(c.params.class_label)
+    assert seen <= set(range(CLASSES)) and len(seen) > 2
+
+
+def test_screenshot_of_the_panel_with_a_class(cond_window):
+    """Not an assertion of looks: writes the window for a person to check (CSTUDIO_SCREENSHOT=path)."""
+    out = os.environ.get("CSTUDIO_SCREENSHOT")
+    cond_window.panel.class_label.setValue(207 % CLASSES)
+    QApplication.processEvents()
+    image = cond_window.grab()
+    assert not image.isNull()
+    if out:
+        image.save(out)
