@@ -105,12 +105,13 @@ def output_paths(items: list[tuple[Path, Path]], op: str, out_dir: Path | None =
     taken = {key(p) for p in natural}
     # An input already named like an output (`a.png` and `a_upscale_2x.png` in one batch, with
     # --overwrite) must not be replaced before it is read: its output gets a number instead.
-    inputs = {key(src.absolute()) for src, _ in items}
+    # Resolved: the same file spelled two ways (`../w/a.png`, `/tmp/w/a.png`, a symlink) is one file.
+    inputs = {key(Path(os.path.realpath(src))) for src, _ in items}
     out: list[Path] = []
     used: set[str] = set()
     for part, p in zip(parts, natural):
         number = 1
-        while key(p) in used or key(p.absolute()) in inputs or (number > 1 and key(p) in taken):
+        while key(p) in used or key(Path(os.path.realpath(p))) in inputs or (number > 1 and key(p) in taken):
             # A number never takes another output's natural name.
             number += 1
             p = path(*part, number)

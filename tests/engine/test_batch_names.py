@@ -102,3 +102,20 @@ def test_an_output_never_replaces_an_input_of_the_same_batch(tmp_path):
     _photo(tmp_path / "a_upscale_2x.png", 1)
     items = collect_inputs([tmp_path / "a.png", tmp_path / "a_upscale_2x.png"])
     assert _names(items, tmp_path) == ["a-2_upscale_2x.png", "a_upscale_2x_upscale_2x.png"]
+
+
+def test_an_input_spelled_another_way_is_still_never_an_output(tmp_path, monkeypatch):
+    """The guard above compares resolved paths: inputs given relative (`../w/a.png`) and --out given
+    absolute, or through a symlink, name the same files."""
+    w = tmp_path / "w"
+    _photo(w / "a.png", 0)
+    _photo(w / "a_upscale_2x.png", 1)
+    (tmp_path / "link").symlink_to(w)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    items = collect_inputs(["../w/a.png", "../w/a_upscale_2x.png"])
+    from engine.batch import output_paths
+
+    for out_dir in (w, tmp_path / "link"):
+        outs = output_paths(items, "upscale_2x", out_dir)
+        assert outs[0].name == "a-2_upscale_2x.png", outs
