@@ -66,19 +66,25 @@ def test_model_share_gives_thin_holes_the_membrane_and_wide_ones_the_fill():
     np.testing.assert_allclose(share[mask], np.clip(2 * d[mask] / s - 1, 0, 1), atol=1e-6)
 
 
-def test_fill_window_at_the_model_s_scale_is_unchanged(monkeypatch):
-    """A window the model fills at its own size (scale 1) comes out exactly as without the rule."""
+def test_the_rule_runs_only_where_a_level_is_coarser_than_the_photo(monkeypatch):
+    """A window the model fills at its own size never consults the rule (its fill, texture and
+    all, is kept); a window twice that size consults it once, at the finer level's start (scale 2),
+    and not at the end, where the finest level is the window itself."""
     rng = np.random.default_rng(0)
-    crop = rng.random((32, 32, 3)).astype(np.float32)
-    hole = np.zeros((32, 32), bool)
-    hole[14:17, 3:29] = True
+    calls = []
+    real = inpaint.model_share
+    monkeypatch.setattr(inpaint, "model_share", lambda hole, scale: calls.append(scale) or real(hole, scale))
 
     def fill(y, start, known, s_start, n_steps, seed, on_step):
-        return y * known + (start + 0.1).clamp(-1, 1) * (1 - known)  # a cast the rule would remove
+        return y * known + (start + 0.1).clamp(-1, 1) * (1 - known)
 
-    out = inpaint.fill_window(crop, hole, fill, 32, 4, EXACT, seed=0)
-    monkeypatch.setattr(inpaint, "model_share", lambda hole, scale: np.ones(hole.shape, np.float32))
-    assert np.array_equal(out, inpaint.fill_window(crop, hole, fill, 32, 4, EXACT, seed=0))
+    for size, want in ((32, []), (64, [2.0])):
+        calls.clear()
+        crop = rng.random((size, size, 3)).astype(np.float32)
+        hole = np.zeros((size, size), bool)
+        hole[size // 2 - 1:size // 2 + 2, 3:size - 3] = True
+        inpaint.fill_window(crop, hole, fill, 32, 4, EXACT, seed=0)
+        assert calls == want, (size, calls)
 
 
 def test_a_fill_made_coarser_than_a_thin_stroke_is_replaced_by_the_membrane():
