@@ -98,8 +98,9 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._held_result: JobResult | None = None  # arrived mid-stroke: applied when the stroke ends
         self._live_pending = False  # a live request arrived while a job ran; the latest state wins
         self._model_job: int | None = None
-        self._import_job: int | None = None
-        self._import_name = ""  # the file being imported, for the status line when it fails
+        # Every import in flight, by job id -> the source's name: the Model menu stays usable while one
+        # runs, and each import must report its own failure and reach the picker when it succeeds.
+        self._imports: dict[int, str] = {}
         self._stroke: Stroke | None = None
         self._stroke_before: Snapshot | None = None
         self._stroke_image: np.ndarray | None = None  # writable copy while a colour stroke is drawn
@@ -207,12 +208,16 @@ class EditorController(PaintingMixin, DocumentsMixin):
         if info.path is not None or self.settings.model_path:
             self.save_settings(model_path=str(info.path) if info.path and not info.is_default else "")
 
+    @property
+    def importing(self) -> bool:
+        return bool(self._imports)
+
     def import_checkpoint(self, source: Path) -> None:
-        self._import_job = self._ids.next()
-        self._import_name = Path(source).name
+        job = self._ids.next()
+        self._imports[job] = Path(source).name
         self.view.set_status(f"Importing {source.name}...")
         self.view.set_progress(0, 3, f"Importing {source.name}")
-        self.engine.submit(ImportRequest(self._import_job, Path(source), self.models_dir))
+        self.engine.submit(ImportRequest(job, Path(source), self.models_dir))
 
     # -- running tasks --------------------------------------------------------------------------
 
@@ -296,7 +301,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
                 files = re.match(r"\d+/\d+", p.stage)
                 text = f"{label}: {files.group(0) if files else f'{100 * p.done // p.total} %'} \u00b7 {left}"
             self.view.set_progress(p.done, p.total, text)
-        elif p.job_id in (self._model_job, self._import_job):
+        elif p.job_id == self._model_job or p.job_id in self._imports:
             self.view.set_progress(p.done, p.total, p.stage)
 
     def on_finished(self, msg: object) -> None:
@@ -315,11 +320,11 @@ class EditorController(PaintingMixin, DocumentsMixin):
             self.view.show_error("Could not load the model", f.message)
             self.view.set_model_state("No model loaded: pick another one.", ready=False, warning=True)
             self.view.set_progress(0, 1, "")
-        elif f.job_id == self._import_job:
-            self._import_job = None
+        elif f.job_id in self._imports:
+            name = self._imports.pop(f.job_id)
             self.view.set_progress(0, 1, "")
             # Replaces "Importing NAME...", which would otherwise stay as if the import still ran.
-            self.view.set_status(f"Could not import {self._import_name}.")
+            self.view.set_status(f"Could not import {name}.")
             self.view.show_error("Could not import the checkpoint", f.message)
         elif f.job_id == self._job:
             if self._job_live:
@@ -356,6 +361,14 @@ class EditorController(PaintingMixin, DocumentsMixin):
         if msg.info.untrained:
             self.view.set_model_state(MISSING_DEFAULT if self.default_model is None else
                                       f"Using {label}: results will look like noise.", ready=True, warning=True)
+        elif msg.info.guessed:
+            # The importer takes no size: the command line's converter is the way to state the right one.
+            fix = (" If the size is wrong, convert the original with `cstudio convert --image-size N`."
+                   if "resolution" in msg.info.guessed else "")
+            # The note's reason in brackets stays in the picker's tooltip: a longer text widened the panel.
+            what = msg.info.guessed.split(" (", 1)[0]
+            self.view.set_model_state(f"Model: {label}. Guessed on import: {what}.{fix}",
+                                      ready=True, warning=True)
         else:
             self.view.set_model_state(f"Model: {label}", ready=True, warning=False)
         self.view.set_progress(0, 1, "")
@@ -366,9 +379,8 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._update_live()
 
     def _on_import_done(self, msg: ImportDone) -> None:
-        if msg.job_id != self._import_job:
+        if self._imports.pop(msg.job_id, None) is None:
             return
-        self._import_job = None
         self.view.set_status(f"Imported {msg.path.name} into {msg.path.parent}.")
         self.refresh_models(select=str(msg.path))
 

@@ -51,7 +51,7 @@ def describe(model: Model, info: ModelInfo) -> ModelInfo:
     return ModelInfo(path=info.path, name=info.name if info.untrained else (s.name or info.name),
                      resolution=model.resolution, kind=s.denoiser.kind, grid_steps=s.sampler.steps,
                      published_ts=tuple(s.sampler.ts), is_default=info.is_default, untrained=info.untrained,
-                     num_classes=s.unet.num_classes)
+                     num_classes=s.unet.num_classes, guessed=info.guessed)
 
 
 def use_class(model: Model, params: GenerationParams) -> None:
@@ -171,7 +171,7 @@ def import_checkpoint(source: Path, dest_dir: Path, stage: StageFn) -> Path:
     """
     source = Path(source)
     stage(0, 3, "Reading checkpoint")
-    spec, state_dict, _ = load_model(source)
+    spec, state_dict, meta = load_model(source)
     stage(1, 3, "Checking weights")
     if not state_dict:
         raise CheckpointError(f"{source}: no weights found")
@@ -185,6 +185,10 @@ def import_checkpoint(source: Path, dest_dir: Path, stage: StageFn) -> Path:
     stage(2, 3, "Writing model")
     if not spec.name:
         spec = dataclasses.replace(spec, name=base)
-    save_model(dest, spec, state_dict, dtype=torch.float16)
+    # The source's notes travel on, as with `cstudio convert`: above all "guessed" (an official file
+    # stores no resolution), which the picker shows instead of presenting the guess as a fact.
+    notes = {k: v for k, v in meta.items() if k not in ("format", "format_version", "spec")}
+    notes.setdefault("converted_from", source.name)
+    save_model(dest, spec, state_dict, dtype=torch.float16, metadata=notes)
     stage(3, 3, "Done")
     return dest

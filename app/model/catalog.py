@@ -29,6 +29,9 @@ class ModelInfo:
     is_default: bool = False
     untrained: bool = False
     num_classes: int | None = None  # class-conditional models: how many classes (ImageNet: 1000); None = none
+    # What the importer had to guess (an official file stores no resolution): the engine's "guessed"
+    # note, kept in the imported file's metadata; "" = every setting came from the file.
+    guessed: str = ""
 
     @property
     def one_step(self) -> bool:
@@ -37,7 +40,9 @@ class ModelInfo:
 
     @property
     def label(self) -> str:
-        detail = f"{self.resolution} px, {KIND_LABELS.get(self.kind, self.kind)}"
+        # A guessed size is not stated as a fact: "?" in the picker, the whole note in its tooltip.
+        size = f"{self.resolution} px{'?' if 'resolution' in self.guessed else ''}"
+        detail = f"{size}, {KIND_LABELS.get(self.kind, self.kind)}"
         if self.untrained:
             return f"Untrained test model ({detail})"
         return f"{self.name} ({detail}){' - default' if self.is_default else ''}"
@@ -124,6 +129,7 @@ def read_model_info(path: Path, *, is_default: bool = False) -> ModelInfo:
             published_ts=tuple(_whole(t, "a published step", 0) for t in ts),
             is_default=is_default,
             num_classes=None if unet.get("num_classes") is None else _whole(unet["num_classes"], "num_classes", 1),
+            guessed=meta["guessed"] if isinstance(meta.get("guessed"), str) else "",
         )
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as e:
         raise CatalogError(f"{path.name}: no Consistency Studio model description in the file ({e})") from None

@@ -347,6 +347,12 @@ class ControlPanel(QWidget):
         if num_classes:
             with QSignalBlocker(self.class_label):
                 self.class_label.setMaximum(num_classes - 1)
+            # ImageNet's examples only for ImageNet's 1000 classes: a 10-class model's box stops at 9.
+            tip = CLASS_TIP if num_classes == 1000 else (
+                f"Class index the model conditions on, 0 to {num_classes - 1}. "
+                "Every task uses it: for an edit, pick the class of what the photo shows.")
+            for w in (self.class_label, self.class_title):
+                w.setToolTip(tip)
             self.random_class.setToolTip(f"Pick a random class of the model's {num_classes}: see what it makes "
                                          "of the image as something else")
 
@@ -355,7 +361,8 @@ class ControlPanel(QWidget):
             self.model.clear()
             for m, label in zip(models, picker_labels(models)):
                 self.model.addItem(label)
-                self.model.setItemData(self.model.count() - 1, str(m.path) if m.path else "built in",
+                where = str(m.path) if m.path else "built in"
+                self.model.setItemData(self.model.count() - 1, f"{where}\nGuessed: {m.guessed}" if m.guessed else where,
                                        Qt.ItemDataRole.ToolTipRole)
             self.model.setCurrentIndex(selected)
         self._show_model_tip(self.model.currentIndex())

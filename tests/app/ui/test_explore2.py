@@ -144,7 +144,7 @@ def _import(window, qtbot, monkeypatch, source: Path) -> None:
     c = window.controller
     monkeypatch.setattr(dialogs, "open_checkpoint", lambda parent, start, folder: str(source))
     window.act_import.trigger()
-    qtbot.waitUntil(lambda: c._import_job is None and c._model_job is None and c.model is not None, timeout=60000)
+    qtbot.waitUntil(lambda: not c.importing and c._model_job is None and c.model is not None, timeout=60000)
 
 
 def _picker(window) -> list[str]:
@@ -162,7 +162,8 @@ def test_a_checkpoint_imported_twice_is_told_apart_in_the_picker(window, qtbot, 
                                                                       "state_dict.safetensors"]
     current = window.panel.model.currentText()
     assert current.endswith("[state_dict-2.safetensors]")  # the import just made is selected
-    assert window.panel.model_state.text() == f"Model: {current}"
+    # That fixture's layout is no released model's: its size is a guess, which the state says after the name.
+    assert window.panel.model_state.text().startswith(f"Model: {current}. Guessed on import: resolution")
     assert str(tmp_path / "models" / "state_dict-2.safetensors") in window.panel.model.toolTip()
 
 
