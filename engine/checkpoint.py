@@ -233,14 +233,23 @@ def infer_unet_config(sd: dict[str, torch.Tensor], *, image_size: int | None = N
         raise CheckpointError(f"the weights describe a network this program cannot build ({e})") from None
 
 
+def presets_named_in(names: list[str]) -> list[tuple[str, ModelSpec]]:
+    """Presets whose name appears in one of `names` as a whole word (not inside a longer one:
+    'tiny' is not in 'edm_tiny32', 'studio32' not in 'studio32w'), longest name first."""
+    found = [(name, spec) for name, spec in PRESETS.items()
+             if any(re.search(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])", n.lower()) for n in names)]
+    return sorted(found, key=lambda item: -len(item[0]))
+
+
 def spec_for_official(path: Path, unet: UNetConfig) -> ModelSpec:
     """Denoiser kind and sampler defaults from the released file name (edm_* = teacher; ts per launch.sh)."""
     stem = path.stem.lower()
-    for name, spec in PRESETS.items():
-        if name in stem and spec.unet.model_channels == unet.model_channels:
-            return ModelSpec(unet=unet, denoiser=spec.denoiser, sampler=spec.sampler, name=name)
-    kind = "edm" if stem.startswith("edm") else "cm"
-    return ModelSpec(unet=unet, denoiser=DenoiserConfig(kind=kind), name=path.stem)
+    teacher = stem.startswith("edm")  # OpenAI's teachers are named edm_*: that decides the kind
+    for name, spec in presets_named_in([stem]):
+        if spec.unet.model_channels == unet.model_channels:
+            denoiser = replace(spec.denoiser, kind="edm") if teacher else spec.denoiser
+            return ModelSpec(unet=unet, denoiser=denoiser, sampler=spec.sampler, name=name)
+    return ModelSpec(unet=unet, denoiser=DenoiserConfig(kind="edm" if teacher else "cm"), name=path.stem)
 
 
 def check_spec(spec: ModelSpec, source: str) -> None:
@@ -459,12 +468,17 @@ def unet_from_diffusers_config(cfg: dict) -> UNetConfig:
                               "\"resnet\", as in the consistency models) are supported")
     try:
         chans = list(cfg["block_out_channels"])
+        if not chans:
+            raise CheckpointError("diffusers config.json: block_out_channels is empty")
         C = chans[0]
         if not all(isinstance(c, int) and c > 0 and c % C == 0 for c in chans):
             raise CheckpointError(f"diffusers config.json: block_out_channels {chans} must be positive multiples of "
                                   "the first (the ADM UNet widens each level by a whole factor)")
         size = int(cfg["sample_size"])
         down = list(cfg["down_block_types"])
+        if not chans or len(down) != len(chans) or not all(isinstance(t, str) for t in down):
+            raise CheckpointError(f"diffusers config.json: down_block_types {down!r} must name one block type "
+                                  f"(a string) per entry of block_out_channels {chans!r}")
         attn_levels = [lv for lv, t in enumerate(down) if t.startswith("Attn")]
         # UNet2DModel: absent means its default of 8 channels per head; null means one head per block,
         # i.e. as wide as that block, which one head width can say only if all attention blocks agree.
@@ -483,8 +497,10 @@ def unet_from_diffusers_config(cfg: dict) -> UNetConfig:
             num_head_channels=int(head), use_scale_shift_norm=shift == "scale_shift",
             num_classes=cfg.get("num_class_embeds"),
         )
-    except (KeyError, IndexError) as e:
+    except KeyError as e:
         raise CheckpointError(f"diffusers config.json lacks field {e}") from None
+    except IndexError as e:
+        raise CheckpointError(f"diffusers config.json is malformed ({e})") from None
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"diffusers config.json has a field of the wrong type or value ({e})") from None
 
@@ -521,9 +537,8 @@ def _diffusers_spec(root: Path, unet: UNetConfig) -> ModelSpec:
         grid = sched.get("num_train_timesteps")
         grid = None if grid is None else int(grid)
         # A name that contradicts the network or the scheduler's grid is not that released model.
-        named = [spec for name, spec in PRESETS.items()
-                 if any(name in n for n in _repo_names(root)) and spec.unet.model_channels == unet.model_channels
-                 and grid in (None, spec.sampler.steps)]
+        named = [spec for _, spec in presets_named_in(_repo_names(root))
+                 if spec.unet.model_channels == unet.model_channels and grid in (None, spec.sampler.steps)]
         n = grid or (named[0].sampler.steps if named else 40)
         # CMStochasticIterativeScheduler's noise range; the released models all use the defaults.
         fields = {f: float(sched[f]) for f in ("sigma_min", "sigma_max", "sigma_data", "rho") if f in sched}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -166,6 +167,19 @@ def test_diffusers_config_that_changes_the_network_is_refused(tmp_path, small_sd
         load_model(folder)
 
 
+@pytest.mark.parametrize("changes,message", [
+    ({"down_block_types": [1, 2, 3]}, "down_block_types"),
+    ({"down_block_types": ["ResnetDownsampleBlock2D"] * 9}, "one block type"),
+    ({"block_out_channels": []}, "block_out_channels is empty"),
+])
+def test_malformed_diffusers_block_lists_are_named(tmp_path, small_sd, changes, message):
+    """Block type lists of the wrong type or length gave an AttributeError traceback or a spec
+    error that blamed "the metadata"."""
+    folder = diffusers_folder(tmp_path / "m", small_sd, config_changes=changes)
+    with pytest.raises(CheckpointError, match=message):
+        load_model(folder)
+
+
 def test_diffusers_config_with_unknown_or_default_fields_loads(tmp_path, small_sd):
     # Every UNet2DModel argument at the value the Hub conversions have, as diffusers writes them out.
     folder = diffusers_folder(tmp_path / "m", small_sd, config_changes={
@@ -229,3 +243,18 @@ def test_diffusers_weight_errors_name_the_folder(tmp_path, small_sd):
     folder = diffusers_folder(tmp_path / "broken-model", small_sd, config_changes={"layers_per_block": 1})
     with pytest.raises(CheckpointError, match="broken-model"):
         load_model(folder)
+
+
+def test_preset_names_match_as_whole_words():
+    """'tiny' inside 'edm_tiny32' made a teacher a consistency model (and 16 px); whole words only,
+    longest first, and an edm_ file is a teacher whatever else its name holds."""
+    from engine.checkpoint import presets_named_in, spec_for_official
+    from engine.config import PRESETS
+
+    assert presets_named_in(["edm_tiny32"]) == []
+    assert [n for n, _ in presets_named_in(["openai--diffusers-cd_imagenet64_lpips"])] == ["cd_imagenet64_lpips"]
+    assert [n for n, _ in presets_named_in(["studio32w"])] == ["studio32w"]
+    unet = PRESETS["tiny"].unet
+    assert spec_for_official(Path("edm_tiny32.pt"), unet).denoiser.kind == "edm"
+    assert spec_for_official(Path("edm_tiny.pt"), unet).denoiser.kind == "edm"
+    assert spec_for_official(Path("my tiny.pt"), unet).denoiser.kind == PRESETS["tiny"].denoiser.kind
