@@ -144,7 +144,28 @@ class Model:
         # channels_last lets oneDNN/cuDNN run the 3x3 convolutions without layout shuffles.
         net = net.to(self.device, self.dtype).to(memory_format=torch.channels_last)
         self.denoiser = Denoiser(net, spec.denoiser)
-        self.class_label: int | None = 0 if spec.unet.num_classes else None
+        self._class_label: int | None = 0 if spec.unet.num_classes else None
+
+    @property
+    def class_label(self) -> int | None:
+        """The class a class-conditional model conditions every task on (None: the model has none)."""
+        return self._class_label
+
+    @class_label.setter
+    def class_label(self, value: int | None) -> None:
+        self._class_label = self.check_class_label(value)
+
+    def check_class_label(self, value: int | None) -> int | None:
+        """`value` as this model's class, or ValueError: refused here rather than by an index error in
+        the class embedding at the first evaluation (a device-side assert on CUDA)."""
+        classes = self.spec.unet.num_classes
+        if not classes:
+            if value is not None:
+                raise ValueError("this model is not class-conditional: it takes no class label")
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < classes:
+            raise ValueError(f"class_label must be in 0..{classes - 1}, got {value!r}")
+        return int(value)
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -179,7 +200,7 @@ class Model:
         """D(x, sigma) on the model's device; x is moved there and the fp32 result returned on it."""
         x = x.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
         if self.spec.unet.num_classes and class_labels is None:
-            class_labels = torch.full((x.shape[0],), self.class_label or 0, device=self.device, dtype=torch.long)
+            class_labels = torch.full((x.shape[0],), self.class_label, device=self.device, dtype=torch.long)
         exact = exact_fp32(self.device) if self.dtype == torch.float32 else nullcontext()
         with torch.no_grad(), exact:
             return self.denoiser(x, sigma, class_labels)
@@ -231,17 +252,13 @@ class Model:
             raise ValueError(f"steps must be at least 1, got {steps}")
         if steps is not None and ts is not None:
             raise ValueError("give steps (evaluations spread over the grid) or ts (grid indices), not both")
-        classes = self.spec.unet.num_classes
-        if class_label is not None and not (classes and 0 <= int(class_label) < classes):
-            raise ValueError(f"class_label must be in 0..{classes - 1}, got {class_label}" if classes
-                             else "this model is not class-conditional: it takes no class label")
+        lab = self.class_label if class_label is None else self.check_class_label(class_label)
         g = self._generator(seed)
         R, d = self.resolution, self.spec.denoiser
         x = torch.randn((n, 3, R, R), generator=g) * d.sigma_max
         labels = None
-        if self.spec.unet.num_classes:
-            lab = self.class_label if class_label is None else class_label
-            labels = torch.full((n,), int(lab or 0), dtype=torch.long, device=self.device)
+        if lab is not None:
+            labels = torch.full((n,), lab, dtype=torch.long, device=self.device)
 
         def den(x_: torch.Tensor, s: float) -> torch.Tensor:
             return self.denoise(x_, s, labels)

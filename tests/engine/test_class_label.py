@@ -174,3 +174,18 @@ def test_help_says_what_the_class_is(command, capsys):
         main([command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--class-label N" in text and "ImageNet class index" in text and "207 golden retriever" in text
+
+
+def test_the_model_refuses_a_class_it_does_not_have(cond_model, tiny_model):
+    """Set on the Model itself (the Python API), a class out of range failed only at the first
+    evaluation, as an index error in the class embedding (a device-side assert on CUDA)."""
+    cond_model.class_label = 0
+    for bad in (CLASSES, -1, None, True, 2.5):
+        with pytest.raises(ValueError, match="class_label must be in"):
+            cond_model.class_label = bad
+        with pytest.raises(ValueError, match="class_label must be in"):
+            cond_model.generate(1, class_label=bad if bad is not None else CLASSES)
+    assert cond_model.class_label == 0  # unchanged by the refused values
+    with pytest.raises(ValueError, match="not class-conditional"):
+        tiny_model.class_label = 3
+    tiny_model.class_label = None
