@@ -20,7 +20,7 @@ from engine.imageio import check_output_path, load_picture
 from .files import save_picture_safely
 from .model.jobs import BatchDone, BatchRequest
 from .model.params import GenerationParams, Task
-from .tasks import TaskError, task_call, use_class, user_message
+from .tasks import TaskError, input_notes, task_call, use_class, user_message
 
 STEPS_PER_FILE = 1000  # progress resolution inside one file
 
@@ -58,6 +58,14 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
     skipped: list[Path] = []
     failed: list[tuple[Path, str]] = []
     notes: list[str] = []
+    coloured = 0  # colorize inputs that had colour of their own
+
+    def done(cancelled: bool) -> BatchDone:
+        said = [f"{coloured} of the photos already had colour: colorize kept their brightness and replaced "
+                "their colours"] if coloured else []
+        return BatchDone(request.job_id, tuple(written), tuple(skipped), tuple(failed), cancelled,
+                         tuple(said + notes))
+
     n = len(pairs)
     for i, (src, dst) in enumerate(pairs):
         stage = f"{i + 1}/{n} {src.name}"
@@ -68,7 +76,7 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
         try:
             progress(i * STEPS_PER_FILE, n * STEPS_PER_FILE, stage)  # also where a cancel between files lands
         except Cancelled:
-            return BatchDone(request.job_id, tuple(written), tuple(skipped), tuple(failed), True, tuple(notes))
+            return done(True)
         if dst.exists() and request.skip_existing:
             skipped.append(dst)
             continue
@@ -79,13 +87,14 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
             check_output_path(dst, overwrite=True)
             pic = load_picture(src)
             notes.extend(f"{src.name}: {note}" for note in pic.notes)
+            coloured += bool(input_notes(request.params, pic.rgb))  # one line for all of them, below
             use_class(model, request.params)  # a class the model lacks fails each file, as a factor it lacks
             name, kwargs = task_call(model, request.params, pic.rgb, None, pic.alpha, file_progress)
             out = run_with_fallback(model, name, kwargs, lambda m, s=src.name: notes.append(f"{s}: {m}"))
             rgb, alpha = out if isinstance(out, tuple) else (out, pic.alpha)
             save_picture_safely(dst, pic.with_pixels(rgb, alpha))
         except Cancelled:
-            return BatchDone(request.job_id, tuple(written), tuple(skipped), tuple(failed), True, tuple(notes))
+            return done(True)
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch; its reason is reported
             failed.append((src, user_message(e)))
             continue
@@ -94,4 +103,4 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
         progress(n * STEPS_PER_FILE, n * STEPS_PER_FILE, "done")
     except Cancelled:
         pass  # everything is written already: report it rather than a cancel
-    return BatchDone(request.job_id, tuple(written), tuple(skipped), tuple(failed), False, tuple(notes))
+    return done(False)

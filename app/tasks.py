@@ -133,14 +133,19 @@ def task_call(model: Model, params: GenerationParams, image: np.ndarray, mask: n
     raise TaskError(f"unknown task {p.task!r}")
 
 
+def input_notes(params: GenerationParams, image: np.ndarray) -> list[str]:
+    """What the user should know about running `params.task` on this picture (one run or a batch)."""
+    if params.task == Task.colorize and not is_grey(image):
+        return [COLOUR_REPLACED[0].upper() + COLOUR_REPLACED[1:] + "."]
+    return []
+
+
 def run_task(model: Model, request: JobRequest, progress: ProgressFn) -> TaskOutput:
     """Run one request, recovering from GPU out-of-memory (engine.fallback); the result keeps the input's dtype."""
     p, image, mask = request.params, request.image, request.mask
     if p.task in NEEDS_MASK and not mask.any():
         raise TaskError("Paint over the area to replace first: the mask is empty.")
-    notes: list[str] = []
-    if p.task == Task.colorize and not is_grey(image):
-        notes.append(COLOUR_REPLACED[0].upper() + COLOUR_REPLACED[1:] + ".")
+    notes = input_notes(p, image)
     use_class(model, p)
     name, kwargs = task_call(model, p, image, mask, request.alpha, progress)
     out = run_with_fallback(model, name, kwargs, notes.append)

@@ -329,16 +329,17 @@ def _out_of_memory(error: BaseException) -> bool:
 
 
 def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
-           out_size: Callable[[tuple[int, int]], tuple[int, int]] = lambda size: size) -> int:
+           out_size: Callable[[tuple[int, int]], tuple[int, int]] = lambda size: size,
+           notes_for: Callable[[Picture], list[str]] = lambda pic: []) -> int:
     """One input file -> --out file (or into the --out folder); several files or folders -> --out folder,
     per-file errors reported (output names: `engine.batch.output_paths`). Outputs are checked before
     `prepare()` loads the model and, in a batch, before each file is computed; `out_size` maps an
-    input's (width, height) to its output's."""
+    input's (width, height) to its output's; `notes_for` adds the task's own notes about an input."""
     single = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
     if single:
         src = Path(args.inputs[0])
         pic = load_picture(src)
-        _notes(src, pic.notes)
+        _notes(src, [*pic.notes, *notes_for(pic)])
         out = _out_path(args, src, op)
         _check_out(args, out, out_size(pic.size))
         _save(args, out, prepare()(pic))
@@ -364,7 +365,7 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
 
     def process(src: Path, dst: Path) -> None:
         pic = load_picture(src)
-        _notes(src, pic.notes)  # e.g. "animated image: using the first of 12 frames"
+        _notes(src, [*pic.notes, *notes_for(pic)])  # e.g. "animated image: using the first of 12 frames"
         _check_out(args, dst, out_size(pic.size))
         result = run_one(pic)
         save_picture(dst, result, overwrite=args.overwrite)
@@ -387,16 +388,14 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         kw = _edit_kwargs(args, model)
 
         def run_one(pic: Picture) -> Picture:
-            if not is_grey(pic.rgb):
-                # The colours it has are replaced, not kept: say so before the user finds out.
-                print(f"note: {COLOUR_REPLACED}", file=sys.stderr)
             rgb = run_with_fallback(model, "colorize", dict(image=pic.rgb, seed=args.seed, render_size=args.render_size,
                                     progress=ProgressBar("colorize", args.quiet), **kw), log=_warn)
             return pic.with_pixels(rgb, pic.alpha)
 
         return run_one
 
-    return _batch(args, "colorize", prepare)
+    # The colours a photo has are replaced, not kept: say so (naming the file) before the user finds out.
+    return _batch(args, "colorize", prepare, notes_for=lambda pic: [] if is_grey(pic.rgb) else [COLOUR_REPLACED])
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:

@@ -190,3 +190,15 @@ def test_an_unwritable_output_folder_fails_each_file_before_its_compute(tmp_path
     assert done.written == () and [src.name for src, _ in done.failed] == ["a.png", "d.jpg"]
     assert all("not writable" in reason for _, reason in done.failed)
     assert list(out.iterdir()) == []
+
+
+def test_a_colorize_batch_says_how_many_photos_had_colour(tmp_path: Path, folder: Path) -> None:
+    c, view, engine, _ = _upscaling(tmp_path)
+    c.set_params(task="colorize")
+    grey = np.repeat(make_photo(16, 16, seed=4).mean(-1, keepdims=True).astype(np.uint8), 3, -1)
+    Image.fromarray(grey).save(folder / "e_grey.png")
+    c.set_batch_out_dir(tmp_path / "results")
+    c.run_batch([folder / "a.png", folder / "d.jpg", folder / "e_grey.png"])
+    engine.process()
+    status = view.set_status.call_args.args[0]
+    assert "3 written" in status and "2 of the photos already had colour" in status, status

@@ -189,7 +189,7 @@ def test_batches_and_lossy_outputs_say_what_was_left_out(images, tiny_model_file
 def test_colorizing_a_colour_photo_says_its_colours_are_replaced(images, tiny_model_file, capsys):
     m = ["--model", str(tiny_model_file), "--quiet", "--steps", "1"]
     assert main(["colorize", str(images / "in.png"), *m, "--out", str(images / "c.png")]) == 0
-    assert "already has colour" in capsys.readouterr().err
+    assert f"note: {images / 'in.png'}: the photo already has colour" in capsys.readouterr().err
     grey = np.asarray(Image.open(images / "in.png").convert("L"))
     Image.fromarray(grey).save(images / "grey.png")
     assert main(["colorize", str(images / "grey.png"), *m, "--out", str(images / "g.png")]) == 0
