@@ -32,6 +32,10 @@ class CheckpointError(Exception):
     """A model file that cannot be used, with a message naming the file, key or shape at fault."""
 
 
+class ImageSizeError(CheckpointError):
+    """The image size given for a model does not fit it (a command-line option to change)."""
+
+
 # ----------------------------------------------------------------------------------------------
 # Native format.
 
@@ -195,7 +199,7 @@ def infer_unet_config(sd: dict[str, torch.Tensor], *, image_size: int | None = N
     levels = n_up + 1
     if image_size is not None and not (isinstance(image_size, int) and image_size > 0
                                        and image_size % 2 ** (levels - 1) == 0):
-        raise CheckpointError(f"image size {image_size} does not fit this network: it must be a positive "
+        raise ImageSizeError(f"image size {image_size} does not fit this network: it must be a positive "
                               f"multiple of {2 ** (levels - 1)} ({levels} levels)")
     if n_out % levels:
         raise CheckpointError(f"cannot infer the layout: {n_out} output blocks over {levels} levels")
@@ -593,7 +597,7 @@ def _official_spec(path: Path, sd: dict[str, torch.Tensor], image_size: int | No
     try:
         unet = infer_unet_config(sd, image_size=image_size, num_head_channels=num_head_channels)
     except CheckpointError as e:
-        raise CheckpointError(f"{path}: {e}") from None
+        raise type(e)(f"{path}: {e}") from None  # an ImageSizeError stays one
     return spec_for_official(path, unet)
 
 
@@ -614,7 +618,7 @@ def _check_stated_size(path: Path, spec: ModelSpec, image_size: int | None) -> N
     """`image_size` tells the resolution of official files, which do not store it; a file that states
     its own (ours, a diffusers folder) is not overridden without a word."""
     if image_size is not None and image_size != spec.unet.image_size:
-        raise CheckpointError(f"{path}: the image size is given as {image_size}, but this model states its own "
+        raise ImageSizeError(f"{path}: the image size is given as {image_size}, but this model states its own "
                               f"({spec.unet.image_size} px); the image size only applies to official .pt files")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, load_model, save_model
+from .checkpoint import CheckpointError, ImageSizeError, load_model, save_model
 from .batch import collect_inputs, run_batch, upscale_op
 from .device import pick_device
 from .imageio import (SAVE_FORMATS, ImageError, Picture, check_output_path, format_losses, load_picture, read_mask,
@@ -339,10 +339,12 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
     if single:
         src = Path(args.inputs[0])
         pic = load_picture(src)
-        _notes(src, [*pic.notes, *notes_for(pic)])
+        _notes(src, pic.notes)
         out = _out_path(args, src, op)
         _check_out(args, out, out_size(pic.size))
-        _save(args, out, prepare()(pic))
+        run_one = prepare()
+        _notes(src, notes_for(pic))  # once the command is known to run
+        _save(args, out, run_one(pic))
         return 0
     if not args.out:
         raise UsageError("several inputs or a folder need --out FOLDER")
@@ -355,13 +357,24 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
         raise UsageError(f"no images to process in the given inputs ({len(earlier)} found are results of earlier "
                          "batches, named like *_upscale_4x or *_colorize)" if earlier else
                          "no image files found in the given inputs")
+    made = [p for p in (out_dir, *out_dir.parents) if not p.exists()]  # what a failure must take back
     try:
         out_dir.mkdir(parents=True, exist_ok=True)  # before the model loads, as a single output's folder is checked
     except OSError as e:
         raise UsageError(f"{out_dir}: cannot create the output folder ({os.strerror(e.errno) if e.errno else e})") from None
     if not os.access(out_dir, os.W_OK | os.X_OK):
         raise UsageError(f"{out_dir}: output folder is not writable; nothing was changed")
-    run_one = prepare()
+    try:
+        run_one = prepare()
+    except BaseException:
+        # Refused before any file was processed (a --class-label or --factor this model lacks):
+        # leave no empty folder behind.
+        for folder in made:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
 
     def process(src: Path, dst: Path) -> None:
         pic = load_picture(src)
@@ -571,9 +584,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cstudio {args.command}: error: {e}", file=sys.stderr)
         return 2
     except (CheckpointError, ImageError) as e:
-        # 1: the command was well formed but a file it was given could not be used.
+        # 1: the command was well formed but a file it was given could not be used; 2 when it is
+        # --image-size that does not fit the model (the option has to change).
         print(f"cstudio {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, ImageSizeError) else 1
     except MemoryError as e:
         print(f"cstudio {args.command}: error: {e or 'not enough memory'}", file=sys.stderr)
         return 1

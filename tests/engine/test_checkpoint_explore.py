@@ -123,8 +123,11 @@ def test_unrecognised_keys_name_the_file_and_their_prefix(tmp_path, small_sd):
 @pytest.mark.parametrize("size", [33, 0, -64])
 def test_bad_image_size_is_refused_by_name(size):
     """--image-size 33 raised a ValueError traceback; 0 was silently replaced by the default."""
-    with pytest.raises(CheckpointError, match=f"image size {size}"):
+    from engine.checkpoint import ImageSizeError
+
+    with pytest.raises(ImageSizeError, match=f"image size {size}"):  # the CLI exits 2: the option must change
         load_model(SMALL_PT, image_size=size)
+    assert cli_main(["info", str(SMALL_PT), "--image-size", str(size)]) == 2
 
 
 def test_guessed_settings_of_official_files_are_said(tmp_path, small_sd):

@@ -164,6 +164,6 @@ def test_info_tells_mixed_dtypes_and_noise_and_convert_keeps_provenance(tmp_path
     assert load_model(tmp_path / "m2.safetensors")[2]["trained_steps"] == "1234"
     # The image size is for official files, which do not store it; ours states its own.
     capsys.readouterr()
-    assert main(["info", str(mixed), "--image-size", "64"]) == 1
+    assert main(["info", str(mixed), "--image-size", "64"]) == 2  # the option must change
     assert "states its own (16 px)" in capsys.readouterr().err
     assert main(["info", str(mixed), "--image-size", "16"]) == 0
