@@ -123,8 +123,11 @@ def _to_rgb_arrays(im: Image.Image, icc: bytes | None = None, sixteen: bool = Fa
     if mode == "F":
         # Float files hold 0..1 (1 = white), so a dark one stays dark; values beyond 1 have no
         # known white and are scaled by their maximum (`load_picture` says so).
-        a = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        g = np.clip(a / _float_white(a) * 65535 + 0.5, 0, 65535).astype(np.uint16)
+        a = np.asarray(im, dtype=np.float64)
+        white = _float_white(a)
+        # +inf is brighter than anything: white (it turned black); NaN and -inf: black.
+        a = np.nan_to_num(a, nan=0.0, posinf=white, neginf=0.0)
+        g = np.clip(a / white * 65535 + 0.5, 0, 65535).astype(np.uint16)
         return np.repeat(g[..., None], 3, axis=2), None
     has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info) \
         or (mode in ("L", "RGB") and "transparency" in im.info)

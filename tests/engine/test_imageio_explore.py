@@ -49,6 +49,15 @@ def test_a_dark_float_tiff_stays_dark(tmp_path):
     assert pic.notes == ()
 
 
+def test_float_tiff_infinities_and_nans(tmp_path):
+    a = np.full((2, 3), 0.5, np.float32)
+    a[0, 0], a[0, 1], a[0, 2] = np.inf, -np.inf, np.nan
+    Image.fromarray(a, "F").save(tmp_path / "odd.tif")
+    grey = load_picture(tmp_path / "odd.tif").rgb[..., 0]
+    assert grey[0, 0] == 65535 and grey[0, 1] == 0 and grey[0, 2] == 0  # +inf white, -inf and NaN black
+    assert abs(int(grey[1, 0]) - 32768) <= 1
+
+
 def test_a_float_tiff_beyond_one_is_scaled_and_says_so(tmp_path):
     a = np.linspace(0, 4.0, 60, dtype=np.float32).reshape(6, 10)
     Image.fromarray(a, "F").save(tmp_path / "hdr.tif")
