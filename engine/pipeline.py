@@ -252,6 +252,12 @@ class Model:
             raise ValueError(f"steps must be at least 1, got {steps}")
         if steps is not None and ts is not None:
             raise ValueError("give steps (evaluations spread over the grid) or ts (grid indices), not both")
+        if grid is not None:
+            if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
+                raise ValueError(f"grid must be a whole number of at least 2 points, got {grid!r}")
+            if steps is None and ts is None:
+                # The published ts belong to the checkpoint's own grid, not to this one.
+                raise ValueError("a grid needs steps or ts on it")
         lab = self.class_label if class_label is None else self.check_class_label(class_label)
         g = self._generator(seed)
         R, d = self.resolution, self.spec.denoiser

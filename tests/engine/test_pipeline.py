@@ -40,6 +40,10 @@ def test_generate_steps_count_evaluations_on_a_consistency_model(tiny_model):
     assert totals[-1] == 4
     with pytest.raises(ValueError, match="not both"):
         tiny_model.generate(1, steps=2, ts=(0, 39))
+    with pytest.raises(ValueError, match="at least 2"):
+        tiny_model.generate(1, steps=2, grid=1)
+    with pytest.raises(ValueError, match="needs steps or ts"):
+        tiny_model.generate(1, grid=10)
 
 
 def test_inpaint_keeps_pixels_outside_grown_feathered_mask(tiny_model):
