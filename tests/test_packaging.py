@@ -373,7 +373,17 @@ def test_spec_bundles_what_version_reads():
     """In the bundle there is no distribution metadata; `cstudio --version` said "unknown" there."""
     datas = {(Path(src).resolve(), dest.replace("\\", "/")) for src, dest in _run_spec()["a"].kwargs["datas"]}
     assert (ROOT / "pyproject.toml", ".") in datas
-    # ... at the place app.__main__.version() looks for it: one folder above the app package.
+
+
+
+def test_version_without_distribution_metadata_reads_the_bundled_pyproject(tmp_path, monkeypatch):
+    """The bundle's layout: no metadata, app/ and pyproject.toml side by side in one folder."""
     import app.__main__ as entry
 
-    assert Path(entry.__file__).resolve().parents[1] / "pyproject.toml" == ROOT / "pyproject.toml"
+    (tmp_path / "app").mkdir()
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "9.8.7"\n', encoding="utf-8")
+    monkeypatch.setattr(entry, "DIST_NAME", "no-such-distribution-installed")
+    monkeypatch.setattr(entry, "__file__", str(tmp_path / "app" / "__main__.py"))
+    assert entry.version() == "9.8.7"
+    (tmp_path / "pyproject.toml").unlink()
+    assert entry.version() == "unknown"
