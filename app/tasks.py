@@ -50,7 +50,8 @@ def describe(model: Model, info: ModelInfo) -> ModelInfo:
     s = model.spec
     return ModelInfo(path=info.path, name=info.name if info.untrained else (s.name or info.name),
                      resolution=model.resolution, kind=s.denoiser.kind, grid_steps=s.sampler.steps,
-                     published_ts=tuple(s.sampler.ts), is_default=info.is_default, untrained=info.untrained,
+                     published_ts=tuple(s.sampler.ts), edm_steps=s.sampler.edm_steps, is_default=info.is_default,
+                     untrained=info.untrained,
                      num_classes=s.unet.num_classes, guessed=info.guessed)
 
 

@@ -375,7 +375,6 @@ def test_spec_bundles_what_version_reads():
     assert (ROOT / "pyproject.toml", ".") in datas
 
 
-
 def test_version_without_distribution_metadata_reads_the_bundled_pyproject(tmp_path, monkeypatch):
     """The bundle's layout: no metadata, app/ and pyproject.toml side by side in one folder."""
     import app.__main__ as entry

@@ -25,6 +25,7 @@ class ModelInfo:
     resolution: int  # native image side in pixels
     kind: str  # "cm" (few-step consistency model) or "edm" (many-step teacher)
     grid_steps: int = 40  # N of the Karras grid the ts index into
+    edm_steps: int = 40  # an EDM model's Heun/Euler steps when it generates
     published_ts: tuple[int, ...] = (0, 22, 39)
     is_default: bool = False
     untrained: bool = False
@@ -126,6 +127,7 @@ def read_model_info(path: Path, *, is_default: bool = False) -> ModelInfo:
             resolution=_whole(unet["image_size"], "image_size", 1),  # a 0 would divide by zero later
             kind=str(den.get("kind", "cm")),
             grid_steps=steps,
+            edm_steps=_whole(sam.get("edm_steps", 40), "sampler edm_steps", 1),
             published_ts=tuple(_whole(t, "a published step", 0) for t in ts),
             is_default=is_default,
             num_classes=None if unet.get("num_classes") is None else _whole(unet["num_classes"], "num_classes", 1),

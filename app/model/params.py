@@ -101,9 +101,10 @@ DETAIL_UPSCALE_STEPS = {"cm": 3, "edm": 120}
 
 
 def default_steps(task: Task, published_ts: tuple[int, ...] | None, kind: str = "cm", factor: int = 4,
-                  detail: bool = False) -> int | None:
+                  detail: bool = False, edm_steps: int | None = None) -> int | None:
     """Evaluations that "Default" means for `task`: the engine's per-task loop for edits (by model
-    kind, and for upscaling by factor and detail), the published ts for generate."""
+    kind, and for upscaling by factor and detail), the published ts for generate (an EDM model's
+    generate: its `edm_steps` Heun/Euler steps)."""
     steps = EDIT_DEFAULT_STEPS.get(kind, EDIT_DEFAULT_STEPS["cm"])
     if task == Task.upscale and factor == 2:
         return X2_UPSCALE_STEPS.get(kind, X2_UPSCALE_STEPS["cm"])
@@ -112,7 +113,7 @@ def default_steps(task: Task, published_ts: tuple[int, ...] | None, kind: str = 
     if task in steps:
         return steps[task]
     if kind == "edm":  # generate: the checkpoint's Heun/Euler schedule, not its ts
-        return None
+        return edm_steps
     return len(published_ts) - 1 if published_ts else None
 
 

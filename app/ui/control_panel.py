@@ -272,7 +272,7 @@ class ControlPanel(QWidget):
     # -- controller -> view ---------------------------------------------------------------------
 
     def set_params(self, p: GenerationParams, published_ts: tuple[int, ...] | None = None, kind: str = "cm",
-                   num_classes: int | None = None) -> None:
+                   num_classes: int | None = None, edm_steps: int | None = None) -> None:
         """Show `p`; `num_classes`: the loaded model's class count (None: it takes no class, the row hides)."""
         with QSignalBlocker(self.task):
             self.task.setCurrentIndex(self.task.findData(p.task.value))
@@ -280,7 +280,7 @@ class ControlPanel(QWidget):
             self.steps.clear()
             for n in STEP_CHOICES:
                 self.steps.addItem(steps_label(n, default_steps(p.task, published_ts, kind, p.upscale_factor,
-                                                                p.upscale_detail)), n)
+                                                                p.upscale_detail, edm_steps)), n)
             self.steps.setCurrentIndex(max(0, self.steps.findData(p.steps)))
         with QSignalBlocker(self.seed):
             self.seed.setValue(min(p.seed, self.seed.maximum()))

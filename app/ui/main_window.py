@@ -295,7 +295,8 @@ class MainWindow(QMainWindow):
         model = self.controller.model if self.controller is not None else None
         self.panel.set_params(params, model.published_ts if model is not None else None,
                               model.kind if model is not None else "cm",
-                              model.num_classes if model is not None else None)
+                              model.num_classes if model is not None else None,
+                              model.edm_steps if model is not None else None)
         # The actions, not only the panel's greyed buttons: Ctrl+I or the Mask menu in Colorize
         # changed a mask nobody could see, which then turned up in Inpaint.
         for a in self.mask_actions:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from app import tasks
-from app.model import TEST_MODEL, GenerationParams, JobRequest, Task, read_model_info, scan_models
+from app.model import TEST_MODEL, GenerationParams, JobRequest, ModelInfo, Task, read_model_info, scan_models
 from engine import CheckpointError, Model, preset, save_model
 
 from .conftest import make_photo
@@ -83,7 +83,21 @@ def test_steps_choose_the_sampler_steps_of_an_edm_model(tiny_model: Model) -> No
         outs.append(tasks.execute(edm, _request(Task.generate, blank, steps=steps), lambda d, t: seen.append(t)))
         assert seen[-1] == steps
     assert not np.array_equal(outs[0], outs[1])
-    assert default_steps(Task.generate, (0, 22, 39), "edm") is None  # "Default", not the ts count
+    # "Default" is its Heun steps (the count the picker's items mean for it), not the ts count.
+    assert default_steps(Task.generate, (0, 22, 39), "edm") is None
+    assert default_steps(Task.generate, (0, 22, 39), "edm", edm_steps=40) == 40
+    info = tasks.describe(edm, ModelInfo(path=Path("edm.safetensors"), name="edm", resolution=16, kind="edm"))
+    assert info.edm_steps == spec.sampler.edm_steps
+
+
+def test_the_default_model_s_generate_default_names_its_heun_steps() -> None:
+    from app.model.catalog import read_model_info
+    from app.model.params import default_steps
+    from engine.paths import default_model_path
+
+    info = read_model_info(default_model_path(), is_default=True)
+    assert info.kind == "edm" and info.edm_steps == 40
+    assert default_steps(Task.generate, info.published_ts, info.kind, edm_steps=info.edm_steps) == 40
 
 
 def test_user_errors_are_task_errors(tiny_model: Model, photo: np.ndarray) -> None:
