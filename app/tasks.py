@@ -22,7 +22,7 @@ from engine import CheckpointError, Model, load_model, preset, save_model
 from engine.fallback import run_with_fallback
 from engine.imageio import ImageError
 from engine.inpaint import InpaintOptions
-from engine.pipeline import COLOUR_REPLACED
+from engine.pipeline import COLOUR_REPLACED, STROKE_MAX_ZOOM
 from engine.tensors import is_grey
 
 from .model.catalog import ModelInfo
@@ -134,6 +134,17 @@ def task_call(model: Model, params: GenerationParams, image: np.ndarray, mask: n
     raise TaskError(f"unknown task {p.task!r}")
 
 
+def stroke_notes(model: Model, image: np.ndarray, mask: np.ndarray | None) -> list[str]:
+    """What to know about a stroke edit without a mask: the engine redraws the whole photo at a
+    short side of at most `STROKE_MAX_ZOOM` model resolutions (engine.pipeline.Model._stroke_size),
+    so a larger photo comes back soft everywhere, not only where the strokes are."""
+    work = STROKE_MAX_ZOOM * model.resolution
+    if mask is not None or min(image.shape[:2]) <= work:
+        return []
+    return [f"Without a mask the whole photo is redrawn at {work} px on its short side, so all of it comes back "
+            "soft: paint a mask over your strokes to change only there."]
+
+
 def input_notes(params: GenerationParams, image: np.ndarray) -> list[str]:
     """What the user should know about running `params.task` on this picture (one run or a batch)."""
     if params.task == Task.colorize and not is_grey(image):
@@ -149,6 +160,8 @@ def run_task(model: Model, request: JobRequest, progress: ProgressFn) -> TaskOut
     notes = input_notes(p, image)
     use_class(model, p)
     name, kwargs = task_call(model, p, image, mask, request.alpha, progress)
+    if name == "stroke_edit":
+        notes += stroke_notes(model, image, kwargs["mask"])
     out = run_with_fallback(model, name, kwargs, notes.append)
     alpha = None
     if name == "generate":

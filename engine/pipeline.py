@@ -27,7 +27,7 @@ from .restore import BAND, BasePass, restore, restore_blended
 from .sampling import (StepInfo, gaussian, gaussian_each, sample_euler, sample_heun, sample_multistep, sample_onestep,
                        sub_seed, tint_free)
 from .schedules import even_ts, karras_sigmas, sigmas_from_ts
-from .inpaint import InpaintOptions, inpaint_any, round_to_multiple
+from .inpaint import InpaintOptions, context_window, inpaint_any, round_to_multiple
 from .tensors import fit_gamut, is_grey, resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from .upscale import bleed_colour, plan_tiles, upscale_alpha, upscale_tiled
 from .unet import UNet
@@ -114,6 +114,12 @@ EDIT_DEFAULTS: dict[str, dict[str, Loop]] = {
             "upscale_x2": Loop(10.0, 11, "ddim"), "colorize": Loop(10.0, 6),
             "inpaint": Loop(2.0, 80, "ancestral", base=Loop(0.3, 2)), "stroke_edit": Loop(4.47, 6, "ddim")},
 }
+
+
+# The largest working short side of stroke editing, in model resolutions (`Model._stroke_size`):
+# the scale inpainting refines up to (`engine.inpaint.InpaintOptions.max_scale`), well inside the
+# default model's training zooms (up to 8).
+STROKE_MAX_ZOOM = 4
 
 
 def upscale_task(factor: int, detail: bool = False) -> str:
@@ -484,31 +490,58 @@ class Model:
 
     def _stroke_size(self, H: int, W: int) -> tuple[int, int]:
         """Working (h, w) for stroke editing: the guide's aspect ratio with the short side at the
-        model's resolution (the scale it learnt), the long side capped at 4x that, multiples of
-        `multiple`. Squeezing a wide guide into a square would stretch the invented texture."""
+        guide's own size, but between the model's resolution and `STROKE_MAX_ZOOM` x that, the long
+        side capped at 4x the short one, multiples of `multiple`. Squeezing a wide guide into a
+        square would stretch the invented texture.
+
+        Every short side in that range is a scale the model learnt: its training crops are R px
+        views of photos scaled to a short side of R .. max_zoom x R (`engine.training.data`; 8 for
+        the default model). Working at R alone made a 768x512 photo 48x32 px, so the result came
+        back as a blur 16 px per model pixel, even at strength 0 and outside the strokes."""
         R, m = self.resolution, self.multiple
-        scale = min(R / min(H, W), 4 * R / max(H, W))
+        short = min(max(min(H, W), R), STROKE_MAX_ZOOM * R)
+        scale = min(short / min(H, W), 4 * short / max(H, W))
         return round_to_multiple(H * scale, m), round_to_multiple(W * scale, m)
 
     def stroke_edit(self, guide: np.ndarray, *, strength: float = 0.5, mask: np.ndarray | None = None, seed: int = 0,
                     num_steps: int | None = None, sampler: str | None = None,
                     progress: Progress | None = None) -> np.ndarray:
-        """SDEdit-style: turn rough colour strokes into a plausible image; strength 0..1 maps to sigma 0.5..40.
+        """SDEdit (Meng et al., 2022, "SDEdit: guided image synthesis and editing with stochastic
+        differential equations"): the colour guide is noised to sigma(strength) and denoised, so
+        rough strokes become a plausible image; strength 0..1 maps to sigma 0.5..40 (log-linear).
 
         With `mask` (nonzero = edited region), only that region changes; the rest stays bit-identical.
+        The edit then works on a context window around the mask (`engine.inpaint.context_window`),
+        not the whole photo: the region keeps a scale the model can draw at, where the whole of a
+        large photo at the working size (`_stroke_size`) would give it a few blurred model pixels.
         Steps and sampler not given keep `edit_default("stroke_edit")`.
         """
         guide = _check_image(guide)
         if math.isnan(strength):
             raise ValueError("strength must be a number in 0..1, got nan")
+        if mask is None:
+            return self._stroke_window(guide, None, strength, seed, num_steps, sampler, progress)
+        hole = _check_mask(mask, guide)
+        if not hole.any():
+            return guide.copy()
+        rows, cols = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
+        box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+        win = context_window(box, guide.shape[:2], InpaintOptions()).slices()
+        edited = self._stroke_window(guide[win], hole[win], strength, seed, num_steps, sampler, progress)
+        final = guide.copy()
+        final[win] = edited
+        return final
+
+    def _stroke_window(self, guide: np.ndarray, hole: np.ndarray | None, strength: float, seed: int,
+                       num_steps: int | None, sampler: str | None, progress: Progress | None) -> np.ndarray:
+        """`stroke_edit` of one (H, W, 3) guide at its working size; with `hole`, only where it is True
+        changes (the rest is projected back to the guide at every step, then pasted unchanged)."""
         H, W = guide.shape[:2]
         h, w = self._stroke_size(H, W)
         y = torch.from_numpy(resize_float(as_float(guide), (w, h), Image.Resampling.LANCZOS)).permute(2, 0, 1)[None] * 2 - 1
         sigma_start = float(0.5 * (80.0 ** min(max(strength, 0.0), 1.0)))
         op: Operator = Identity()
-        hole = None
-        if mask is not None:
-            hole = _check_mask(mask, guide)
+        if hole is not None:
             keep = resize_float(1 - hole.astype(np.float32), (w, h), Image.Resampling.BOX) > 0.999
             op = Inpaint(torch.from_numpy(keep.astype(np.float32))[None, None])
         sigmas, eta = self.edit_loop("stroke_edit", None, sigma_start, num_steps, sampler)

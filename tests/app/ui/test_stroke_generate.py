@@ -1,0 +1,67 @@
+"""Stroke edit and Generate as an artist meets them: what a run tells, keeps and lets undo."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.model.brush import BrushTool
+from app.model.params import Task
+
+from ..conftest import make_photo
+from ..fakes import make_controller
+
+
+def _paint(c, points, tool=BrushTool.colour):
+    c.set_brush(tool=tool, size=12, colour=(220, 30, 30))
+    c.begin_stroke(*points[0])
+    for p in points[1:]:
+        c.extend_stroke(*p)
+    c.end_stroke()
+
+
+def _last_status(view) -> str:
+    return view.set_status.call_args_list[-1].args[0]
+
+
+def test_unmasked_stroke_edit_of_a_large_photo_says_to_mask(tmp_path):
+    # Without a mask the whole photo is redrawn at a few model resolutions and comes back soft;
+    # the status said only "done", so the user could not tell why or how to avoid it.
+    c, view, engine = make_controller(tmp_path)
+    c.open_array(make_photo(200, 300), "photo")
+    c.set_params(task=Task.stroke_edit, strength=0.3)
+    _paint(c, [(60 + i, 100) for i in range(0, 80, 4)])
+    assert c.run() is not None
+    engine.process()
+    assert "mask" in _last_status(view), _last_status(view)
+
+
+def test_masked_stroke_edit_keeps_the_rest_and_undo_brings_back_the_strokes(tmp_path):
+    c, view, engine = make_controller(tmp_path)
+    photo = make_photo(200, 300)
+    c.open_array(photo, "photo")
+    c.set_params(task=Task.stroke_edit, strength=0.5)
+    _paint(c, [(60 + i, 100) for i in range(0, 80, 4)])
+    painted = np.array(c.document.image)
+    _paint(c, [(60 + i, 100) for i in range(0, 80, 4)], tool=BrushTool.mask)
+    mask = c.document.mask.copy()
+    assert c.run() is not None
+    engine.process()
+    out = c.document.image
+    assert "mask" not in _last_status(view).split("done", 1)[1]  # a masked run needs no advice
+    assert np.array_equal(out[mask == 0], painted[mask == 0])
+    assert (out[mask > 0] != painted[mask > 0]).any()
+    c.undo()
+    assert np.array_equal(c.document.image, painted) and np.array_equal(c.document.mask, mask)
+    c.undo()
+    c.undo()
+    assert np.array_equal(c.document.image, photo)
+
+
+def test_small_photo_needs_no_note(tmp_path):
+    c, view, engine = make_controller(tmp_path)
+    c.open_array(make_photo(48, 64), "photo")
+    c.set_params(task=Task.stroke_edit)
+    _paint(c, [(20, 20), (30, 24)])
+    c.run()
+    engine.process()
+    assert _last_status(view).startswith("Stroke edit done") and "mask" not in _last_status(view)
