@@ -149,6 +149,11 @@ class Document:
             raise ValueError(f"mask {mask.shape[1]}x{mask.shape[0]} does not match image {self.size[0]}x{self.size[1]}")
         self.mask = np.ascontiguousarray(mask, dtype=np.uint8).copy()
 
+    def detach(self, name: str) -> None:
+        """From now on a new picture, not the opened file's: Save asks where, offering `name`."""
+        self.path = None
+        self._name = name
+
     def mark_saved(self, path: Path) -> None:
         self.path = path
         self.saved_revision = self.image_revision

@@ -525,3 +525,13 @@ def test_colorizing_a_colour_photo_says_its_colours_are_replaced(setup, photo: n
     engine.process()
     status = view.set_status.call_args.args[0]
     assert "Colorize done" in status and "already has colour" not in status
+
+
+def test_a_generated_picture_is_not_saved_over_the_opened_photo(setup, tmp_path: Path) -> None:
+    c, view, engine = setup
+    assert c.document.path == tmp_path / "photo.png"
+    c.set_params(task=Task.generate)
+    c.run()
+    engine.process()
+    assert c.document.path is None and c.document.name == "generated.png" and c.document.dirty
+    assert c.save() is False  # no file to save over: the view goes to Save As
