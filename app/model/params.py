@@ -28,7 +28,7 @@ TASK_HINTS: dict[Task, str] = {
     Task.inpaint: "Paint over what should be replaced, then Run.",
     Task.colorize: "Colour a black-and-white photo; its brightness is kept.",
     Task.upscale: "Enlarge the image with new detail.",
-    Task.stroke_edit: "Paint rough colour strokes, then Run to turn them into detail.",
+    Task.stroke_edit: "Paint rough colour strokes (Colour brush), mask them to change only there, then Run.",
 }
 
 # Tasks that read the mask, and those where it is required rather than optional.

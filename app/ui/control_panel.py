@@ -116,7 +116,14 @@ class ControlPanel(QWidget):
         self.class_title = QLabel("Class")
         self.class_title.setToolTip(CLASS_TIP)
         self.strength = _slider(0, 100)
-        self.strength.setToolTip("How far the result may move away from your strokes")
+        # What the ends mean: the slider sets the noise level the guide is redrawn from (SDEdit).
+        self.strength.setToolTip("How far the result may move away from your strokes: low keeps the photo and "
+                                 "your colours nearly as painted (only blended in); high lets the model redraw, "
+                                 "keeping only the rough layout of the colours")
+        self.strength_value = QLabel()
+        self.strength_value.setMinimumWidth(self.strength_value.fontMetrics().horizontalAdvance("100 %"))
+        self.strength_row = _row(self.strength, self.strength_value)
+        self.strength_row.layout().setStretch(0, 1)
         self.strength_label = QLabel("Strength")
         self.factor = QComboBox()
         for f in UPSCALE_FACTORS:
@@ -147,7 +154,7 @@ class ControlPanel(QWidget):
         form.addRow("Steps", self.steps)
         form.addRow("Seed", seed_row)
         form.addRow(self.class_title, self.class_row)
-        form.addRow(self.strength_label, self.strength)
+        form.addRow(self.strength_label, self.strength_row)
         form.addRow(self.factor_label, self.factor)
         form.addRow(self.detail)
         form.addRow(self.context_label, self.context_row)
@@ -224,6 +231,7 @@ class ControlPanel(QWidget):
         self.class_label.valueChanged.connect(self.class_changed)
         self.random_class.clicked.connect(self.random_class_requested)
         self.strength.valueChanged.connect(lambda v: self.strength_changed.emit(v / 100))
+        self.strength.valueChanged.connect(lambda v: self.strength_value.setText(f"{v} %"))
         self.factor.currentIndexChanged.connect(lambda i: self.factor_changed.emit(int(self.factor.itemData(i))))
         self.live.toggled.connect(self.live_toggled)
         self.detail.toggled.connect(self.detail_toggled)
@@ -289,6 +297,7 @@ class ControlPanel(QWidget):
             self.class_label.setValue(p.class_label)
         with QSignalBlocker(self.strength):
             self.strength.setValue(round(p.strength * 100))
+        self.strength_value.setText(f"{self.strength.value()} %")
         with QSignalBlocker(self.factor):
             self.factor.setCurrentIndex(max(0, self.factor.findData(p.upscale_factor)))
         with QSignalBlocker(self.live):
@@ -332,7 +341,7 @@ class ControlPanel(QWidget):
             w.setVisible(inpaint)
         for w in (self.render_size, self.render_size_label):
             w.setVisible(task == Task.colorize)
-        for w in (self.strength, self.strength_label):
+        for w in (self.strength_row, self.strength_label):
             w.setVisible(task == Task.stroke_edit)
         for w in (self.factor, self.factor_label):
             w.setVisible(task == Task.upscale)

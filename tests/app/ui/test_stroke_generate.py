@@ -65,3 +65,15 @@ def test_small_photo_needs_no_note(tmp_path):
     c.run()
     engine.process()
     assert _last_status(view).startswith("Stroke edit done") and "mask" not in _last_status(view)
+
+
+def test_the_strength_slider_shows_its_value_and_what_its_ends_mean(window, qtbot) -> None:
+    w = window
+    w.controller.set_params(task=Task.stroke_edit, strength=0.3)
+    assert w.panel.strength_row.isVisibleTo(w) and w.panel.strength_value.text() == "30 %"
+    w.panel.strength.setValue(75)
+    assert w.panel.strength_value.text() == "75 %" and w.controller.params.strength == 0.75
+    tip = w.panel.strength.toolTip()
+    assert "low keeps" in tip and "high lets the model redraw" in tip
+    w.controller.set_params(task=Task.inpaint)
+    assert not w.panel.strength_row.isVisibleTo(w)
