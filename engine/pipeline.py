@@ -27,7 +27,7 @@ from .restore import BAND, BasePass, restore, restore_blended
 from .sampling import (StepInfo, gaussian, gaussian_each, sample_euler, sample_heun, sample_multistep, sample_onestep,
                        sub_seed, tint_free)
 from .schedules import even_ts, karras_sigmas, sigmas_from_ts
-from .inpaint import InpaintOptions, context_window, inpaint_any, round_to_multiple
+from .inpaint import InpaintOptions, context_window, inpaint_any, merge_windows, regions, round_to_multiple
 from .tensors import fit_gamut, is_grey, resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from .upscale import bleed_colour, plan_tiles, upscale_alpha, upscale_tiled
 from .unet import UNet
@@ -524,12 +524,16 @@ class Model:
         hole = _check_mask(mask, guide)
         if not hole.any():
             return guide.copy()
-        rows, cols = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
-        box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
-        win = context_window(box, guide.shape[:2], InpaintOptions()).slices()
-        edited = self._stroke_window(guide[win], hole[win], strength, seed, num_steps, sampler, progress)
+        # One window per separate part of the mask (as inpainting does): strokes in two corners of a
+        # large photo in one window would share its coarse working scale.
+        windows = merge_windows([context_window(box, guide.shape[:2], InpaintOptions()) for box in regions(hole)])
         final = guide.copy()
-        final[win] = edited
+        for i, win in enumerate(windows):
+            part = None if progress is None else \
+                (lambda done, total, i=i: progress(i * total + done, len(windows) * total))
+            sl = win.slices()
+            final[sl] = self._stroke_window(guide[sl], hole[sl], strength, seed if i == 0 else sub_seed(seed, i),
+                                            num_steps, sampler, part)
         return final
 
     def _stroke_window(self, guide: np.ndarray, hole: np.ndarray | None, strength: float, seed: int,

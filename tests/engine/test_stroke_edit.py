@@ -75,3 +75,28 @@ def test_same_seed_same_masked_edit(tiny_model):
     a = tiny_model.stroke_edit(guide, strength=0.6, mask=mask, seed=5)
     b = tiny_model.stroke_edit(guide, strength=0.6, mask=mask, seed=5)
     assert np.array_equal(a, b)
+
+
+def test_separate_masked_parts_get_their_own_windows(tiny_model, grids, monkeypatch):
+    """Strokes in two corners of a large photo: one window around both was the whole photo, so each
+    stroke got its coarse scale; each part now has a window (and noise) of its own."""
+    import engine.pipeline as pipeline
+
+    windows = []
+    real = pipeline.Model._stroke_window
+
+    def spy(self, guide, hole, *args):
+        windows.append(guide.shape[:2])
+        return real(self, guide, hole, *args)
+
+    monkeypatch.setattr(pipeline.Model, "_stroke_window", spy)
+    guide = make_photo(1200, 1200)
+    mask = np.zeros((1200, 1200), np.uint8)
+    mask[40:60, 40:70] = mask[1130:1150, 1120:1150] = 255
+    seen = []
+    out = tiny_model.stroke_edit(guide, strength=0.5, mask=mask, seed=0, progress=lambda d, t: seen.append((d, t)))
+    assert len(windows) == 2 and all(max(s) < 400 for s in windows), windows
+    keep = mask == 0
+    assert np.array_equal(out[keep], guide[keep])
+    assert (out[40:60, 40:70] != guide[40:60, 40:70]).any() and (out[1130:1150, 1120:1150] != guide[1130:1150, 1120:1150]).any()
+    assert [d for d, _ in seen] == list(range(1, len(seen) + 1)) and {t for _, t in seen} == {len(seen)}
