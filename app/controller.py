@@ -46,6 +46,7 @@ class EditorView(Protocol):
     def set_model_state(self, text: str, ready: bool, warning: bool) -> None: ...
     def set_live_available(self, available: bool) -> None: ...
     def set_busy(self, busy: bool) -> None: ...
+    def set_importing(self, importing: bool) -> None: ...  # an import runs: Cancel (Esc) can stop it
     def set_progress(self, done: int, total: int, text: str) -> None: ...
     def set_status(self, text: str) -> None: ...
     def set_title(self, name: str, dirty: bool) -> None: ...
@@ -215,7 +216,8 @@ class EditorController(PaintingMixin, DocumentsMixin):
     def import_checkpoint(self, source: Path) -> None:
         job = self._ids.next()
         self._imports[job] = Path(source).name
-        self.view.set_status(f"Importing {source.name}...")
+        self.view.set_importing(True)
+        self.view.set_status(f"Importing {source.name}... (Esc cancels)")
         self.view.set_progress(0, 3, f"Importing {source.name}")
         self.engine.submit(ImportRequest(job, Path(source), self.models_dir))
 
@@ -276,6 +278,11 @@ class EditorController(PaintingMixin, DocumentsMixin):
     def cancel(self) -> None:
         self._live_pending = False
         if self._job is None:
+            # Nothing of the document runs: Esc (and Cancel) stop the imports instead.
+            for job in self._imports:
+                self.engine.cancel(job)
+            if self._imports:
+                self.view.set_status("Cancelling the import...")
             return
         self.engine.cancel(self._job)
         if self._held_result is not None:  # it finished already and only waits for the stroke to end
@@ -322,10 +329,14 @@ class EditorController(PaintingMixin, DocumentsMixin):
             self.view.set_progress(0, 1, "")
         elif f.job_id in self._imports:
             name = self._imports.pop(f.job_id)
+            self.view.set_importing(bool(self._imports))
             self.view.set_progress(0, 1, "")
             # Replaces "Importing NAME...", which would otherwise stay as if the import still ran.
-            self.view.set_status(f"Could not import {name}.")
-            self.view.show_error("Could not import the checkpoint", f.message)
+            if f.cancelled:
+                self.view.set_status(f"Import of {name} cancelled; nothing was added.")
+            else:
+                self.view.set_status(f"Could not import {name}.")
+                self.view.show_error("Could not import the checkpoint", f.message)
         elif f.job_id == self._job:
             if self._job_live:
                 self._live_pending = False  # a failing live job would fail again: do not loop
@@ -381,6 +392,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
     def _on_import_done(self, msg: ImportDone) -> None:
         if self._imports.pop(msg.job_id, None) is None:
             return
+        self.view.set_importing(bool(self._imports))
         self.view.set_status(f"Imported {msg.path.name} into {msg.path.parent}.")
         self.refresh_models(select=str(msg.path))
 

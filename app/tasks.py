@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine import CheckpointError, Model, load_model, preset, save_model
+from engine import Cancelled, CheckpointError, Model, load_model, preset, save_model
 from engine.fallback import run_with_fallback
 from engine.imageio import ImageError
 from engine.inpaint import InpaintOptions
@@ -209,5 +209,10 @@ def import_checkpoint(source: Path, dest_dir: Path, stage: StageFn) -> Path:
     notes = {k: v for k, v in meta.items() if k not in ("format", "format_version", "spec")}
     notes.setdefault("converted_from", source.name)
     save_model(dest, spec, state_dict, dtype=torch.float16, metadata=notes)
-    stage(3, 3, "Done")
+    try:
+        stage(3, 3, "Done")
+    except Cancelled:
+        # Cancelled while the file was written: take it back, so a cancelled import leaves nothing.
+        dest.unlink(missing_ok=True)
+        raise
     return dest

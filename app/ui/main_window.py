@@ -53,6 +53,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self.controller = None  # set by bind(); the view never acts before that
+        self._busy = self._importing = False  # a task runs; an import runs (either can be cancelled)
         self._compare_refused = False  # C is down but there was no "before" image to show
         self.canvas = CanvasView()
         self.panel = ControlPanel()
@@ -327,9 +328,14 @@ class MainWindow(QMainWindow):
     def set_busy(self, busy: bool) -> None:
         self._busy = busy
         self.act_run.setEnabled(not busy and getattr(self, "_model_ready", False))
-        self.act_cancel.setEnabled(busy)
+        self.act_cancel.setEnabled(busy or self._importing)
         if not busy:
             self.progress.setVisible(False)
+
+    def set_importing(self, importing: bool) -> None:
+        # An import (seconds to minutes for a 2 GB checkpoint) can be cancelled like a task.
+        self._importing = importing
+        self.act_cancel.setEnabled(self._busy or importing)
 
     def set_progress(self, done: int, total: int, text: str) -> None:
         if not text:

@@ -106,7 +106,7 @@ def test_a_failed_checkpoint_import_does_not_still_say_importing(window, qtbot, 
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\0" * 100)
     c.import_checkpoint(junk)
-    assert window.status_text.text() == "Importing junk.safetensors..."
+    assert window.status_text.text() == "Importing junk.safetensors... (Esc cancels)"
     qtbot.waitUntil(lambda: not c.importing, timeout=20000)
     assert dialog_log.errors and dialog_log.errors[-1][0] == "Could not import the checkpoint"
     assert window.status_text.text() == "Could not import junk.safetensors."

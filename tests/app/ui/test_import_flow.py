@@ -118,3 +118,46 @@ def test_the_class_tip_names_imagenet_classes_only_for_imagenet_models(qtbot) ->
     panel._show_class(1000)
     for tip in (panel.class_label.toolTip(), panel.class_title.toolTip()):
         assert "ImageNet class index" in tip and "207 golden retriever" in tip
+
+
+def test_esc_cancels_an_import_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A 2 GB checkpoint takes a while to import; Esc (Cancel) stopped only tasks."""
+    good = diffusers_folder(tmp_path / "good_cm64")
+    c, view, engine = make_controller(tmp_path)
+    c.import_checkpoint(good)
+    view.set_importing.assert_called_with(True)  # the view enables Cancel for it
+    c.cancel()
+    engine.process()
+    assert not c.importing and _errors(view) == []
+    assert "cancelled; nothing was added" in view.set_status.call_args.args[0]
+    view.set_importing.assert_called_with(False)
+    assert not list(c.models_dir.glob("*.safetensors")) if c.models_dir.exists() else True
+
+
+def test_a_cancel_that_arrives_while_the_file_is_written_takes_it_back(tmp_path: Path) -> None:
+    from engine import Cancelled
+    from app import tasks
+
+    good = diffusers_folder(tmp_path / "good_cm64")
+    dest = tmp_path / "models"
+
+    def stage(done: int, total: int, text: str = "") -> None:
+        if text == "Done":
+            raise Cancelled()
+
+    import pytest
+
+    with pytest.raises(Cancelled):
+        tasks.import_checkpoint(good, dest, stage)
+    assert not list(dest.glob("*.safetensors"))
+
+
+def test_cancel_is_available_while_an_import_runs(window) -> None:
+    w = window
+    assert not w.act_cancel.isEnabled()
+    w.set_importing(True)
+    assert w.act_cancel.isEnabled()
+    w.set_busy(False)  # a task ending does not take Cancel from the import
+    assert w.act_cancel.isEnabled()
+    w.set_importing(False)
+    assert not w.act_cancel.isEnabled()
