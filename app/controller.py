@@ -432,9 +432,9 @@ class EditorController(PaintingMixin, DocumentsMixin):
             before = self.document.snapshot()
             image = r.image if repaint is None else brushes.repaint(r.image, repaint)
             self.document.set_image(image, alpha=r.alpha, opaque=r.task == Task.generate)
-            if r.task == Task.generate and self.document.path is not None:
+            if r.task == Task.generate:
                 # A generated picture is not the opened photo: Save must not offer to write it over
-                # that file (undo still brings the photo's pixels back).
+                # that file, nor carry its EXIF or profile (undo attaches the photo again).
                 self.document.detach("generated.png")
             if job_mask is not None and job_mask.shape == self.document.mask.shape:
                 # The filled area is done: clear it so the overlay does not hide the result (IOPaint does

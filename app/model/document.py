@@ -69,6 +69,9 @@ class Snapshot:
     before: np.ndarray | None
     alpha: np.ndarray | None
     image_revision: int
+    # (path, name, info) of the file the picture belongs to: a generate detaches the document from
+    # its photo, and undoing it must attach it again. None (an autosave's history): left as it is.
+    identity: tuple[Path | None, str | None, Mapping[str, object]] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -113,12 +116,15 @@ class Document:
         return self.image_revision != self.saved_revision
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(self.image, _frozen(self.mask.copy()), self.before, self.alpha, self.image_revision)
+        return Snapshot(self.image, _frozen(self.mask.copy()), self.before, self.alpha, self.image_revision,
+                        (self.path, self._name, self.info))
 
     def restore(self, snap: Snapshot) -> None:
         self.image, self.before, self.alpha = snap.image, snap.before, snap.alpha
         self.mask = snap.mask.copy()
         self.image_revision = snap.image_revision
+        if snap.identity is not None:
+            self.path, self._name, self.info = snap.identity
 
     def set_image(self, image: np.ndarray, *, keep_before: bool = True, alpha: np.ndarray | None = None,
                   opaque: bool = False) -> None:
@@ -150,9 +156,11 @@ class Document:
         self.mask = np.ascontiguousarray(mask, dtype=np.uint8).copy()
 
     def detach(self, name: str) -> None:
-        """From now on a new picture, not the opened file's: Save asks where, offering `name`."""
+        """From now on a new picture, not the opened file's: Save asks where, offering `name`, and
+        the photo's metadata (EXIF with its camera and place, ICC profile, PNG text) does not follow."""
         self.path = None
         self._name = name
+        self.info = MappingProxyType({})
 
     def mark_saved(self, path: Path) -> None:
         self.path = path

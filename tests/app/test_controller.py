@@ -535,3 +535,22 @@ def test_a_generated_picture_is_not_saved_over_the_opened_photo(setup, tmp_path:
     engine.process()
     assert c.document.path is None and c.document.name == "generated.png" and c.document.dirty
     assert c.save() is False  # no file to save over: the view goes to Save As
+
+
+def test_generate_drops_the_photo_s_metadata_and_undo_attaches_the_photo_again(setup, tmp_path: Path) -> None:
+    c, view, engine = setup
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"  # Make
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(tmp_path / "cam.jpg", exif=exif)
+    assert c.open_path(tmp_path / "cam.jpg") and "exif" in c.document.info
+    c.set_params(task=Task.colorize)
+    c.run()
+    engine.process()
+    c.set_params(task=Task.generate)
+    c.run()
+    engine.process()
+    assert c.document.path is None and "exif" not in c.document.info  # no camera data on a new picture
+    c.undo()
+    assert c.document.path == tmp_path / "cam.jpg" and c.document.name == "cam.jpg" and "exif" in c.document.info
+    c.redo()
+    assert c.document.path is None and c.document.name == "generated.png"
