@@ -87,12 +87,12 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
             check_output_path(dst, overwrite=True)
             pic = load_picture(src)
             notes.extend(f"{src.name}: {note}" for note in pic.notes)
-            coloured += bool(input_notes(request.params, pic.rgb))  # one line for all of them, below
             use_class(model, request.params)  # a class the model lacks fails each file, as a factor it lacks
             name, kwargs = task_call(model, request.params, pic.rgb, None, pic.alpha, file_progress)
             out = run_with_fallback(model, name, kwargs, lambda m, s=src.name: notes.append(f"{s}: {m}"))
             rgb, alpha = out if isinstance(out, tuple) else (out, pic.alpha)
             save_picture_safely(dst, pic.with_pixels(rgb, alpha))
+            coloured += bool(input_notes(request.params, pic.rgb))  # written ones only; one line for all, below
         except Cancelled:
             return done(True)
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch; its reason is reported

@@ -217,7 +217,8 @@ class EditorController(PaintingMixin, DocumentsMixin):
         job = self._ids.next()
         self._imports[job] = Path(source).name
         self.view.set_importing(True)
-        self.view.set_status(f"Importing {source.name}... (Esc cancels)")
+        # Esc reaches an import only when no task runs (it cancels the task first).
+        self.view.set_status(f"Importing {source.name}...{'' if self.busy else ' (Esc cancels)'}")
         self.view.set_progress(0, 3, f"Importing {source.name}")
         self.engine.submit(ImportRequest(job, Path(source), self.models_dir))
 

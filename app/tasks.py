@@ -135,14 +135,15 @@ def task_call(model: Model, params: GenerationParams, image: np.ndarray, mask: n
 
 
 def stroke_notes(model: Model, image: np.ndarray, mask: np.ndarray | None) -> list[str]:
-    """What to know about a stroke edit without a mask: the engine redraws the whole photo at a
-    short side of at most `STROKE_MAX_ZOOM` model resolutions (engine.pipeline.Model._stroke_size),
-    so a larger photo comes back soft everywhere, not only where the strokes are."""
-    work = STROKE_MAX_ZOOM * model.resolution
-    if mask is not None or min(image.shape[:2]) <= work:
+    """What to know about a stroke edit without a mask: the engine redraws the whole photo at its
+    working size (engine.pipeline.Model._stroke_size: at most `STROKE_MAX_ZOOM` model resolutions on
+    the short side, the long side at most 4x that), so a larger photo comes back soft everywhere."""
+    H, W = image.shape[:2]
+    h, w = model._stroke_size(H, W)
+    if mask is not None or (h >= H and w >= W):
         return []
-    return [f"Without a mask the whole photo is redrawn at {work} px on its short side, so all of it comes back "
-            "soft: paint a mask over your strokes to change only there."]
+    return [f"Without a mask the whole photo is redrawn at {w}x{h} px, so all of it comes back soft: paint a mask "
+            "over your strokes to change only there."]
 
 
 def input_notes(params: GenerationParams, image: np.ndarray) -> list[str]:

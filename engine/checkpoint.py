@@ -480,7 +480,7 @@ def unet_from_diffusers_config(cfg: dict) -> UNetConfig:
                                   "the first (the ADM UNet widens each level by a whole factor)")
         size = int(cfg["sample_size"])
         down = list(cfg["down_block_types"])
-        if not chans or len(down) != len(chans) or not all(isinstance(t, str) for t in down):
+        if len(down) != len(chans) or not all(isinstance(t, str) for t in down):
             raise CheckpointError(f"diffusers config.json: down_block_types {down!r} must name one block type "
                                   f"(a string) per entry of block_out_channels {chans!r}")
         attn_levels = [lv for lv, t in enumerate(down) if t.startswith("Attn")]

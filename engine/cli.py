@@ -378,8 +378,9 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
 
     def process(src: Path, dst: Path) -> None:
         pic = load_picture(src)
-        _notes(src, [*pic.notes, *notes_for(pic)])  # e.g. "animated image: using the first of 12 frames"
+        _notes(src, pic.notes)  # e.g. "animated image: using the first of 12 frames"
         _check_out(args, dst, out_size(pic.size))
+        _notes(src, notes_for(pic))  # once the file is known to be processed
         result = run_one(pic)
         save_picture(dst, result, overwrite=args.overwrite)
         _notes(dst, format_losses(result, SAVE_FORMATS[dst.suffix.lower()]))

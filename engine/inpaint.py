@@ -233,8 +233,8 @@ def keep_membrane_where_thin(fill: np.ndarray, image: np.ndarray, hole: np.ndarr
     Worked out tile by tile, only on tiles that hold hole pixels, each with a margin: a thin stroke
     across a whole photo lies in a small part of its window, and the membrane and the distances of
     the whole window cost more than the network did (12 Mpx: 5 s). The share is the whole window's
-    exactly: it looks at most 2 * scale + 2 px away (disc centres within `scale`, and their known
-    pixels within scale + 1 of them), inside the margin of at least 2 * scale + 8 px. The membrane,
+    exactly: it looks for known pixels at most `scale` px away, well inside the margin of at least
+    2 * scale + 8 px. The membrane,
     a pull-push pyramid, is approximately the whole window's (within 0.02 on a 0..1 scale in the
     tests): each padded tile starts at a multiple of 64 px of the window, so its pyramid's blocks
     up to 64 px are the whole window's; only coarser levels differ.

@@ -259,7 +259,7 @@ class Model:
         if steps is not None and ts is not None:
             raise ValueError("give steps (evaluations spread over the grid) or ts (grid indices), not both")
         if grid is not None:
-            if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
+            if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 2:
                 raise ValueError(f"grid must be a whole number of at least 2 points, got {grid!r}")
             if steps is None and ts is None:
                 # The published ts belong to the checkpoint's own grid, not to this one.
@@ -285,7 +285,7 @@ class Model:
             else:
                 out = sample_heun(den, x.to(self.device), sig, noise=gaussian(g), callback=self._callback(progress))
         else:
-            N = grid or self.spec.sampler.steps
+            N = int(grid) if grid is not None else self.spec.sampler.steps
             if steps is not None:
                 ts = even_ts(min(steps, N - 1), N)
             sig = self.sigmas(ts, N)
@@ -490,9 +490,10 @@ class Model:
 
     def _stroke_size(self, H: int, W: int) -> tuple[int, int]:
         """Working (h, w) for stroke editing: the guide's aspect ratio with the short side at the
-        guide's own size, but between the model's resolution and `STROKE_MAX_ZOOM` x that, the long
-        side capped at 4x the short one, multiples of `multiple`. Squeezing a wide guide into a
-        square would stretch the invented texture.
+        guide's own size, but between the model's resolution and `STROKE_MAX_ZOOM` x that, multiples
+        of `multiple`; the long side is capped at 4x that short side, so a panorama wider than 4:1
+        is worked smaller still. Squeezing a wide guide into a square would stretch the invented
+        texture.
 
         Every short side in that range is a scale the model learnt: its training crops are R px
         views of photos scaled to a short side of R .. max_zoom x R (`engine.training.data`; 8 for

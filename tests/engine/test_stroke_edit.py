@@ -45,15 +45,23 @@ def test_a_photo_below_the_largest_working_size_keeps_its_own_size(tiny_model, g
     assert set(grids) == {(40, 48)}
 
 
-def test_a_masked_edit_works_around_the_mask_and_keeps_the_rest(tiny_model, grids):
+def test_a_masked_edit_works_around_the_mask_and_keeps_the_rest(tiny_model, grids, monkeypatch):
     # A small mask on a large photo: the edit runs on a context window around it, so each working
     # pixel covers a few photo pixels, not the 75 of the whole 1200 px photo at 16 px.
     guide = make_photo(1200, 1200)
     mask = np.zeros((1200, 1200), np.uint8)
     mask[590:610, 400:430] = 255
+    import engine.pipeline as pipeline
+
+    windows = []
+    real = pipeline.Model._stroke_window
+    monkeypatch.setattr(pipeline.Model, "_stroke_window",
+                        lambda self, g, *a: windows.append(g.shape[:2]) or real(self, g, *a))
     out = tiny_model.stroke_edit(guide, strength=0.5, mask=mask, seed=0)
     (h, w), = set(grids)
-    assert 1200 / max(h, w) > 8 and max(h, w) == STROKE_MAX_ZOOM * tiny_model.resolution
+    assert max(h, w) == STROKE_MAX_ZOOM * tiny_model.resolution
+    # The window: the mask's box and its context (at least 128 px a side), not the whole photo.
+    assert windows == [(30 + 2 * 128, 30 + 2 * 128)]
     keep = mask == 0
     assert np.array_equal(out[keep], guide[keep])  # bit-identical outside the mask
     assert (out[~keep] != guide[~keep]).any()

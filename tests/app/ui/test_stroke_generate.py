@@ -77,3 +77,20 @@ def test_the_strength_slider_shows_its_value_and_what_its_ends_mean(window, qtbo
     assert "low keeps" in tip and "high lets the model redraw" in tip
     w.controller.set_params(task=Task.inpaint)
     assert not w.panel.strength_row.isVisibleTo(w)
+
+
+def test_the_soft_note_names_the_real_working_size_and_covers_panoramas(tmp_path):
+    """A panorama below the short-side limit is still shrunk (the long side is capped at 4x the
+    short one): it got no note; a tall one was said to be redrawn at the short-side limit."""
+    from app import tasks
+    from tests.app.fakes import make_controller as _mc
+
+    c, view, engine = _mc(tmp_path)
+    engine.process()
+    model = engine.runner.model
+    R = model.resolution
+    wide = np.zeros((R, 12 * R, 3), np.uint8)  # short side at R: only the long side shrinks
+    (note,) = tasks.stroke_notes(model, wide, None)
+    h, w = model._stroke_size(*wide.shape[:2])
+    assert f"{w}x{h} px" in note and w < wide.shape[1]
+    assert tasks.stroke_notes(model, np.zeros((R, 2 * R, 3), np.uint8), None) == []
