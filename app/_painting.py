@@ -26,6 +26,7 @@ class PaintingMixin:
     _stroke_before: Snapshot | None
     _stroke_image: np.ndarray | None
     _stroke_display: np.ndarray | None
+    _shown: tuple[np.ndarray, np.ndarray | None] | None
 
     # -- brush ----------------------------------------------------------------------------------
 
@@ -42,6 +43,7 @@ class PaintingMixin:
         self._stroke_before = self.document.snapshot()
         self._stroke = Stroke(self.document.mask.shape, self.brush.replace(tool=tool))
         if tool == BrushTool.colour:
+            self._shown = None  # the canvas gets the stroke's pixels from now on
             self._stroke_image = self.document.image.copy()
             # 16-bit documents: the canvas gets 8-bit pixels, converted only where the stroke paints.
             self._stroke_display = to_uint8(self._stroke_image).copy() if self._stroke_image.dtype != np.uint8 else None
@@ -79,10 +81,14 @@ class PaintingMixin:
         tool = stroke.settings.tool
         if tool == BrushTool.colour and self._stroke_image is not None:
             self.document.set_image(self._stroke_image, keep_before=False)
+            # What the canvas shows: the stroke was drawn on it, and strokes never change 'before'.
+            self._shown = (self.document.image, self.document.before)
         self._stroke_image = self._stroke_display = None
         labels = {BrushTool.mask: "Brush stroke", BrushTool.erase: "Erase stroke", BrushTool.colour: "Colour stroke"}
-        self.history.record(before, labels[tool])
+        dropped = self._record(before, labels[tool])
         self._show_history()
+        if dropped:
+            self.view.set_status(dropped)
         if self._autosave_pending:
             self._autosave()
         if self.params.live and self.live_available() and tool != BrushTool.colour:
@@ -98,9 +104,11 @@ class PaintingMixin:
     def _change_mask(self: EditorController, new: np.ndarray, label: str) -> None:
         before = self.document.snapshot()
         self.document.set_mask(new)
-        self.history.record(before, label)
+        dropped = self._record(before, label)
         self.view.set_mask(self.document.mask)
         self._show_history()
+        if dropped:
+            self.view.set_status(dropped)
 
     def clear_mask(self: EditorController) -> None:
         if self.document.mask.any():

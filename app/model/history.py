@@ -43,11 +43,13 @@ class History:
     def redo_label(self) -> str:
         return self._redo[-1].label if self._redo else ""
 
-    def record(self, before: Snapshot, label: str) -> None:
+    def record(self, before: Snapshot, label: str) -> int:
+        """Add an undo step; returns how many of the oldest steps were dropped to stay within the limits."""
         self._undo.append(_Entry(before, label))
         self._redo.clear()
-        self._trim()
+        dropped = self._trim()
         self.version += 1
+        return dropped
 
     def undo(self, current: Snapshot) -> Snapshot | None:
         if not self._undo:
@@ -86,7 +88,8 @@ class History:
         """Memory the undo stack holds, each array counted once however many snapshots share it."""
         return _distinct_nbytes(e.snapshot for e in self._undo)
 
-    def _trim(self) -> None:
+    def _trim(self) -> int:
+        n = len(self._undo)
         while len(self._undo) > self.max_entries:
             self._undo.popleft()
         # Brush strokes share the image array with the entries around them (only the mask is copied):
@@ -94,6 +97,7 @@ class History:
         # each) use up the budget, where they really cost their masks (48 MB each) and one image.
         while len(self._undo) > 1 and self.nbytes > self.max_bytes:
             self._undo.popleft()
+        return n - len(self._undo)
 
 
 def _buffer_owner(a: np.ndarray) -> np.ndarray:

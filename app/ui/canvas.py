@@ -136,7 +136,14 @@ class CanvasView(QGraphicsView):
         if mask.shape[::-1] != self._overlay.size:
             return  # a mask for another image size: set_image comes first and will be followed by one
         if rect is None:
-            self._overlay.array[...] = overlay_pixels(mask)
+            # Only the rows and columns the mask touches are converted: undo, open and a result all
+            # show the whole mask, and on a 96 Mpx photo the few strokes it holds are a small part.
+            self._overlay.array[...] = 0
+            rows = np.flatnonzero(mask.any(axis=1))
+            if rows.size:
+                cols = np.flatnonzero(mask.any(axis=0))
+                y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+                self._overlay.array[y0:y1, x0:x1] = overlay_pixels(mask[y0:y1, x0:x1])
             self._mask_layer.update()
         else:
             x0, y0, x1, y1 = rect

@@ -43,13 +43,23 @@ class SharedImage:
         return self.array.shape[1], self.array.shape[0]
 
 
+def _overlay_table() -> np.ndarray:
+    """BGRA of the overlay for each of the 256 mask values, one uint32 each (see `overlay_pixels`)."""
+    a = np.arange(256, dtype=np.uint16) * int(OVERLAY_OPACITY * 256) >> 8
+    table = np.empty((256, 4), np.uint8)
+    r, g, b = OVERLAY_RGB
+    table[:, 0] = (a * b + 127) // 255
+    table[:, 1] = (a * g + 127) // 255
+    table[:, 2] = (a * r + 127) // 255
+    table[:, 3] = a
+    return table.view(np.uint32).reshape(256)
+
+
+# A mask byte decides its overlay pixel alone: one table lookup per pixel instead of a dozen
+# uint16 passes, which took 0.3-2 s (the UI frozen) for each full overlay of a 96 Mpx photo.
+_OVERLAY_TABLE = _overlay_table()
+
+
 def overlay_pixels(mask: np.ndarray) -> np.ndarray:
     """(H, W) mask -> (H, W, 4) premultiplied BGRA (Qt's ARGB32 in little-endian memory order)."""
-    a = mask.astype(np.uint16) * int(OVERLAY_OPACITY * 256) >> 8
-    out = np.empty(mask.shape + (4,), np.uint8)
-    r, g, b = OVERLAY_RGB
-    out[..., 0] = (a * b + 127) // 255
-    out[..., 1] = (a * g + 127) // 255
-    out[..., 2] = (a * r + 127) // 255
-    out[..., 3] = a
-    return out
+    return _OVERLAY_TABLE[mask].view(np.uint8).reshape(mask.shape + (4,))
