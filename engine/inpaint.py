@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -388,20 +388,22 @@ def smooth_fill(x: torch.Tensor, known: torch.Tensor, relax: int = 8) -> torch.T
     return torch.where(m > 0.5, x, est)
 
 
-def inpaint_any(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: int, multiple: int, *, seed: int = 0,
-                coarse_evals: int = 4, opts: InpaintOptions = InpaintOptions(),
-                progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Fill where `mask` is True in a float (H, W, 3) image in [0, 1]; returns (blended float image, alpha).
+def inpaint_parts(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: int, multiple: int, *,
+                  seed: int = 0, coarse_evals: int = 4, opts: InpaintOptions = InpaintOptions(),
+                  progress: Callable[[int, int], None] | None = None,
+                  to_float: Callable[[np.ndarray], np.ndarray] = lambda crop: crop,
+                  ) -> Iterator[tuple[slice, slice, np.ndarray, np.ndarray]]:
+    """Fill where `mask` is True, window by window: yields (rows, cols, blended float crop, alpha crop)
+    for each context window; the windows do not overlap, and outside them nothing changes.
 
-    The model regenerates the mask grown by grow + feather px; the paste is opaque over the mask
-    grown by `grow` and fades out over the next `feather` px. Where alpha == 0 the caller keeps its
-    original pixels untouched.
+    `image` is converted to float in [0, 1] one window at a time (`to_float`), so a 96 Mpx photo
+    with a small hole never exists as a full-size float copy (4-12 bytes a pixel each). The model
+    regenerates the mask grown by grow + feather px; the paste is opaque over the mask grown by
+    `grow` and fades out over the next `feather` px; where alpha == 0 the caller keeps its pixels.
     """
     H, W = mask.shape
     generated = dilate(mask, opts.grow + opts.feather)
     windows = merge_windows([context_window(b, (H, W), opts) for b in regions(generated)])
-    alpha_full = np.zeros((H, W), np.float32)
-    result = image.copy()
     # Network evaluations in total, for a progress bar that moves at every step.
     total = sum(coarse_evals + (len(work_sizes(w.height, w.width, resolution, multiple, opts.max_scale)) - 1) * opts.refine_steps
                 for w in windows)
@@ -414,9 +416,20 @@ def inpaint_any(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: int
 
     for i, win in enumerate(windows):
         sy, sx = win.slices()
-        crop, gen_hole = image[sy, sx], generated[sy, sx]
-        gen = fill_window(crop, gen_hole, fill, resolution, multiple, opts, sub_seed(seed, i), on_step)
+        crop = to_float(image[sy, sx])
+        gen = fill_window(crop, generated[sy, sx], fill, resolution, multiple, opts, sub_seed(seed, i), on_step)
         a = blend_alpha(mask[sy, sx], opts.grow, opts.feather)
-        result[sy, sx] = crop * (1 - a[..., None]) + gen * a[..., None]
+        yield sy, sx, crop * (1 - a[..., None]) + gen * a[..., None], a
+
+
+def inpaint_any(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: int, multiple: int, *, seed: int = 0,
+                coarse_evals: int = 4, opts: InpaintOptions = InpaintOptions(),
+                progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`inpaint_parts` of a float (H, W, 3) image in [0, 1], assembled: (blended float image, alpha)."""
+    alpha_full = np.zeros(mask.shape, np.float32)
+    result = image.copy()
+    for sy, sx, blended, a in inpaint_parts(image, mask, fill, resolution, multiple, seed=seed,
+                                            coarse_evals=coarse_evals, opts=opts, progress=progress):
+        result[sy, sx] = blended
         alpha_full[sy, sx] = np.maximum(alpha_full[sy, sx], a)
     return result, alpha_full

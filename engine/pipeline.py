@@ -27,7 +27,7 @@ from .restore import BAND, BasePass, restore, restore_blended
 from .sampling import (StepInfo, gaussian, gaussian_each, sample_euler, sample_heun, sample_multistep, sample_onestep,
                        sub_seed, tint_free)
 from .schedules import even_ts, karras_sigmas, sigmas_from_ts
-from .inpaint import InpaintOptions, context_window, inpaint_any, merge_windows, regions, round_to_multiple
+from .inpaint import InpaintOptions, context_window, inpaint_parts, merge_windows, regions, round_to_multiple
 from .tensors import fit_gamut, is_grey, resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from .upscale import bleed_colour, plan_tiles, upscale_alpha, upscale_tiled
 from .unet import UNet
@@ -372,14 +372,18 @@ class Model:
                                  blend=blend if coarse else 1, base=base if coarse else None, band=band,
                                  progress=None if on_step is None else (lambda d, t: on_step()))
 
-        f = as_float(image)
-        blended, alpha = inpaint_any(f, hole, fill, self.resolution, self.multiple, seed=seed,
-                                     coarse_evals=coarse_evals, opts=opts, progress=progress)
-        if is_grey(image, ~hole):  # a black-and-white photo gets a grey fill, not the model's tint
-            blended = np.repeat(blended.mean(axis=2, keepdims=True), 3, axis=2)
+        grey = is_grey(image, ~hole)  # a black-and-white photo gets a grey fill, not the model's tint
         out = image.copy()
-        touched = alpha > 0
-        out[touched] = from_float(blended[touched], image.dtype)
+        # Window by window, converting only those to float: a whole 96 Mpx photo as floats (and the
+        # copies a full-size blend makes) took 9 GB for a 1-step fill of a small stroke.
+        for sy, sx, blended, alpha in inpaint_parts(image, hole, fill, self.resolution, self.multiple, seed=seed,
+                                                    coarse_evals=coarse_evals, opts=opts, progress=progress,
+                                                    to_float=as_float):
+            if grey:
+                blended = np.repeat(blended.mean(axis=2, keepdims=True), 3, axis=2)
+            touched = alpha > 0
+            part = out[sy, sx]
+            part[touched] = from_float(blended[touched], image.dtype)
         return out
 
     def colorize(self, image: np.ndarray, *, seed: int = 0, ts: Sequence[int] | None = None,
