@@ -410,8 +410,12 @@ class Model:
         # short side shrunk: it bounds the attention's memory and keeps the scale the model knows.
         cap = max(m, 8 * R // m * m)
         h, w = (min(cap, round_to_multiple(n * R / min(H, W), m)) for n in (H, W))
-        f = as_float(image) * 255
-        luma_full = rgb_to_ycbcr(f)[..., 0]
+        # The full-size work goes a strip of about a megapixel at a time: a 96 Mpx photo as whole
+        # float arrays (RGB, YCbCr, chroma, the result) peaked at 10 GB.
+        strip = max(1, (1 << 20) // W)
+        luma_full = np.empty((H, W), np.float32)
+        for r0 in range(0, H, strip):
+            luma_full[r0:r0 + strip] = rgb_to_ycbcr(as_float(image[r0:r0 + strip]) * 255)[..., 0]
         small_luma = resize_float(luma_full, (w, h), resample=Image.Resampling.BOX if min(H, W) > min(h, w) else Image.Resampling.BICUBIC)
         grey = torch.from_numpy(np.clip(small_luma, 0, 255) / 127.5 - 1)[None, None].float()
         op = Colorize(neutral=True)
@@ -420,9 +424,14 @@ class Model:
         out = self._restore(op.from_grey(grey), op, seed=seed, x_start=None, sigmas=sigmas, eta=eta, progress=progress,
                             untinted=True)
         colour = fit_gamut(((out[0].float().cpu() + 1) * 127.5).permute(1, 2, 0).numpy())
-        chroma = resize_float(rgb_to_ycbcr(colour)[..., 1:], (W, H), resample=Image.Resampling.BICUBIC)
-        rgb = fit_gamut(ycbcr_to_rgb(np.concatenate([luma_full[..., None], chroma], axis=-1))) / 255
-        return from_float(rgb, image.dtype)
+        small_chroma = rgb_to_ycbcr(colour)[..., 1:]
+        result = np.empty_like(image)
+        for r0 in range(0, H, strip):
+            r1 = min(H, r0 + strip)
+            chroma = resize_float(small_chroma, (W, H), resample=Image.Resampling.BICUBIC, rows=(r0, r1))
+            rgb = fit_gamut(ycbcr_to_rgb(np.concatenate([luma_full[r0:r1, :, None], chroma], axis=-1))) / 255
+            result[r0:r1] = from_float(rgb, image.dtype)
+        return result
 
     def upscale(self, image: np.ndarray, factor: int = 4, *, seed: int = 0, ts: Sequence[int] | None = None,
                 sigma_start: float | None = None, num_steps: int | None = None, sampler: str | None = None,

@@ -31,11 +31,21 @@ def resize(image: np.ndarray, size: tuple[int, int], resample: int = Image.Resam
     return np.asarray(Image.fromarray(image).resize(size, resample))
 
 
-def resize_float(image: np.ndarray, size: tuple[int, int], resample: int = Image.Resampling.BICUBIC) -> np.ndarray:
-    """Resize a float32 (H, W[, C]) array channel by channel without quantising (Pillow mode 'F')."""
+def resize_float(image: np.ndarray, size: tuple[int, int], resample: int = Image.Resampling.BICUBIC,
+                 rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Resize a float32 (H, W[, C]) array channel by channel without quantising (Pillow mode 'F').
+
+    `rows` (r0, r1): only those rows of the resized array, from the same source (Pillow's `box`
+    maps them back, and its filter still reads the rows around them), so a full-size result can be
+    made a strip at a time."""
     if image.ndim == 2:
-        return np.asarray(Image.fromarray(image.astype(np.float32), mode="F").resize(size, resample))
-    return np.stack([resize_float(image[..., c], size, resample) for c in range(image.shape[-1])], axis=-1)
+        im = Image.fromarray(image.astype(np.float32), mode="F")
+        if rows is None:
+            return np.asarray(im.resize(size, resample))
+        (w, h), (r0, r1) = size, rows
+        scale = image.shape[0] / h
+        return np.asarray(im.resize((w, r1 - r0), resample, box=(0, r0 * scale, image.shape[1], r1 * scale)))
+    return np.stack([resize_float(image[..., c], size, resample, rows) for c in range(image.shape[-1])], axis=-1)
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
