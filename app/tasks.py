@@ -22,7 +22,7 @@ from engine import Cancelled, CheckpointError, Model, load_model, preset, save_m
 from engine.fallback import run_with_fallback
 from engine.imageio import ImageError
 from engine.inpaint import InpaintOptions
-from engine.pipeline import COLOUR_REPLACED, STROKE_MAX_ZOOM
+from engine.pipeline import COLOUR_REPLACED
 from engine.tensors import is_grey
 
 from .model.catalog import ModelInfo
@@ -64,9 +64,10 @@ def use_class(model: Model, params: GenerationParams) -> None:
     classes = model.spec.unet.num_classes
     if not classes:
         return
-    if params.class_label >= classes:
-        raise TaskError(f"This model knows classes 0 to {classes - 1}; {params.class_label} is not one of them.")
-    model.class_label = params.class_label
+    try:
+        model.class_label = params.class_label  # the model checks the range (Model.check_class_label)
+    except ValueError:
+        raise TaskError(f"This model knows classes 0 to {classes - 1}; {params.class_label} is not one of them.") from None
 
 
 def _steps(steps: int) -> dict[str, int]:
@@ -136,10 +137,10 @@ def task_call(model: Model, params: GenerationParams, image: np.ndarray, mask: n
 
 def stroke_notes(model: Model, image: np.ndarray, mask: np.ndarray | None) -> list[str]:
     """What to know about a stroke edit without a mask: the engine redraws the whole photo at its
-    working size (engine.pipeline.Model._stroke_size: at most `STROKE_MAX_ZOOM` model resolutions on
-    the short side, the long side at most 4x that), so a larger photo comes back soft everywhere."""
+    working size (`Model.stroke_size`: a few model resolutions on the short side at most, the long
+    side at most 4x that), so a larger photo comes back soft everywhere."""
     H, W = image.shape[:2]
-    h, w = model._stroke_size(H, W)
+    h, w = model.stroke_size(H, W)
     if mask is not None or (h >= H and w >= W):
         return []
     return [f"Without a mask the whole photo is redrawn at {w}x{h} px, so all of it comes back soft: paint a mask "

@@ -138,9 +138,10 @@ def _use_class(args: argparse.Namespace, model) -> None:
     classes = model.spec.unet.num_classes
     if not classes:
         raise UsageError("--class-label: this model is not class-conditional (it takes no class)")
-    if not 0 <= args.class_label < classes:
-        raise UsageError(f"--class-label must be in 0..{classes - 1} for this model, got {args.class_label}")
-    model.class_label = args.class_label
+    try:
+        model.class_label = args.class_label  # the model checks the range (Model.check_class_label)
+    except ValueError:
+        raise UsageError(f"--class-label must be in 0..{classes - 1} for this model, got {args.class_label}") from None
 
 
 def _out_path(args: argparse.Namespace, src: Path | None, suffix: str) -> Path:

@@ -388,6 +388,12 @@ def smooth_fill(x: torch.Tensor, known: torch.Tensor, relax: int = 8) -> torch.T
     return torch.where(m > 0.5, x, est)
 
 
+def plan_windows(mask: np.ndarray, opts: InpaintOptions = InpaintOptions()) -> list[Window]:
+    """Non-overlapping context windows covering the mask's separate parts (one part, one window,
+    unless their windows overlap)."""
+    return merge_windows([context_window(b, mask.shape, opts) for b in regions(mask)])
+
+
 def inpaint_parts(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: int, multiple: int, *,
                   seed: int = 0, coarse_evals: int = 4, opts: InpaintOptions = InpaintOptions(),
                   progress: Callable[[int, int], None] | None = None,
@@ -401,9 +407,8 @@ def inpaint_parts(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: i
     regenerates the mask grown by grow + feather px; the paste is opaque over the mask grown by
     `grow` and fades out over the next `feather` px; where alpha == 0 the caller keeps its pixels.
     """
-    H, W = mask.shape
     generated = dilate(mask, opts.grow + opts.feather)
-    windows = merge_windows([context_window(b, (H, W), opts) for b in regions(generated)])
+    windows = plan_windows(generated, opts)
     # Network evaluations in total, for a progress bar that moves at every step.
     total = sum(coarse_evals + (len(work_sizes(w.height, w.width, resolution, multiple, opts.max_scale)) - 1) * opts.refine_steps
                 for w in windows)

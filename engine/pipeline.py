@@ -27,7 +27,7 @@ from .restore import BAND, BasePass, restore, restore_blended
 from .sampling import (StepInfo, gaussian, gaussian_each, sample_euler, sample_heun, sample_multistep, sample_onestep,
                        sub_seed, tint_free)
 from .schedules import even_ts, karras_sigmas, sigmas_from_ts
-from .inpaint import InpaintOptions, context_window, inpaint_parts, merge_windows, regions, round_to_multiple
+from .inpaint import InpaintOptions, inpaint_parts, plan_windows, round_to_multiple
 from .tensors import fit_gamut, is_grey, resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from .upscale import bleed_colour, plan_tiles, upscale_alpha, upscale_tiled
 from .unet import UNet
@@ -116,7 +116,7 @@ EDIT_DEFAULTS: dict[str, dict[str, Loop]] = {
 }
 
 
-# The largest working short side of stroke editing, in model resolutions (`Model._stroke_size`):
+# The largest working short side of stroke editing, in model resolutions (`Model.stroke_size`):
 # the scale inpainting refines up to (`engine.inpaint.InpaintOptions.max_scale`), well inside the
 # default model's training zooms (up to 8).
 STROKE_MAX_ZOOM = 4
@@ -406,7 +406,7 @@ class Model:
         # at a cost that grows with the square: 2048 px for a 64x48 photo ran for minutes), never
         # below the model's resolution (the scale it knows).
         R = max(m, min(R, max(self.resolution, -(-min(H, W) // m) * m)))
-        # As `_stroke_size`, but beyond 8:1 (panoramas) the long side is squeezed rather than the
+        # As `stroke_size`, but beyond 8:1 (panoramas) the long side is squeezed rather than the
         # short side shrunk: it bounds the attention's memory and keeps the scale the model knows.
         cap = max(m, 8 * R // m * m)
         h, w = (min(cap, round_to_multiple(n * R / min(H, W), m)) for n in (H, W))
@@ -501,7 +501,7 @@ class Model:
             return out, np.full(out.shape[:2], a.flat[0], a.dtype)
         return out, (upscale_alpha(a.astype(np.float32) / a_peak, k) * a_peak + 0.5).astype(a.dtype)
 
-    def _stroke_size(self, H: int, W: int) -> tuple[int, int]:
+    def stroke_size(self, H: int, W: int) -> tuple[int, int]:
         """Working (h, w) for stroke editing: the guide's aspect ratio with the short side at the
         guide's own size, but between the model's resolution and `STROKE_MAX_ZOOM` x that, multiples
         of `multiple`; the long side is capped at 4x that short side, so a panorama wider than 4:1
@@ -527,7 +527,7 @@ class Model:
         With `mask` (nonzero = edited region), only that region changes; the rest stays bit-identical.
         The edit then works on a context window around the mask (`engine.inpaint.context_window`),
         not the whole photo: the region keeps a scale the model can draw at, where the whole of a
-        large photo at the working size (`_stroke_size`) would give it a few blurred model pixels.
+        large photo at the working size (`stroke_size`) would give it a few blurred model pixels.
         Steps and sampler not given keep `edit_default("stroke_edit")`.
         """
         guide = _check_image(guide)
@@ -540,7 +540,7 @@ class Model:
             return guide.copy()
         # One window per separate part of the mask (as inpainting does): strokes in two corners of a
         # large photo in one window would share its coarse working scale.
-        windows = merge_windows([context_window(box, guide.shape[:2], InpaintOptions()) for box in regions(hole)])
+        windows = plan_windows(hole)
         final = guide.copy()
         for i, win in enumerate(windows):
             part = None if progress is None else \
@@ -555,7 +555,7 @@ class Model:
         """`stroke_edit` of one (H, W, 3) guide at its working size; with `hole`, only where it is True
         changes (the rest is projected back to the guide at every step, then pasted unchanged)."""
         H, W = guide.shape[:2]
-        h, w = self._stroke_size(H, W)
+        h, w = self.stroke_size(H, W)
         y = torch.from_numpy(resize_float(as_float(guide), (w, h), Image.Resampling.LANCZOS)).permute(2, 0, 1)[None] * 2 - 1
         sigma_start = float(0.5 * (80.0 ** min(max(strength, 0.0), 1.0)))
         op: Operator = Identity()

@@ -1,4 +1,4 @@
-"""Fixtures of the CLI tests: a small photo and a mask as files, and a guard against compute."""
+"""Fixtures of the engine tests: a small photo and a mask as files, a guard against compute, the shipped model."""
 
 from __future__ import annotations
 
@@ -11,6 +11,18 @@ def read_image(path):
     """A written image file as an array, as it was stored (mode kept)."""
     with Image.open(path) as im:
         return np.asarray(im)
+
+
+@pytest.fixture(scope="session")
+def shipped_model():
+    """The embedded default model, exact (fp32) on the CPU: the tests that judge its real output."""
+    from engine import Model
+    from engine.paths import default_model_path
+
+    path = default_model_path()
+    if path is None:
+        pytest.fail("resources/models/default.safetensors is missing")
+    return Model.load(path, device="cpu", precision="fp32", threads=2)
 
 
 @pytest.fixture()

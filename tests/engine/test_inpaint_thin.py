@@ -16,7 +16,7 @@ import engine.inpaint as inpaint
 from engine import Model
 from engine.eval.metrics import psnr
 from engine.inpaint import InpaintOptions, distance_to_known, model_share, smooth_fill
-from engine.paths import default_model_path, resources_dir
+from engine.paths import resources_dir
 from engine.tensors import to_tensor, to_uint8
 
 EXACT = InpaintOptions(grow=0, feather=0)  # the painted pixels and nothing else
@@ -110,11 +110,8 @@ def test_a_fill_made_coarser_than_a_thin_stroke_is_replaced_by_the_membrane():
 
 
 @pytest.fixture(scope="module")
-def model() -> Model:
-    path = default_model_path()
-    if path is None:
-        pytest.fail("resources/models/default.safetensors is missing")
-    return Model.load(path, device="cpu", precision="fp32", threads=2)
+def model(shipped_model: Model) -> Model:
+    return shipped_model
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,12 @@ from engine import Model
 from engine.eval import baselines as B
 from engine.eval.metrics import hf_energy, psnr
 from engine.inpaint import InpaintOptions
-from engine.paths import default_model_path, resources_dir
+from engine.paths import resources_dir
 
 
 @pytest.fixture(scope="module")
-def model() -> Model:
-    path = default_model_path()
-    if path is None:
-        pytest.fail("resources/models/default.safetensors is missing")
-    return Model.load(path, device="cpu", precision="fp32", threads=2)
+def model(shipped_model: Model) -> Model:
+    return shipped_model
 
 
 @pytest.fixture(scope="module")

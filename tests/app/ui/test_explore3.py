@@ -18,13 +18,19 @@ from .conftest import wait_idle
 from .test_explore import _canvas
 
 
-def test_a_live_result_for_a_stroke_undone_while_it_ran_is_dropped(tmp_path: Path) -> None:
+def _live_stroke(tmp_path: Path, x0: int, x1: int):
+    """A controller in Live mode after one stroke along row 50 from x0 to x1: its live job is queued."""
     c, view, engine = make_controller(tmp_path)
     c.set_params(live=True)
     image = c.document.image
-    c.begin_stroke(50, 50)
-    c.extend_stroke(80, 50)
-    c.end_stroke()  # the live job starts with this stroke's mask
+    c.begin_stroke(x0, 50)
+    c.extend_stroke(x1, 50)
+    c.end_stroke()
+    return c, view, engine, image
+
+
+def test_a_live_result_for_a_stroke_undone_while_it_ran_is_dropped(tmp_path: Path) -> None:
+    c, view, engine, image = _live_stroke(tmp_path, 50, 80)  # the live job starts with this stroke's mask
     c.undo()  # changed their mind before the result came
     engine.process()
     # Not painted where no mask is any more, and the stroke can still be redone.
@@ -34,12 +40,7 @@ def test_a_live_result_for_a_stroke_undone_while_it_ran_is_dropped(tmp_path: Pat
 
 
 def test_a_live_result_for_a_mask_partly_erased_while_it_ran_is_dropped_and_rerun(tmp_path: Path) -> None:
-    c, view, engine = make_controller(tmp_path)
-    c.set_params(live=True)
-    image = c.document.image
-    c.begin_stroke(40, 50)
-    c.extend_stroke(120, 50)
-    c.end_stroke()
+    c, view, engine, image = _live_stroke(tmp_path, 40, 120)
     first = engine.queue[-1]
     c.begin_stroke(120, 50, erase=True)  # take back the right end while the job runs
     c.end_stroke()

@@ -91,6 +91,6 @@ def test_the_soft_note_names_the_real_working_size_and_covers_panoramas(tmp_path
     R = model.resolution
     wide = np.zeros((R, 12 * R, 3), np.uint8)  # short side at R: only the long side shrinks
     (note,) = tasks.stroke_notes(model, wide, None)
-    h, w = model._stroke_size(*wide.shape[:2])
+    h, w = model.stroke_size(*wide.shape[:2])
     assert f"{w}x{h} px" in note and w < wide.shape[1]
     assert tasks.stroke_notes(model, np.zeros((R, 2 * R, 3), np.uint8), None) == []
