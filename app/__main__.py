@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-HEADLESS = {"info", "convert", "generate", "inpaint", "colorize", "upscale", "data", "train", "eval", "-h", "--help"}
+HEADLESS = {"info", "classes", "convert", "generate", "inpaint", "colorize", "upscale", "data", "train", "eval", "-h", "--help"}
 # Options of the desktop app itself; any other option is a mistake, not a file name.
 GUI_OPTIONS = {"--smoke-test"}
 DIST_NAME = "consistency-studio"

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, ImageSizeError, load_model, save_model
+from .classes import IMAGENET_CLASSES, class_names, imagenet_names, parse_class, search
 from .batch import collect_inputs, run_batch, upscale_op
 from .device import pick_device
 from .imageio import (SAVE_FORMATS, ImageError, Picture, check_output_path, format_losses, load_picture, read_mask,
@@ -135,13 +136,12 @@ def _use_class(args: argparse.Namespace, model) -> None:
     Without the option a class-conditional model keeps its default class (0)."""
     if args.class_label is None:
         return
-    classes = model.spec.unet.num_classes
-    if not classes:
-        raise UsageError("--class-label: this model is not class-conditional (it takes no class)")
     try:
-        model.class_label = args.class_label  # the model checks the range (Model.check_class_label)
-    except ValueError:
-        raise UsageError(f"--class-label must be in 0..{classes - 1} for this model, got {args.class_label}") from None
+        # A number or an ImageNet name ("tabby cat"); made a number for the tasks that read it.
+        args.class_label = parse_class(str(args.class_label), model.spec.unet.num_classes)
+    except ValueError as e:
+        raise UsageError(f"--class-label: {e}") from None
+    model.class_label = args.class_label
 
 
 def _out_path(args: argparse.Namespace, src: Path | None, suffix: str) -> Path:
@@ -183,6 +183,20 @@ EDIT_NAMES = {"upscale": "upscale x4/x8", "upscale_detail": "upscale x4/x8 --det
               "stroke_edit": "stroke edit"}
 
 
+def cmd_classes(args: argparse.Namespace) -> int:
+    """The ImageNet classes the 64 px class-conditional models take, by index: all, or those
+    matching the words given (the best first). Exit 1 when nothing matches."""
+    text = " ".join(args.words)
+    hits = search(IMAGENET_CLASSES, text, limit=IMAGENET_CLASSES)
+    names = imagenet_names()
+    for i in hits:
+        print(f"{i:4d}  {names[i]}")
+    if not hits:
+        print(f"no ImageNet class name contains {text!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .pipeline import EDIT_DEFAULTS
 
@@ -199,7 +213,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "file": str(path), "name": spec.name, "kind": d.kind, "resolution": spec.unet.image_size,
         "parameters": n, "tensors": len(sd), "dtype": dtype,
         "noise": {"sigma_min": d.sigma_min, "sigma_max": d.sigma_max, "sigma_data": d.sigma_data, "rho": d.rho},
-        "class_conditional": spec.unet.num_classes is not None, "sampler": ({"sampler": spec.sampler.edm_sampler, "steps": spec.sampler.edm_steps} if d.kind == "edm"
+        "class_conditional": spec.unet.num_classes is not None, "classes": spec.unet.num_classes,
+        "class_names": class_names(spec.unet.num_classes) is not None, "sampler": ({"sampler": spec.sampler.edm_sampler, "steps": spec.sampler.edm_steps} if d.kind == "edm"
                     else {"steps": spec.sampler.steps, "ts": list(spec.sampler.ts)}),
         # Stroke editing starts from its strength's sigma, so only its steps and sampler are defaults.
         "editing": {task: {"start_sigma": None if task == "stroke_edit" else loop.sigma, "steps": loop.steps,
@@ -218,7 +233,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         # An EDM model generates by Heun/Euler steps down its curve; ts are a consistency model's.
         loop = (f"{spec.sampler.edm_sampler}, {spec.sampler.edm_steps} steps" if d.kind == "edm" else
                 f"ts={','.join(map(str, spec.sampler.ts))} on a {spec.sampler.steps}-point grid")
-        print(f"  default sampling: {loop}{', class-conditional' if info['class_conditional'] else ''}")
+        print(f"  default sampling: {loop}")
+        if info["class_conditional"]:
+            named = " (ImageNet; --class-label takes a number or a name)" if info["class_names"] else ""
+            print(f"  class-conditional: {info['classes']} classes{named}")
         print(f"  noise levels: sigma {d.sigma_min:g} to {d.sigma_max:g} (Karras rho {d.rho:g}), "
               f"sigma_data {d.sigma_data:g}")
         print("  editing loops: " + "; ".join(
@@ -475,10 +493,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _class_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--class-label", type=int, metavar="N",
-                   help="class-conditional models (the ImageNet 64 px ones): the ImageNet class index the model "
-                   "conditions on, e.g. 207 golden retriever, 281 tabby cat; for an edit, the class of what the "
-                   "photo shows (default 0, tench). Refused for other models")
+    p.add_argument("--class-label", metavar="N|NAME",
+                   help="class-conditional models (the ImageNet 64 px ones): the ImageNet class the model "
+                   "conditions on, by number or name, e.g. 207 or 'golden retriever', 281 or 'tabby cat'; for an "
+                   "edit, the class of what the photo shows (default 0, tench). Refused for other models; "
+                   "'cstudio classes WORD' finds a class")
 
 
 def _edit_args(p: argparse.ArgumentParser) -> None:
@@ -507,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, help="resolution, for official files whose size is not standard")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("classes", help="find ImageNet classes by name or number (for --class-label)")
+    p.add_argument("words", nargs="*", help="part of a class name, or a number; none: list all 1000")
+    p.set_defaults(func=cmd_classes)
 
     p = sub.add_parser("convert", help="import an official .pt / diffusers folder into a native .safetensors")
     p.add_argument("in_file")

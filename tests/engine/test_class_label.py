@@ -157,14 +157,14 @@ def test_a_class_out_of_range_is_refused(command, label, cond_file, images, caps
     out = images / "refused.png"
     assert main(_cli(cond_file, *argv, "--class-label", label, "--out", str(out))) == 2
     err = capsys.readouterr().err
-    assert f"--class-label must be in 0..{CLASSES - 1} for this model, got {label}" in err and "Traceback" not in err
+    assert f"--class-label: must be in 0..{CLASSES - 1} for this model, got {label}" in err and "Traceback" not in err
     assert not out.exists()
 
 
 def test_a_batch_refuses_a_bad_class_before_its_first_file(cond_file, images, tmp_path, capsys, no_network):
     out = tmp_path / "out" / "deeper"
     assert main(_cli(cond_file, "upscale", str(images), "--factor", "2", "--class-label", "99", "--out", str(out))) == 2
-    assert "--class-label must be in 0..9" in capsys.readouterr().err
+    assert "--class-label: must be in 0..9" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # the folders made for the batch are taken back
 
 
@@ -173,7 +173,7 @@ def test_help_says_what_the_class_is(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--class-label N" in text and "ImageNet class index" in text and "207 golden retriever" in text
+    assert "--class-label N|NAME" in text and "by number or name" in text and "207 or 'golden retriever'" in text
 
 
 def test_the_model_refuses_a_class_it_does_not_have(cond_model, tiny_model):

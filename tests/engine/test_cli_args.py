@@ -149,7 +149,7 @@ def test_class_labels_are_range_checked(tiny_model, tmp_path, capsys):
     m = ["--model", str(path), "--quiet"]
     for label in ("10", "-1"):
         assert main(["generate", *m, "--class-label", label, "--out", str(tmp_path / "x.png")]) == 2
-        assert "--class-label must be in 0..9" in capsys.readouterr().err
+        assert "--class-label: must be in 0..9" in capsys.readouterr().err
     assert main(["generate", *m, "--class-label", "9", "--out", str(tmp_path / "x.png")]) == 0
 
 
