@@ -88,6 +88,7 @@ class DocumentsMixin:
         self._stroke = self._stroke_before = self._stroke_image = self._stroke_display = None
         self.document = doc
         self.history.clear()
+        self.history.attach(doc)  # its pictures count toward the undo memory limit
         self._show_document()
 
     # -- save -----------------------------------------------------------------------------------
@@ -203,7 +204,7 @@ class DocumentsMixin:
                 self.autosave.discard(orphan)
                 continue
             self._replace_document(recovered.document)
-            self.history.load(recovered.undo, recovered.redo)
+            dropped = self.history.load(recovered.undo, recovered.redo)
             self._show_history()
             self._autosave()
             self.autosave.flush()
@@ -211,7 +212,11 @@ class DocumentsMixin:
                 self.autosave.discard(orphan)
             else:
                 self._autosaved = None
-            self.view.set_status(f"Recovered {orphan.describe()}.")
+            # Saved under a higher limit or an older count: steps dropped here must not go unsaid.
+            n = len(self.history.entries()[0])
+            note = (f" Undo goes back {n} step{'s' if n != 1 else ''}: the oldest were dropped to keep "
+                    f"undo within {self.history.max_bytes / 2**30:.1f} GB.") if dropped else ""
+            self.view.set_status(f"Recovered {orphan.describe()}.{note}")
             return True
         return False
 

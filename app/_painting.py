@@ -65,7 +65,9 @@ class PaintingMixin:
                 self._stroke_display[y0:y1, x0:x1] = to_uint8(patch)
             self.view.set_image(self._stroke_image if self._stroke_display is None else self._stroke_display, rect)
         else:
-            brushes.apply_to_mask(self.document.mask, before.mask, stroke.coverage, rect,
+            # Writable here: the mask may be shared with an undo step (after an undo or a whole-mask
+            # operation), in which case it is copied once, at the stroke's first dab.
+            brushes.apply_to_mask(self.document.editable_mask(), before.mask, stroke.coverage, rect,
                                   erase=stroke.settings.tool == BrushTool.erase)
             self.view.set_mask(self.document.mask, rect)
 
@@ -102,8 +104,11 @@ class PaintingMixin:
     # -- whole-mask operations ------------------------------------------------------------------
 
     def _change_mask(self: EditorController, new: np.ndarray, label: str) -> None:
-        before = self.document.snapshot()
-        self.document.set_mask(new)
+        # `new` is a fresh array (invert, grow, a file read...) and the current mask is replaced: the
+        # undo step takes the old mask and the document the new one, neither copied. (That was two
+        # copies of 96 MB, besides the new mask itself, per click on a 96 Mpx photo.)
+        before = self.document.snapshot(mask_replaced=True)
+        self.document.set_mask(new, adopt=True)
         dropped = self._record(before, label)
         self.view.set_mask(self.document.mask)
         self._show_history()

@@ -83,13 +83,18 @@ class Document:
 
     `alpha` (same dtype as the image, or None) and `info` (EXIF, ICC profile, PNG text, DPI: what
     the file carried) are set aside while editing and written back on save.
+
+    The mask is copied on write: after `restore`, `set_mask` or a snapshot taken with
+    `mask_replaced`, it is read-only and shared with a snapshot, and `editable_mask()` copies it once
+    before a stroke paints into it. On a 96 Mpx photo every mask copy is 96 MB: undo and redo used
+    to copy it twice per step (snapshot, then restore) and whole-mask operations three times.
     """
 
     def __init__(self, image: np.ndarray, path: Path | None = None, *, alpha: np.ndarray | None = None,
                  info: Mapping[str, object] | None = None, notes: tuple[str, ...] = (),
                  name: str | None = None) -> None:
         self.image = _pixels(image)
-        self.mask = np.zeros(self.image.shape[:2], np.uint8)  # mutated in place by strokes
+        self.mask = np.zeros(self.image.shape[:2], np.uint8)  # strokes paint into `editable_mask()`
         self.alpha = None if alpha is None else _frozen(np.ascontiguousarray(alpha))
         self.before: np.ndarray | None = None  # the image before the last result, for compare
         self.path = path
@@ -115,16 +120,34 @@ class Document:
         """Only the image counts: the saved file holds no mask, so mask edits alone need no prompt."""
         return self.image_revision != self.saved_revision
 
-    def snapshot(self) -> Snapshot:
-        return Snapshot(self.image, _frozen(self.mask.copy()), self.before, self.alpha, self.image_revision,
+    def snapshot(self, *, mask_replaced: bool = False) -> Snapshot:
+        """The current state, sharing every array it can.
+
+        A read-only mask is already shared (restored, or set whole) and goes in as it is. A writable
+        one is copied, since strokes may still paint into it after this call, unless `mask_replaced`
+        says the caller gives the document a new mask next: then it is frozen and handed over.
+        """
+        mask = self.mask
+        if mask.flags.writeable:
+            mask = _frozen(mask) if mask_replaced else _frozen(mask.copy())
+        return Snapshot(self.image, mask, self.before, self.alpha, self.image_revision,
                         (self.path, self._name, self.info))
 
     def restore(self, snap: Snapshot) -> None:
         self.image, self.before, self.alpha = snap.image, snap.before, snap.alpha
-        self.mask = snap.mask.copy()
+        # The snapshot's read-only mask is shared, not copied: it leaves the undo stack here, and the
+        # next stroke copies it (editable_mask) only if it paints. A writable one (a Snapshot built
+        # by hand) could change under the document, so that one is still copied.
+        self.mask = snap.mask if not snap.mask.flags.writeable else _frozen(snap.mask.copy())
         self.image_revision = snap.image_revision
         if snap.identity is not None:
             self.path, self._name, self.info = snap.identity
+
+    def editable_mask(self) -> np.ndarray:
+        """The mask, writable: a shared (read-only) one is copied first, once, so snapshots keep theirs."""
+        if not self.mask.flags.writeable:
+            self.mask = self.mask.copy()
+        return self.mask
 
     def set_image(self, image: np.ndarray, *, keep_before: bool = True, alpha: np.ndarray | None = None,
                   opaque: bool = False) -> None:
@@ -150,10 +173,16 @@ class Document:
         self.image = image
         self.image_revision = next(_revisions)
 
-    def set_mask(self, mask: np.ndarray) -> None:
+    def set_mask(self, mask: np.ndarray, *, adopt: bool = False) -> None:
+        """Replace the whole mask (kept read-only: the next snapshot shares it instead of copying it).
+
+        The caller's array is copied, unless `adopt` says it is a new array nobody else writes to
+        (the result of invert, grow, ...): then it is kept as it is when it owns its pixels.
+        """
         if mask.shape != self.image.shape[:2]:
             raise ValueError(f"mask {mask.shape[1]}x{mask.shape[0]} does not match image {self.size[0]}x{self.size[1]}")
-        self.mask = np.ascontiguousarray(mask, dtype=np.uint8).copy()
+        owned = adopt and mask.dtype == np.uint8 and mask.flags.c_contiguous and mask.base is None
+        self.mask = _frozen(mask if owned else np.array(mask, dtype=np.uint8, order="C"))
 
     def detach(self, name: str) -> None:
         """From now on a new picture, not the opened file's: Save asks where, offering `name`, and

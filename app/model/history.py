@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from .document import Snapshot
+from .document import Document, Snapshot
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,18 @@ class History:
         self.max_bytes = max_bytes
         self._undo: deque[_Entry] = deque()
         self._redo: list[_Entry] = []
+        self._document: Document | None = None  # see `attach`
         self.version = 0  # bumped on every change: autosave writes only when it moved
+
+    def attach(self, document: Document | None) -> None:
+        """The document these steps belong to: its current state counts toward the memory limit.
+
+        Undoing a result moves the document's image into the redo stack while the image restored
+        stays there too, as that redo step's 'before': counted only from the undo stack, the history
+        grew past the limit by a whole picture at the first undo (288 MB on a 96 Mpx photo), and
+        the limit was only checked again at the next new step. See `nbytes`.
+        """
+        self._document = document
 
     @property
     def can_undo(self) -> bool:
@@ -76,19 +86,58 @@ class History:
         """(undo, redo) as (snapshot, label) lists, oldest undo first, next redo last: for autosave."""
         return [(e.snapshot, e.label) for e in self._undo], [(e.snapshot, e.label) for e in self._redo]
 
-    def load(self, undo: list[tuple[Snapshot, str]], redo: list[tuple[Snapshot, str]]) -> None:
-        """Replace both stacks (a recovered session), in the order `entries` gives them."""
+    def load(self, undo: list[tuple[Snapshot, str]], redo: list[tuple[Snapshot, str]]) -> int:
+        """Replace both stacks (a recovered session), in the order `entries` gives them; returns how
+        many of the oldest undo steps were dropped to stay within the limits."""
         self._undo = deque(_Entry(s, label) for s, label in undo)
         self._redo = [_Entry(s, label) for s, label in redo]
-        self._trim()
+        dropped = self._trim()
         self.version += 1
+        return dropped
 
     @property
     def nbytes(self) -> int:
-        """Memory the undo stack holds, each array counted once however many snapshots share it."""
-        return _distinct_nbytes(e.snapshot for e in self._undo)
+        """Memory the history keeps alive at the worst point the user can step to, each array counted
+        once however many snapshots share it ('before' and alpha included, undo and redo alike).
+
+        Wherever the user steps, the document shows one state and the history holds all the others:
+        the undo and redo steps and, once stepped away from it, the attached document's current
+        state. So the count is every array of all these states but those only the state shown holds,
+        taking the state whose own arrays are the smallest. It does not change as the user steps:
+        undo and redo only move states between the document and the stacks, so they never need to
+        drop a step. Without an attached document the current state is unknown and the count is
+        what the stacks hold now, as before.
+        """
+        states = [e.snapshot for e in self._undo] + [e.snapshot for e in self._redo]
+        if not states:
+            return 0
+        arrays = [(s.image, s.mask, s.before, s.alpha) for s in states]
+        doc = self._document
+        if doc is not None:
+            arrays.append((doc.image, doc.mask, doc.before, doc.alpha))
+        size: dict[int, int] = {}  # id of the owning array -> its size; all alive while counting
+        holders: dict[int, set[int]] = {}  # id of the owning array -> the states that hold it
+        for i, state in enumerate(arrays):
+            for a in state:
+                if a is not None:
+                    owner = _buffer_owner(a)
+                    size.setdefault(id(owner), owner.nbytes)
+                    holders.setdefault(id(owner), set()).add(i)
+        total = sum(size.values())
+        if doc is None:
+            return total
+        own = [0] * len(arrays)  # per state: the bytes no other state shares, which the document holds then
+        for key, held_by in holders.items():
+            if len(held_by) == 1:
+                own[next(iter(held_by))] += size[key]
+        return total - min(own)
 
     def _trim(self) -> int:
+        """Drop the oldest undo steps beyond the limits; returns how many went.
+
+        The newest undo step is kept whatever it costs, and redo steps are never dropped: they are
+        the newest work, and only `load` can bring any (a `record` has just cleared them).
+        """
         n = len(self._undo)
         while len(self._undo) > self.max_entries:
             self._undo.popleft()
@@ -105,13 +154,3 @@ def _buffer_owner(a: np.ndarray) -> np.ndarray:
     while isinstance(a.base, np.ndarray):
         a = a.base
     return a
-
-
-def _distinct_nbytes(snapshots: Iterable[Snapshot]) -> int:
-    seen: dict[int, int] = {}  # id of the owning array -> its size; all of them are alive while counting
-    for snap in snapshots:
-        for a in (snap.image, snap.mask, snap.before, snap.alpha):
-            if a is not None:
-                owner = _buffer_owner(a)
-                seen.setdefault(id(owner), owner.nbytes)
-    return sum(seen.values())
