@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine import Cancelled, CheckpointError, Model, load_model, preset, save_model
+from engine import Cancelled, CheckpointError, Model, ModelSpec, load_model, preset, save_model
+from engine.classes import class_names
 from engine.fallback import run_with_fallback
 from engine.imageio import ImageError
 from engine.inpaint import InpaintOptions
@@ -41,18 +42,35 @@ def load(info: ModelInfo, *, device: str = "auto") -> tuple[Model, ModelInfo]:
     """Build the model for a picker entry and describe it from its real spec."""
     if info.path is None:
         model = Model.random(preset("tiny"), seed=0, device=device)
+    elif info.size_chosen:
+        # The file holds the importer's guess; the user stated the size the network was trained at.
+        spec, state_dict, _ = load_model(info.path)
+        model = Model(at_size(spec, info.resolution), state_dict, device=device, source=str(info.path))
     else:
         model = Model.load(info.path, device=device)
     return model, describe(model, info)
 
 
+def at_size(spec: ModelSpec, size: int) -> ModelSpec:
+    """`spec` for images of `size` px. Only the attention placement depends on the size, and it is
+    tied to the network's levels (the downsampling factors that have attention), which stay; the
+    weights fit any size the levels divide."""
+    unet = spec.unet
+    try:
+        resized = dataclasses.replace(unet, image_size=size,
+                                      attention_resolutions=tuple(size // ds for ds in unet.attention_ds))
+    except ValueError as e:  # a size the levels do not divide (a kept size edited by hand)
+        raise TaskError(f"This model cannot run at {size} px ({e}).") from None
+    return dataclasses.replace(spec, unet=resized)
+
+
 def describe(model: Model, info: ModelInfo) -> ModelInfo:
     s = model.spec
-    return ModelInfo(path=info.path, name=info.name if info.untrained else (s.name or info.name),
-                     resolution=model.resolution, kind=s.denoiser.kind, grid_steps=s.sampler.steps,
-                     published_ts=tuple(s.sampler.ts), edm_steps=s.sampler.edm_steps, is_default=info.is_default,
-                     untrained=info.untrained,
-                     num_classes=s.unet.num_classes, guessed=info.guessed)
+    # replace(): what the catalog knows and the spec does not (the guess, the size kept) stays.
+    return dataclasses.replace(info, name=info.name if info.untrained else (s.name or info.name),
+                               resolution=model.resolution, kind=s.denoiser.kind, grid_steps=s.sampler.steps,
+                               published_ts=tuple(s.sampler.ts), edm_steps=s.sampler.edm_steps,
+                               num_classes=s.unet.num_classes, class_names=class_names(s.unet.num_classes))
 
 
 def use_class(model: Model, params: GenerationParams) -> None:

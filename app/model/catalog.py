@@ -9,11 +9,21 @@ from __future__ import annotations
 import json
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .safe_write import atomic_write
 
 KIND_LABELS = {"cm": "consistency", "edm": "EDM teacher"}
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit; anything bigger is not a real header
+# Image sizes the user may give a model whose file does not store one (an imported official .pt):
+# a separate file next to the models, so the model files (and what older versions read) stay as
+# imported. Keyed by file name, with the file's byte count: a different file under that name later
+# (deleted, then another imported) does not inherit the choice.
+SIZES_FILE = "image-sizes.json"
+SIZES_FORMAT = "cstudio-image-sizes"
+COMMON_SIZES = (32, 64, 128, 256, 512)  # what released pixel-space models were trained at
+MAX_IMAGE_SIZE = 4096  # beyond this one generated image alone outgrows any GPU
 
 
 @dataclass(frozen=True)
@@ -30,9 +40,16 @@ class ModelInfo:
     is_default: bool = False
     untrained: bool = False
     num_classes: int | None = None  # class-conditional models: how many classes (ImageNet: 1000); None = none
+    # Their names when known (engine.classes.class_names: ImageNet's lemma lines), for the Class box.
+    class_names: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
     # What the importer had to guess (an official file stores no resolution): the engine's "guessed"
     # note, kept in the imported file's metadata; "" = every setting came from the file.
     guessed: str = ""
+    # A file whose size was guessed: the network runs at any multiple of `size_step` px (2 to the
+    # number of levels - 1), so the user may state the real one; 0 = the file states its size.
+    size_step: int = 0
+    size_guess: int = 0  # the importer's guess, kept in the file (0 = nothing was guessed)
+    size_chosen: bool = False  # `resolution` is the user's choice (SIZES_FILE), not the guess
 
     @property
     def one_step(self) -> bool:
@@ -102,7 +119,101 @@ def _whole(value: object, what: str, least: int) -> int:
     return int(value)
 
 
-def read_model_info(path: Path, *, is_default: bool = False) -> ModelInfo:
+def size_choices(info: ModelInfo) -> tuple[int, ...]:
+    """The sizes offered for a model whose size was guessed: the common ones this network runs at,
+    the guess and the current size; () when the file states its own size."""
+    step = info.size_step
+    if not step:
+        return ()
+    sizes = {s for s in COMMON_SIZES if s % step == 0} | {info.size_guess, info.resolution}
+    if not any(s % step == 0 for s in COMMON_SIZES):
+        sizes.add(step)  # a network deeper than every common size still runs at its smallest
+    return tuple(sorted(s for s in sizes if s > 0))
+
+
+def image_size_problem(info: ModelInfo, size: object) -> str:
+    """Why `size` cannot be this model's image size, in words for the user; "" if it can."""
+    if not info.size_step or info.path is None:
+        return (f"{info.name} states its own image size ({info.resolution} px); only a size the importer "
+                "had to guess can be changed.")
+    step = info.size_step
+    examples = ", ".join(f"{s} px" for s in size_choices(info)[:4])
+    if isinstance(size, bool) or not isinstance(size, int):
+        return f"{str(size).strip() or 'Nothing'!r} is not an image size: give a whole number of pixels, e.g. {examples}."
+    if size <= 0 or size % step:
+        halvings = step.bit_length() - 1
+        times = "once" if halvings == 1 else f"{halvings} times"
+        return (f"{size} px does not fit {info.name}: its network halves the image {times}, "
+                f"so it runs at multiples of {step} px only (e.g. {examples}).")
+    if size > MAX_IMAGE_SIZE:
+        return f"{size} px is more than the app runs a model at ({MAX_IMAGE_SIZE} px)."
+    return ""
+
+
+def _without_resolution(guessed: str) -> str:
+    """The importer's note less its resolution: 'resolution 256 px and 64 channels per attention head (why)'
+    -> '64 channels per attention head (why)'; "" when the resolution was the only guess."""
+    head, sep, why = guessed.partition(" (")
+    rest = [part for part in head.split(" and ") if not part.startswith("resolution")]
+    return " and ".join(rest) + sep + why if rest else ""
+
+
+def read_chosen_sizes(folder: Path) -> dict[str, dict]:
+    """SIZES_FILE of `folder` as {file name: {"image_size", "bytes"}}; missing or damaged: {} (the
+    guesses apply again, nothing fails)."""
+    try:
+        data = json.loads((folder / SIZES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    models = data.get("models") if isinstance(data, dict) else None
+    return {k: v for k, v in models.items() if isinstance(v, dict)} if isinstance(models, dict) else {}
+
+
+def _write_chosen_sizes(folder: Path, models: dict[str, dict]) -> None:
+    text = json.dumps({"format": SIZES_FORMAT, "version": 1, "models": models}, indent=2, sort_keys=True) + "\n"
+    try:
+        atomic_write(folder / SIZES_FILE, text.encode("utf-8"))
+    except OSError as e:
+        raise CatalogError(f"cannot write {folder / SIZES_FILE} ({e.strerror or e})") from None
+
+
+def remember_image_size(info: ModelInfo, size: int) -> None:
+    """Keep `size` as the image size of `info`'s file (checked with image_size_problem first)."""
+    problem = image_size_problem(info, size)
+    if problem:
+        raise CatalogError(problem)
+    assert info.path is not None
+    try:
+        nbytes = info.path.stat().st_size
+    except OSError as e:
+        raise CatalogError(f"{info.path.name}: cannot read the model file ({e.strerror or e})") from None
+    models = read_chosen_sizes(info.path.parent)
+    models[info.path.name] = {"image_size": size, "bytes": nbytes}
+    _write_chosen_sizes(info.path.parent, models)
+
+
+def forget_image_size(path: Path) -> None:
+    """Drop a size kept for `path` (a new import under an old name starts from its own guess)."""
+    models = read_chosen_sizes(path.parent)
+    if models.pop(path.name, None) is not None:
+        _write_chosen_sizes(path.parent, models)
+
+
+def _chosen_size(path: Path, step: int, sizes: dict[str, dict]) -> int:
+    """The size kept for this file, or 0: none, another file's (byte count), or one it cannot run at."""
+    entry = sizes.get(path.name)
+    if not entry:
+        return 0
+    size, nbytes = entry.get("image_size"), entry.get("bytes")
+    try:
+        same_file = isinstance(nbytes, int) and path.stat().st_size == nbytes
+    except OSError:
+        return 0
+    fits = isinstance(size, int) and not isinstance(size, bool) and 0 < size <= MAX_IMAGE_SIZE and size % step == 0
+    return size if same_file and fits else 0
+
+
+def read_model_info(path: Path, *, is_default: bool = False, sizes: dict[str, dict] | None = None) -> ModelInfo:
     """Describe a native model file without loading its weights.
 
     The header is untrusted input: any shape of it that is not a model description (a section that
@@ -121,17 +232,31 @@ def read_model_info(path: Path, *, is_default: bool = False) -> ModelInfo:
         if not isinstance(ts, (list, tuple)) or not ts:
             raise TypeError(f"sampler ts is {ts!r}, not a list of steps")
         name = spec.get("name")
+        resolution = _whole(unet["image_size"], "image_size", 1)  # a 0 would divide by zero later
+        guessed = meta["guessed"] if isinstance(meta.get("guessed"), str) else ""
+        step = guess = chosen = 0
+        if "resolution" in guessed:
+            mult = unet.get("channel_mult")
+            if not isinstance(mult, list) or not mult:
+                raise TypeError(f"channel_mult is {mult!r}, not a list of levels")
+            step, guess = 2 ** (len(mult) - 1), resolution
+            chosen = _chosen_size(path, step, read_chosen_sizes(path.parent) if sizes is None else sizes)
+            if chosen:
+                resolution, guessed = chosen, _without_resolution(guessed)
         return ModelInfo(
             path=path,
             name=name if isinstance(name, str) and name else path.stem,
-            resolution=_whole(unet["image_size"], "image_size", 1),  # a 0 would divide by zero later
+            resolution=resolution,
             kind=str(den.get("kind", "cm")),
             grid_steps=steps,
             edm_steps=_whole(sam.get("edm_steps", 40), "sampler edm_steps", 1),
             published_ts=tuple(_whole(t, "a published step", 0) for t in ts),
             is_default=is_default,
             num_classes=None if unet.get("num_classes") is None else _whole(unet["num_classes"], "num_classes", 1),
-            guessed=meta["guessed"] if isinstance(meta.get("guessed"), str) else "",
+            guessed=guessed,
+            size_step=step,
+            size_guess=guess,
+            size_chosen=bool(chosen),
         )
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as e:
         raise CatalogError(f"{path.name}: no Consistency Studio model description in the file ({e})") from None
@@ -156,12 +281,13 @@ def scan_models(default: Path | None, folders: list[Path]) -> tuple[list[ModelIn
     for folder in folders:
         if not folder.is_dir():
             continue
+        sizes = read_chosen_sizes(folder)
         for path in sorted(folder.glob("*.safetensors")):
             if path.resolve() in seen:
                 continue
             seen.add(path.resolve())
             try:
-                models.append(read_model_info(path))
+                models.append(read_model_info(path, sizes=sizes))
             except CatalogError as e:
                 problems.append(str(e))
     return models, problems

@@ -17,9 +17,10 @@ from ..model.brush import MAX_SIZE, MIN_SIZE, BrushSettings, BrushTool
 from ..model.catalog import ModelInfo, picker_labels
 from ..model.params import (STEP_CHOICES, TASK_HINTS, TASK_LABELS, UPSCALE_FACTORS, USES_MASK, GenerationParams, Task,
                             default_steps, steps_label)
+from .class_spin import ClassSpin
 
 
-CLASS_TIP = ("ImageNet class index the model conditions on, e.g. 207 golden retriever, 281 tabby cat, 0 tench. "
+CLASS_TIP = ("ImageNet class the model conditions on: type a number or a name (207, golden retriever, tabby cat). "
              "Every task uses it: for an edit, pick the class of what the photo shows.")
 
 
@@ -52,6 +53,7 @@ def _slider(lo: int, hi: int) -> QSlider:
 class ControlPanel(QWidget):
     task_changed = Signal(str)
     model_selected = Signal(int)
+    model_size_selected = Signal(int)  # a size picked in the Size row; 0 = "Other..." (ask for one)
     steps_changed = Signal(int)
     seed_changed = Signal(int)
     randomise_requested = Signal()
@@ -95,6 +97,10 @@ class ControlPanel(QWidget):
         model_row.addWidget(self.import_button)
         self.model_state = QLabel()
         self.model_state.setWordWrap(True)
+        # Only for a model whose file does not store its image size (an imported OpenAI .pt): the
+        # importer guessed, and the user states the size the network was trained at.
+        self.model_size = QComboBox()
+        self.model_size_label = QLabel("Size")
         self.steps = QComboBox()
         self.steps.setToolTip("Network evaluations. Edits with an EDM-trained model (such as the default) "
                               "gain detail with more steps; each step takes about as long as the first.")
@@ -107,7 +113,7 @@ class ControlPanel(QWidget):
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.randomise)
         # Class-conditional models only (the ImageNet 64 px checkpoints): the class every task conditions on.
-        self.class_label = _spin(0, 999, "", 1, CLASS_TIP)
+        self.class_label = ClassSpin(CLASS_TIP)  # "207 golden retriever"; takes a number or a name
         self.random_class = QPushButton("Random")
         self.random_class.setAccessibleName("Random class")  # the seed's button reads "Random" too
         self.random_class.setToolTip("Pick a random class: see what the model makes of the image as something else")
@@ -151,6 +157,7 @@ class ControlPanel(QWidget):
         form.addRow(self.hint)
         form.addRow("Model", model_row)
         form.addRow(self.model_state)
+        form.addRow(self.model_size_label, self.model_size)
         form.addRow("Steps", self.steps)
         form.addRow("Seed", seed_row)
         form.addRow(self.class_title, self.class_row)
@@ -219,12 +226,15 @@ class ControlPanel(QWidget):
         self._bind()
         self._shown = (Task.inpaint, 4)  # the task and upscale factor whose rows are shown
         self._show_class(None)  # until a class-conditional model has loaded
+        self.set_model_sizes((), 0, 0, 0)
 
     def _bind(self) -> None:
         self.task.currentIndexChanged.connect(self._on_task_index_changed)
         self.model.currentIndexChanged.connect(self._show_model_tip)
         self.model.currentIndexChanged.connect(self._on_model_changed)
         self.model.activated.connect(self._on_model_activated)
+        # activated, not currentIndexChanged: picking the guess that is shown confirms it.
+        self.model_size.activated.connect(lambda i: self.model_size_selected.emit(int(self.model_size.itemData(i))))
         self.steps.currentIndexChanged.connect(lambda i: self.steps_changed.emit(int(self.steps.itemData(i))))
         self.seed.valueChanged.connect(self.seed_changed)
         self.randomise.clicked.connect(self.randomise_requested)
@@ -280,8 +290,10 @@ class ControlPanel(QWidget):
     # -- controller -> view ---------------------------------------------------------------------
 
     def set_params(self, p: GenerationParams, published_ts: tuple[int, ...] | None = None, kind: str = "cm",
-                   num_classes: int | None = None, edm_steps: int | None = None) -> None:
-        """Show `p`; `num_classes`: the loaded model's class count (None: it takes no class, the row hides)."""
+                   num_classes: int | None = None, edm_steps: int | None = None,
+                   class_names: tuple[str, ...] | None = None) -> None:
+        """Show `p`; `num_classes`: the loaded model's class count (None: it takes no class, the row hides),
+        `class_names` their names when known (ImageNet's)."""
         with QSignalBlocker(self.task):
             self.task.setCurrentIndex(self.task.findData(p.task.value))
         with QSignalBlocker(self.steps):
@@ -292,7 +304,7 @@ class ControlPanel(QWidget):
             self.steps.setCurrentIndex(max(0, self.steps.findData(p.steps)))
         with QSignalBlocker(self.seed):
             self.seed.setValue(min(p.seed, self.seed.maximum()))
-        self._show_class(num_classes)
+        self._show_class(num_classes, class_names)
         with QSignalBlocker(self.class_label):
             self.class_label.setValue(p.class_label)
         with QSignalBlocker(self.strength):
@@ -349,15 +361,15 @@ class ControlPanel(QWidget):
         self.live.setVisible(task == Task.inpaint)
         self.mask_box.setEnabled(task in USES_MASK)
 
-    def _show_class(self, num_classes: int | None) -> None:
+    def _show_class(self, num_classes: int | None, names: tuple[str, ...] | None = None) -> None:
         """The class row, ranged to the model's classes; hidden for models that take none (the value is kept)."""
         for w in (self.class_title, self.class_row):
             w.setVisible(bool(num_classes))
         if num_classes:
             with QSignalBlocker(self.class_label):
-                self.class_label.setMaximum(num_classes - 1)
-            # ImageNet's examples only for ImageNet's 1000 classes: a 10-class model's box stops at 9.
-            tip = CLASS_TIP if num_classes == 1000 else (
+                self.class_label.set_classes(num_classes, names)
+            # ImageNet's names only where the classes have them: a 10-class model's box stops at 9.
+            tip = CLASS_TIP if names else (
                 f"Class index the model conditions on, 0 to {num_classes - 1}. "
                 "Every task uses it: for an edit, pick the class of what the photo shows.")
             for w in (self.class_label, self.class_title):
@@ -371,6 +383,8 @@ class ControlPanel(QWidget):
             for m, label in zip(models, picker_labels(models)):
                 self.model.addItem(label)
                 where = str(m.path) if m.path else "built in"
+                if m.size_chosen:
+                    where += f"\nImage size {m.resolution} px: your choice (the importer guessed {m.size_guess} px)"
                 self.model.setItemData(self.model.count() - 1, f"{where}\nGuessed: {m.guessed}" if m.guessed else where,
                                        Qt.ItemDataRole.ToolTipRole)
             self.model.setCurrentIndex(selected)
@@ -398,6 +412,25 @@ class ControlPanel(QWidget):
         # The combo is narrower than most labels: the tooltip gives the whole name and its file.
         where = self.model.itemData(index, Qt.ItemDataRole.ToolTipRole)
         self.model.setToolTip(f"{self.model.itemText(index)}\n{where}" if index >= 0 else "")
+
+    def set_model_sizes(self, sizes: tuple[int, ...], current: int, guess: int, step: int) -> None:
+        """The Size row: `sizes` to pick from plus "Other..."; hidden when the model states its size."""
+        for w in (self.model_size_label, self.model_size):
+            w.setVisible(bool(sizes))
+        self.model_size.setEnabled(True)  # greyed only while a model loads (MainWindow)
+        with QSignalBlocker(self.model_size):
+            self.model_size.clear()
+            for size in sizes:
+                self.model_size.addItem(f"{size} px" + (" (guessed)" if size == guess else ""), size)
+            if sizes:
+                self.model_size.addItem("Other...", 0)
+            self.model_size.setCurrentIndex(max(0, self.model_size.findData(current)))
+        tip = (f"The image size the model's network was trained at. Its file does not store it: the importer "
+               f"guessed {guess} px, and results at a wrong size come out wrong. The network runs at multiples "
+               f"of {step} px." if sizes else
+               "The image size the model was trained at, for a file that does not store it (an imported OpenAI .pt)")
+        for w in (self.model_size_label, self.model_size):
+            w.setToolTip(tip)
 
     def set_model_state(self, text: str, warning: bool) -> None:
         self.model_state.setText(text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QColorDialog, QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QColorDialog, QFileDialog, QInputDialog, QMessageBox, QWidget
 
 from ..files import OPEN_SUFFIXES
 
@@ -110,6 +110,18 @@ def open_checkpoint(parent: QWidget | None, start: str, folder: bool) -> str | N
     else:
         path, _ = QFileDialog.getOpenFileName(parent, "Import checkpoint", start, CHECKPOINT_FILTER)
     return path or None
+
+
+def ask_image_size(parent: QWidget | None, name: str, sizes: list[int], current: int, guess: int,
+                   step: int) -> str | None:
+    """The image size for a model whose file does not store it: one of `sizes` or one typed; the text
+    as entered ("128", "128 px"), for the controller to check, or None if cancelled."""
+    items = [f"{s} px" + (" (guessed on import)" if s == guess else "") for s in sizes]
+    text = (f"{name} does not store the image size its network was trained at; the importer guessed "
+            f"{guess} px.\nPick the size it was trained at, or type one (multiples of {step} px):")
+    index = sizes.index(current) if current in sizes else 0
+    value, ok = QInputDialog.getItem(parent, "Image size", text, items, index, True)
+    return value if ok else None
 
 
 def pick_colour(parent: QWidget | None, current: tuple[int, int, int]) -> tuple[int, int, int] | None:

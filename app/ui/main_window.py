@@ -6,6 +6,7 @@ a controller call in an `_on_*` handler or a direct connection in `bind`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QHBoxL
                                QVBoxLayout, QWidget)
 
 from ..model.brush import BrushSettings, BrushTool, Rect
-from ..model.catalog import ModelInfo
+from ..model.catalog import ModelInfo, size_choices
 from ..model.document import to_uint8
 from .._documents import AUTOSAVE_INTERVAL_S
 from ..files import SAVE_SUFFIXES
@@ -29,6 +30,8 @@ from .qimage import from_qimage, to_qimage
 APP_TITLE = "Consistency Studio"
 COMPARE_KEY = Qt.Key.Key_C  # hold to see the image before the last result
 PROGRESS_LONGEST = "Stroke edit: 99 % \u00b7 about 12 h 55 min left"
+# Imports in flight, as long as the controller makes it (controller.PROGRESS_CHARS: a long name is cut).
+PROGRESS_IMPORTS_LONGEST = "12 imports \u00b7 cd_imagenet\u2026: Reading checkpoint"
 PAN_KEY = Qt.Key.Key_Space  # hold and drag with the left button to pan the canvas
 NOTHING_TO_COMPARE = "Nothing to compare yet: hold C after a Run to see the image as it was before."
 
@@ -88,8 +91,11 @@ class MainWindow(QMainWindow):
         self.progress = QProgressBar()
         # Fixed: a status bar gives permanent widgets only their size hint, a few digits wide, which
         # clipped the step text ("npaint: step 12/84") however much room the bar had.
-        # Wide enough, in this font, for the longest text it shows (a stroke edit's share and time left).
-        self.progress.setFixedWidth(self.progress.fontMetrics().horizontalAdvance(PROGRESS_LONGEST) + 24)
+        # Wide enough, in this font, for the longest texts it shows (a stroke edit's share and time
+        # left; the imports in flight).
+        metrics = self.progress.fontMetrics()
+        longest = max(metrics.horizontalAdvance(t) for t in (PROGRESS_LONGEST, PROGRESS_IMPORTS_LONGEST))
+        self.progress.setFixedWidth(longest + 24)
         self.progress.setTextVisible(True)
         self.progress.setVisible(False)
         self.zoom_text = QLabel()
@@ -159,6 +165,9 @@ class MainWindow(QMainWindow):
         self.act_import.setToolTip("Import a model: an OpenAI .pt or a .safetensors file "
                                    "(a diffusers folder: Model menu)")
         self.act_import_folder = self._action("Import &Diffusers Folder...")
+        self.act_image_size = self._action("Image &Size...")
+        self.act_image_size.setToolTip("The image size the model was trained at, for an imported OpenAI .pt "
+                                       "(those files do not store it)")
         self.act_batch_folder = self._action("Batch Results &Folder...")
         self.act_batch_folder.setToolTip("Where batches (several files or a folder dropped on the window) write")
         self.act_batch_beside = self._action("Batch Results &Next to Inputs")
@@ -201,6 +210,8 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_run, self.act_cancel, self.act_seed])
         m = mb.addMenu("M&odel")
         m.addActions([self.act_import, self.act_import_folder])
+        m.addSeparator()
+        m.addAction(self.act_image_size)
         m = mb.addMenu("&Help")
         m.addActions([self.act_shortcuts, self.act_about])
 
@@ -215,6 +226,7 @@ class MainWindow(QMainWindow):
         p = self.panel
         p.task_changed.connect(lambda t: c.set_params(task=t))
         p.model_selected.connect(c.select_model)
+        p.model_size_selected.connect(self._on_model_size)
         p.steps_changed.connect(lambda n: c.set_params(steps=n))
         p.seed_changed.connect(lambda n: c.set_params(seed=n))
         p.randomise_requested.connect(c.randomise_seed)
@@ -256,6 +268,7 @@ class MainWindow(QMainWindow):
         self.act_seed.triggered.connect(c.randomise_seed)
         self.act_import.triggered.connect(lambda: self._on_import(folder=False))
         self.act_import_folder.triggered.connect(lambda: self._on_import(folder=True))
+        self.act_image_size.triggered.connect(lambda: self._on_model_size(0))
         self.act_batch_folder.triggered.connect(self._on_batch_folder)
         self.act_batch_beside.triggered.connect(lambda: c.set_batch_out_dir(None))
         self.autosave_timer.timeout.connect(c.autosave_tick)
@@ -297,7 +310,8 @@ class MainWindow(QMainWindow):
         self.panel.set_params(params, model.published_ts if model is not None else None,
                               model.kind if model is not None else "cm",
                               model.num_classes if model is not None else None,
-                              model.edm_steps if model is not None else None)
+                              model.edm_steps if model is not None else None,
+                              model.class_names if model is not None else None)
         # The actions, not only the panel's greyed buttons: Ctrl+I or the Mask menu in Colorize
         # changed a mask nobody could see, which then turned up in Inpaint.
         for a in self.mask_actions:
@@ -316,11 +330,23 @@ class MainWindow(QMainWindow):
         self._model_ready = ready
         if self.controller is not None:
             self.set_params(self.controller.params)  # "Default (n steps)" depends on the model
+            self._show_model_sizes()
         if warning:
             # The warning stays in the panel, in full and in colour, for as long as it holds. Not in
             # the status bar too: the model loads just after the image opens, so it replaced the
             # "Opened ..." line and its notes (an animated image's first frame) before anyone read them.
             self.scroll.ensureWidgetVisible(self.panel.model_state)
+
+    def _show_model_sizes(self) -> None:
+        """The Size row and Model > Image Size for the loaded model (kept but greyed while one loads)."""
+        model = self.controller.model if self.controller is not None else None
+        if model is None:
+            self.panel.model_size.setEnabled(False)
+            self.act_image_size.setEnabled(False)
+            return
+        sizes = size_choices(model)
+        self.panel.set_model_sizes(sizes, model.resolution, model.size_guess, model.size_step)
+        self.act_image_size.setEnabled(bool(sizes))
 
     def set_live_available(self, available: bool) -> None:
         self.panel.set_live_available(available)
@@ -329,7 +355,7 @@ class MainWindow(QMainWindow):
         self._busy = busy
         self.act_run.setEnabled(not busy and getattr(self, "_model_ready", False))
         self.act_cancel.setEnabled(busy or self._importing)
-        if not busy:
+        if not busy and not self._importing:  # an import in flight keeps the bar (the controller fills it)
             self.progress.setVisible(False)
 
     def set_importing(self, importing: bool) -> None:
@@ -472,6 +498,25 @@ class MainWindow(QMainWindow):
         path = self._modal(dialogs.open_checkpoint, self.controller.settings.last_dir, folder)
         if path:
             self.controller.import_checkpoint(Path(path))
+
+    def _on_model_size(self, size: int) -> None:
+        """A size from the Size row, or 0 ("Other...", Model > Image Size): ask for one."""
+        model = self.controller.model
+        if model is None:
+            return
+        value: object = size
+        if not size and not size_choices(model):
+            value = model.resolution  # a model that states its size: the controller says so
+        elif not size:
+            text = self._modal(dialogs.ask_image_size, model.name, list(size_choices(model)), model.resolution,
+                               model.size_guess, model.size_step)
+            if text is None:
+                self._show_model_sizes()  # "Other..." stays picked in the row otherwise
+                return
+            number = re.fullmatch(r"\s*(\d{1,9})\s*(px)?(\s*\(.*\))?\s*", text, re.IGNORECASE)
+            value = int(number.group(1)) if number else text  # the controller says why text is no size
+        self.controller.set_image_size(value)
+        self._show_model_sizes()  # a refused size: the row shows the model's size again
 
     def _on_import_mask(self) -> None:
         path = self._modal(dialogs.open_mask_file, self.controller.settings.last_dir)

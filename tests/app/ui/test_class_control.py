@@ -3,15 +3,18 @@ others, and wired to the controller (the value it runs with and saves)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from app.model.settings import load_settings
+from engine import Model, save_model
 
-from ..test_class_label import CLASSES, write_cond_model
+from ..test_class_label import CLASSES, cond_spec, write_cond_model
 from .conftest import wait_idle
 
 
@@ -85,3 +88,25 @@ def test_screenshot_of_the_panel_with_a_class(cond_window):
     assert not image.isNull()
     if out:
         image.save(out)
+
+
+def test_an_imagenet_model_s_class_is_shown_and_typed_by_name(tmp_path: Path, window, qtbot):
+    """A 1000-class model (as OpenAI's ImageNet 64 ones): the box reads "0 tench", and a name typed
+    in is the class the controller runs with."""
+    spec = cond_spec()
+    spec = dataclasses.replace(spec, name="imagenet-like", unet=dataclasses.replace(spec.unet, num_classes=1000))
+    folder = tmp_path / "models"  # the window's models folder
+    folder.mkdir(exist_ok=True)
+    net = Model.random(spec, seed=0, device="cpu", precision="fp32").denoiser.net
+    save_model(folder / "in1000.safetensors", spec, net.state_dict())
+    p, c = window.panel, window.controller
+    c.refresh_models()
+    p.model.setCurrentIndex(p.model.findText("imagenet-like", Qt.MatchFlag.MatchStartsWith))
+    qtbot.waitUntil(lambda: c.model is not None and c.model.num_classes == 1000, timeout=20000)
+    QApplication.processEvents()
+    assert c.params.class_label == 0 and p.class_label.text() == "0 tench"
+    p.class_label.lineEdit().selectAll()
+    qtbot.keyClicks(p.class_label.lineEdit(), "tabby cat")
+    qtbot.keyClick(p.class_label.lineEdit(), Qt.Key.Key_Return)
+    assert c.params.class_label == 281 and p.class_label.text() == "281 tabby"
+    assert "type a number or a name" in p.class_label.toolTip()

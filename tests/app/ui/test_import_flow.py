@@ -15,6 +15,7 @@ from app.model.catalog import read_model_info
 from app.ui.control_panel import ControlPanel
 from engine import Model, preset
 from engine.checkpoint import diffusers_config, official_to_diffusers
+from engine.classes import class_names
 from tests.app.fakes import make_controller
 
 CLASSES = 10
@@ -115,9 +116,9 @@ def test_the_class_tip_names_imagenet_classes_only_for_imagenet_models(qtbot) ->
     panel._show_class(CLASSES)
     for tip in (panel.class_label.toolTip(), panel.class_title.toolTip()):
         assert "golden retriever" not in tip and "ImageNet" not in tip and "0 to 9" in tip
-    panel._show_class(1000)
+    panel._show_class(1000, class_names(1000))
     for tip in (panel.class_label.toolTip(), panel.class_title.toolTip()):
-        assert "ImageNet class index" in tip and "207 golden retriever" in tip
+        assert "ImageNet class the model conditions on" in tip and "207, golden retriever" in tip
 
 
 def test_esc_cancels_an_import_and_leaves_nothing_behind(tmp_path: Path) -> None:
