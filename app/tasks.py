@@ -55,10 +55,8 @@ def at_size(spec: ModelSpec, size: int) -> ModelSpec:
     """`spec` for images of `size` px. Only the attention placement depends on the size, and it is
     tied to the network's levels (the downsampling factors that have attention), which stay; the
     weights fit any size the levels divide."""
-    unet = spec.unet
     try:
-        resized = dataclasses.replace(unet, image_size=size,
-                                      attention_resolutions=tuple(size // ds for ds in unet.attention_ds))
+        resized = spec.unet.at_size(size)
     except ValueError as e:  # a size the levels do not divide (a kept size edited by hand)
         raise TaskError(f"This model cannot run at {size} px ({e}).") from None
     return dataclasses.replace(spec, unet=resized)

@@ -58,6 +58,20 @@ class UNetConfig:
         """Downsample factors that get attention (the official code's `attention_ds`)."""
         return tuple(self.image_size // r for r in self.attention_resolutions)
 
+    @property
+    def size_step(self) -> int:
+        """Image sides must be multiples of this: the network halves them once per level after the first."""
+        return 2 ** (len(self.channel_mult) - 1)
+
+    def at_size(self, size: int) -> UNetConfig:
+        """This network for images of `size` px (an official file whose training size had to be guessed).
+
+        The weights do not depend on the size; only where attention runs is stated in pixels, and it
+        stays at the same levels (downsample factors). Raises ValueError for a size the levels do
+        not divide."""
+        return dataclasses.replace(self, image_size=size,
+                                   attention_resolutions=tuple(size // ds for ds in self.attention_ds))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

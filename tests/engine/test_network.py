@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -113,3 +115,15 @@ def test_group_norm_bf16_channels_last_matches_fp32(shape):
     assert out.dtype == torch.bfloat16
     assert out.is_contiguous(memory_format=torch.channels_last)
     assert (out.float() - ref).abs().max() < 0.05
+
+
+def test_a_network_at_another_size_keeps_its_attention_levels():
+    """`UNetConfig.at_size`: an official file whose training size was guessed runs at the size the
+    user states; its weights fit, attention stays at the same downsampling levels."""
+    unet = UNetConfig(image_size=256, channel_mult=(1, 1, 2, 2, 4, 4), attention_resolutions=(32, 16, 8))
+    assert unet.size_step == 32 and unet.attention_ds == (8, 16, 32)
+    at64 = unet.at_size(64)
+    assert at64.image_size == 64 and at64.attention_resolutions == (8, 4, 2) and at64.attention_ds == unet.attention_ds
+    assert dataclasses.replace(at64, image_size=256, attention_resolutions=(32, 16, 8)) == unet  # nothing else moved
+    with pytest.raises(ValueError, match=r"not divisible by 2\*\*5"):
+        unet.at_size(48)
