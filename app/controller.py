@@ -89,6 +89,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self.document = Document(np.full((BLANK_SIZE, BLANK_SIZE, 3), 128, np.uint8), name="Untitled")
         self.document.saved_revision = self.document.image_revision  # an untouched blank is nothing to save
         self.history = History()
+        self.history.attach(self.document)  # the cap counts the document's state from the start
         self.models: list[ModelInfo] = []
         self.model: ModelInfo | None = None  # the loaded model; None while loading
         self._ids = JobIds()
@@ -332,7 +333,9 @@ class EditorController(PaintingMixin, DocumentsMixin):
             ok = ", ".join(f"{f}x" for f in (2, 4, 8) if self.model.resolution % f == 0)
             self.view.set_status(f"This model ({self.model.resolution} px) can upscale by {ok}.")
             return None
-        mask = doc.mask.copy()
+        # Shared with the job, not copied (96 Mpx: 92 MB a run): frozen, so a stroke painted while it
+        # runs copies it first (Document.editable_mask) and the job keeps the mask it started with.
+        mask = doc.mask
         mask.flags.writeable = False
         job = JobRequest(self._ids.next(), params, doc.image, mask, doc.image_revision, live=live,
                          alpha=doc.alpha if params.task == Task.upscale else None)

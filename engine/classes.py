@@ -15,6 +15,9 @@ from functools import lru_cache
 from .paths import resources_dir
 
 IMAGENET_CLASSES = 1000
+# Two pairs of classes are the same word in the list: their WordNet senses, added to the first
+# lemma ("crane (bird)"), tell them apart wherever a name is shown or typed.
+_SENSES = {134: "bird", 517: "lifting machine", 638: "tights", 639: "swimsuit"}
 
 
 @lru_cache(maxsize=1)
@@ -22,10 +25,13 @@ def imagenet_names() -> tuple[str, ...]:
     """The 1000 ImageNet class lines (lemmas joined by ", "), index order."""
     path = resources_dir() / "classes" / "imagenet.txt"
     lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    names = tuple(ln for ln in lines if ln and not ln.startswith("#"))
+    names = [ln for ln in lines if ln and not ln.startswith("#")]
     if len(names) != IMAGENET_CLASSES:  # a damaged install, not a user error: say which file
         raise RuntimeError(f"{path} lists {len(names)} classes, expected {IMAGENET_CLASSES}")
-    return names
+    for i, sense in _SENSES.items():
+        first, *rest = names[i].split(", ")
+        names[i] = ", ".join([f"{first} ({sense})", *rest])
+    return tuple(names)
 
 
 def class_names(num_classes: int | None) -> tuple[str, ...] | None:
@@ -47,9 +53,9 @@ def describe(num_classes: int | None, index: int) -> str:
 
 def parse_class(text: str, num_classes: int | None) -> int:
     """A class index from what a user typed: a number, or a name matching one of a class's lemmas
-    (any case; "tabby cat", "Husky"). Raises ValueError with what went wrong and what might be meant:
-    an out-of-range number, a name no class has (with the nearest names), a name several classes
-    share ("crane": the bird 134 and the machine 517)."""
+    (any case; "tabby cat", "Husky", "crane (bird)"). Raises ValueError with what went wrong and
+    what might be meant: an out-of-range number, a name no class has (with the nearest names), a
+    name several classes share ("cardigan": the corgi 264 and the sweater 474)."""
     text = text.strip()
     if not num_classes:
         raise ValueError("this model is not class-conditional (it takes no class)")
@@ -71,11 +77,13 @@ def parse_class(text: str, num_classes: int | None) -> int:
     if hits:
         options = "; ".join(f"{i} ({names[i]})" for i in hits)
         raise ValueError(f"{text!r} names several classes, give the number: {options}")
+    # What might be meant: names that hold the words ("crane" -> "crane (bird)"), then look-alikes.
     lemmas = {lemma.lower(): i for i, line in enumerate(names) for lemma in line.split(", ")}
-    near = difflib.get_close_matches(key, list(lemmas), n=4, cutoff=0.6)
-    contains = [lemma for lemma in lemmas if key and key in lemma][:4]
-    guesses = list(dict.fromkeys(near + contains))[:5]
-    hint = "; did you mean " + ", ".join(f"{lemmas[g]} {g}" for g in guesses) + "?" if guesses else ""
+    guesses = [(i, names[i].split(", ")[0]) for i in search(num_classes, text, limit=5)]
+    for lemma in difflib.get_close_matches(key, list(lemmas), n=5, cutoff=0.6):
+        if len(guesses) < 5 and lemmas[lemma] not in (i for i, _ in guesses):
+            guesses.append((lemmas[lemma], lemma))
+    hint = "; did you mean " + ", ".join(f"{i} {g}" for i, g in guesses) + "?" if guesses else ""
     raise ValueError(f"no ImageNet class is called {text!r}{hint}")
 
 
@@ -89,7 +97,7 @@ def search(num_classes: int | None, text: str, limit: int = 20) -> list[int]:
         return []
     if not key:
         return list(range(min(limit, num_classes)))
-    exact = [int(key)] if key.isdigit() and int(key) < num_classes else []
+    exact = [int(key)] if key.isascii() and key.isdigit() and int(key) < num_classes else []
     if names is None:
         return exact
     word = re.compile(rf"(?<![\w-]){re.escape(key)}(?![\w-])")

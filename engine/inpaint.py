@@ -283,6 +283,8 @@ def keep_membrane_where_thin(fill: np.ndarray, image: np.ndarray, hole: np.ndarr
             py0, px0 = max(0, y0 - margin), max(0, x0 - margin)
             py1, px1 = min(h, y1 + margin), min(w, x1 + margin)
             sub = hole[py0:py1, px0:px1]
+            if sub.all():  # deep inside a wide hole: no known pixel within the margin, the share is 1
+                continue
             inner = (slice(y0 - py0, y1 - py0), slice(x0 - px0, x1 - px0))
             share = model_share(sub, scale)[inner]
             if (share == 1).all():
@@ -305,7 +307,7 @@ def distance_to_known(hole: np.ndarray, cap: float) -> np.ndarray:
     hole = np.asarray(hole, bool)
     # Small caps first: each pass costs its cap, and a thin hole is settled by the first (a 12 px
     # stroke on a 96 Mpx photo asked for a cap of 94 px and spent 2.9 s on it).
-    c = min(float(cap), 8.0)
+    c = min(float(cap), max(8.0, cap / 4))  # at most 1.25x one pass at the cap when the hole is wide
     while True:
         d = _distance_capped(hole, c)
         if c >= cap or not (d[hole] >= c).any():
@@ -601,7 +603,7 @@ def inpaint_parts(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: i
         if win.height * win.width > LARGE_WINDOW:
             # Tile by tile; each tile's alpha from the mask around it (the blend reaches grow +
             # feather px out, well inside the tiles' margin of the mask).
-            pad = opts.grow + opts.feather + 2
+            pad = opts.grow + 2 * opts.feather + 2  # the feather's blur reaches ~1.5x its width
             for ty, tx, gen in fill_large_window(image[sy, sx], generated[sy, sx], fill, resolution, multiple, opts,
                                                  sub_seed(seed, i), on_step, to_float):
                 ry = slice(sy.start + ty.start, sy.start + ty.stop)

@@ -140,7 +140,9 @@ def image_size_problem(info: ModelInfo, size: object) -> str:
     examples = ", ".join(f"{s} px" for s in size_choices(info)[:4])
     if isinstance(size, bool) or not isinstance(size, int):
         return f"{str(size).strip() or 'Nothing'!r} is not an image size: give a whole number of pixels, e.g. {examples}."
-    if size <= 0 or size % step:
+    if size <= 0:
+        return f"{size} px is not an image size: give a positive number of pixels, e.g. {examples}."
+    if size % step:
         halvings = step.bit_length() - 1
         times = "once" if halvings == 1 else f"{halvings} times"
         return (f"{size} px does not fit {info.name}: its network halves the image {times}, "

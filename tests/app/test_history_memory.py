@@ -187,9 +187,11 @@ def test_with_its_document_the_count_is_the_most_any_step_holds_and_stepping_kee
     assert counted == most
 
 
-def test_stepping_back_after_results_stays_within_the_limit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", ["opened photo", "untitled blank"])
+def test_stepping_back_after_results_stays_within_the_limit(tmp_path: Path, start: str) -> None:
     c, view, engine = make_controller(tmp_path, view=scripted_view())
-    c.open_array(make_photo(120, 160), "photo.png")
+    if start == "opened photo":
+        c.open_array(make_photo(120, 160), "photo.png")
     c.set_params(task=Task.inpaint, steps=1)
     c.set_brush(size=12)
     doc = c.document
@@ -277,3 +279,19 @@ def test_a_result_hands_the_old_mask_to_its_undo_step_without_a_copy(tmp_path: P
     assert not c.document.mask.any() and not np.shares_memory(c.document.mask, painted)
     c.undo()
     assert np.array_equal(c.document.mask, kept)
+
+
+def test_a_run_shares_the_mask_and_a_stroke_meanwhile_copies_it(tmp_path: Path) -> None:
+    c, _, engine = make_controller(tmp_path, view=scripted_view())
+    c.open_array(make_photo(120, 160), "photo.png")
+    c.set_params(task=Task.inpaint, steps=1)
+    c.set_brush(size=12)
+    _stroke(c, 20, 20, 90, 60)
+    c.run()
+    job_mask = c._job_mask
+    assert job_mask is c.document.mask and not job_mask.flags.writeable  # handed over, not copied
+    kept = job_mask.copy()
+    _stroke(c, 100, 80, 150, 110)  # painted while the job runs: the document's own copy takes it
+    assert np.array_equal(job_mask, kept) and not np.array_equal(c.document.mask, kept)
+    engine.process()
+    assert c.document.mask[80:111, 100:151].any()  # the later stroke stays for the next run

@@ -80,7 +80,7 @@ def test_the_size_is_remembered_for_that_model(tmp_path: Path) -> None:
 
 def test_an_impossible_size_is_refused_with_the_reason(tmp_path: Path) -> None:
     c, view, engine = _imported(tmp_path)
-    for bad, words in ((33, "multiples of 2 px"), (0, "multiples of 2 px"), (-64, "multiples of 2 px"),
+    for bad, words in ((33, "multiples of 2 px"), (0, "give a positive number of pixels"), (-64, "-64 px is not an image size"),
                        ("abc", "not an image size"), (1.5, "not an image size"), (8192, "4096 px")):
         view.show_error.reset_mock()
         assert not c.set_image_size(bad)
