@@ -215,7 +215,8 @@ class DocumentsMixin:
             # Saved under a higher limit or an older count: steps dropped here must not go unsaid.
             n = len(self.history.entries()[0])
             note = (f" Undo goes back {n} step{'s' if n != 1 else ''}: the oldest were dropped to keep "
-                    f"undo within {self.history.max_bytes / 2**30:.1f} GB.") if dropped else ""
+                    f"undo within {self.history.max_bytes / 2**30:.1f} GB and {self.history.max_entries} "
+                    "steps.") if dropped else ""
             self.view.set_status(f"Recovered {orphan.describe()}.{note}")
             return True
         return False

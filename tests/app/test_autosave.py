@@ -318,3 +318,19 @@ def test_a_half_made_session_left_by_a_killed_app_is_swept(tmp_path: Path) -> No
     os.utime(old, (past, past))
     assert Autosave(root).orphans() == []
     assert not old.exists() and new.exists()  # a fresh one may be another app setting up right now
+
+
+def test_a_recovery_that_drops_old_steps_says_so(tmp_path: Path, photo_file: Path, monkeypatch) -> None:
+    """An autosave made under a larger limit: the steps that do not fit now go, and the user is told."""
+    from app.model.history import History
+
+    c, _, _ = make_controller(tmp_path, start=[str(photo_file)])
+    for y in (10, 20, 30):
+        _stroke(c, (10, y), (30, y))
+    c.autosave_tick()
+    _crash(c)
+    monkeypatch.setattr(History.__init__, "__defaults__", (2, History().max_bytes))  # a 2-step limit
+    c2, view2, _ = make_controller(tmp_path)
+    status = view2.set_status.call_args.args[0]
+    assert "Recovered" in status and "Undo goes back 2 steps: the oldest were dropped" in status
+    assert "and 2 steps" in status and len(c2.history.entries()[0]) == 2
