@@ -28,7 +28,7 @@ from .sampling import (StepInfo, gaussian, gaussian_each, sample_euler, sample_h
                        sub_seed, tint_free)
 from .schedules import even_ts, karras_sigmas, sigmas_from_ts
 from .inpaint import InpaintOptions, inpaint_parts, plan_windows, round_to_multiple
-from .tensors import fit_gamut, is_grey, resize_float, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from .tensors import fit_gamut, is_grey, resize_float, rgb_to_ycbcr, shrink_float, to_uint8, ycbcr_to_rgb
 from .upscale import bleed_colour, plan_tiles, upscale_alpha, upscale_tiled
 from .unet import UNet
 
@@ -120,6 +120,10 @@ EDIT_DEFAULTS: dict[str, dict[str, Loop]] = {
 # the scale inpainting refines up to (`engine.inpaint.InpaintOptions.max_scale`), well inside the
 # default model's training zooms (up to 8).
 STROKE_MAX_ZOOM = 4
+
+# Pixels of a full-size photo handled as floats at once by the stroke edit (about 12 MB as RGB
+# float32): a 96 Mpx photo at once is 1.2 GB a copy.
+STRIP_PX = 1 << 20
 
 
 def upscale_task(factor: int, detail: bool = False) -> str:
@@ -534,7 +538,7 @@ class Model:
         if math.isnan(strength):
             raise ValueError("strength must be a number in 0..1, got nan")
         if mask is None:
-            return self._stroke_window(guide, None, strength, seed, num_steps, sampler, progress)
+            return self._stroke_window(guide, None, strength, seed, num_steps, sampler, progress, np.empty_like(guide))
         hole = _check_mask(mask, guide)
         if not hole.any():
             return guide.copy()
@@ -546,33 +550,46 @@ class Model:
             part = None if progress is None else \
                 (lambda done, total, i=i: progress(i * total + done, len(windows) * total))
             sl = win.slices()
-            final[sl] = self._stroke_window(guide[sl], hole[sl], strength, seed if i == 0 else sub_seed(seed, i),
-                                            num_steps, sampler, part)
+            # Written straight into `final`: a copy per window was two more full photos for a
+            # stroke across all of it.
+            self._stroke_window(guide[sl], hole[sl], strength, seed if i == 0 else sub_seed(seed, i),
+                                num_steps, sampler, part, final[sl])
         return final
 
     def _stroke_window(self, guide: np.ndarray, hole: np.ndarray | None, strength: float, seed: int,
-                       num_steps: int | None, sampler: str | None, progress: Progress | None) -> np.ndarray:
-        """`stroke_edit` of one (H, W, 3) guide at its working size; with `hole`, only where it is True
-        changes (the rest is projected back to the guide at every step, then pasted unchanged)."""
+                       num_steps: int | None, sampler: str | None, progress: Progress | None,
+                       out: np.ndarray) -> np.ndarray:
+        """`stroke_edit` of one (H, W, 3) guide at its working size, written into `out` (same shape
+        and dtype; returned); with `hole`, only where it is True (the rest is projected back to the
+        guide at every step, and `out` is not touched there).
+
+        The full-size steps go `STRIP_PX` pixels at a time (`shrink_float` down, `resize_float`'s
+        `rows` back up): a sketch across a 96 Mpx photo held the guide as floats, the full-size
+        upscaled result and its clipped and rounded copies at once, 2.7 GB over the photo."""
         H, W = guide.shape[:2]
         h, w = self.stroke_size(H, W)
-        y = torch.from_numpy(resize_float(as_float(guide), (w, h), Image.Resampling.LANCZOS)).permute(2, 0, 1)[None] * 2 - 1
+        y = torch.from_numpy(shrink_float(guide, (w, h), Image.Resampling.LANCZOS, as_float, STRIP_PX))
+        y = y.permute(2, 0, 1)[None] * 2 - 1
         sigma_start = float(0.5 * (80.0 ** min(max(strength, 0.0), 1.0)))
         op: Operator = Identity()
         if hole is not None:
-            keep = resize_float(1 - hole.astype(np.float32), (w, h), Image.Resampling.BOX) > 0.999
+            keep = shrink_float(hole, (w, h), Image.Resampling.BOX, lambda m: 1 - m.astype(np.float32), STRIP_PX) > 0.999
             op = Inpaint(torch.from_numpy(keep.astype(np.float32))[None, None])
         sigmas, eta = self.edit_loop("stroke_edit", None, sigma_start, num_steps, sampler)
-        out = self._restore(y.clamp(-1, 1), op, seed=seed, x_start=None, sigmas=sigmas, eta=eta, progress=progress)
-        result = np.clip(((out[0].float().cpu() + 1) / 2).permute(1, 2, 0).numpy(), 0, 1)
-        if (H, W) != (h, w):
-            result = np.clip(resize_float(result, (W, H), Image.Resampling.LANCZOS), 0, 1)
-        result = from_float(result, guide.dtype)
-        if hole is not None:
-            final = guide.copy()
-            final[hole] = result[hole]
-            return final
-        return result
+        res = self._restore(y.clamp(-1, 1), op, seed=seed, x_start=None, sigmas=sigmas, eta=eta, progress=progress)
+        result = np.clip(((res[0].float().cpu() + 1) / 2).permute(1, 2, 0).numpy(), 0, 1)
+        rows = max(1, STRIP_PX // max(W, 1))
+        for r0 in range(0, H, rows):
+            r1 = min(H, r0 + rows)
+            part = result[r0:r1] if (H, W) == (h, w) else \
+                np.clip(resize_float(result, (W, H), Image.Resampling.LANCZOS, rows=(r0, r1)), 0, 1)
+            part = from_float(part, guide.dtype)
+            if hole is None:
+                out[r0:r1] = part
+            else:
+                m = hole[r0:r1]
+                out[r0:r1][m] = part[m]
+        return out
 
 
 # Said (CLI note, app status) when colorize is given a photo that has colour: its chroma is not an

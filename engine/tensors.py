@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from PIL import Image
@@ -46,6 +48,42 @@ def resize_float(image: np.ndarray, size: tuple[int, int], resample: int = Image
         scale = image.shape[0] / h
         return np.asarray(im.resize((w, r1 - r0), resample, box=(0, r0 * scale, image.shape[1], r1 * scale)))
     return np.stack([resize_float(image[..., c], size, resample, rows) for c in range(image.shape[-1])], axis=-1)
+
+
+# How far each Pillow filter reaches, in output pixels, when it shrinks (Pillow's own supports).
+_SUPPORT = {Image.Resampling.NEAREST: 0.5, Image.Resampling.BOX: 0.5, Image.Resampling.BILINEAR: 1.0,
+            Image.Resampling.HAMMING: 1.0, Image.Resampling.BICUBIC: 2.0, Image.Resampling.LANCZOS: 3.0}
+
+
+def shrink_float(image: np.ndarray, size: tuple[int, int], resample: int, to_float: Callable[[np.ndarray], np.ndarray],
+                 strip_px: int = 1 << 21) -> np.ndarray:
+    """`resize_float(to_float(image), size, resample)` (size = (width, height)) without the whole
+    of `image` as floats: a 96 Mpx photo is 1.2 GB as float32 RGB, and Pillow copies each channel.
+
+    A band of output rows r0..r1 is made from the source rows it reads only, about `strip_px`
+    source pixels at a time: output row i is centred on source row (i + 0.5) * s (s = H / h) and
+    its filter reaches support * max(s, 1) rows either side, so the band cuts those rows plus a
+    margin and hands Pillow the band's exact position as `box`. The weights are then the whole
+    image's (Pillow clips a filter only at the source's edges, which are the band's edges only
+    where they are the image's), so the result matches to float rounding. Meant for shrinking; it
+    is correct for any size.
+    """
+    H, W = image.shape[:2]
+    w, h = size
+    s = H / h
+    reach = _SUPPORT.get(resample, 3.0) * max(s, 1.0) + 2
+    band = max(1, int(strip_px / max(W, 1) / max(s, 1.0)))
+    out = np.empty((h, w) + image.shape[2:], np.float32)
+    for r0 in range(0, h, band):
+        r1 = min(h, r0 + band)
+        a0, a1 = max(0, int(r0 * s - reach)), min(H, int(np.ceil(r1 * s + reach)))
+        part = np.asarray(to_float(image[a0:a1]), np.float32)
+        box = (0.0, r0 * s - a0, float(W), r1 * s - a0)
+        chans = [part] if part.ndim == 2 else [part[..., c] for c in range(part.shape[-1])]
+        res = [np.asarray(Image.fromarray(np.ascontiguousarray(c), mode="F").resize((w, r1 - r0), resample, box=box))
+               for c in chans]
+        out[r0:r1] = res[0] if part.ndim == 2 else np.stack(res, axis=-1)
+    return out
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
