@@ -60,7 +60,7 @@ def test_help_word_prints_help(argv, expect, gui_runs, capsys):
 
 
 @pytest.mark.parametrize("argv, hint", [(["upscal", "photo.png"], "did you mean 'upscale'"),
-                                        (["frobnicate"], "commands: colorize"),
+                                        (["frobnicate"], "commands: classes, colorize"),
                                         (["--foo"], "unrecognized option '--foo'"),
                                         (["--verbose", "photo.png"], "unrecognized option '--verbose'")])
 def test_mistyped_command_or_option_is_a_usage_error(argv, hint, gui_runs, capsys, tmp_path, monkeypatch):
