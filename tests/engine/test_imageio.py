@@ -68,25 +68,10 @@ def test_16bit_png_written_by_other_encoders(tmp_path):
 
 
 def png16_filtered(px, filters):
-    """A 16-bit RGB(A) PNG of `px` with the given filter per row, encoded with numpy (encoding
-    predicts from the original bytes, so it needs no loop)."""
-    h, w, ch = px.shape
-    bpp = 2 * ch
-    rows = px.astype(">u2").reshape(h, -1).view(np.uint8).astype(np.int32)
-    b = np.vstack([np.zeros((1, rows.shape[1]), np.int32), rows[:-1]])
-    a = np.hstack([np.zeros((h, bpp), np.int32), rows[:, :-bpp]])
-    c = np.hstack([np.zeros((h, bpp), np.int32), b[:, :-bpp]])
-    pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)
-    paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-    f = np.asarray(filters)[:, None]
-    pred = np.select([f == 1, f == 2, f == 3, f == 4], [a, b, (a + b) >> 1, paeth], 0)
-    raw = np.hstack([f.astype(np.uint8), ((rows - pred) & 255).astype(np.uint8)]).tobytes()
+    """A 16-bit RGB(A) PNG of `px` with the given filter per row (one IDAT)."""
+    from .test_deep_memory import png16
 
-    def chunk(t, body):
-        return struct.pack(">I", len(body)) + t + body + struct.pack(">I", zlib.crc32(t + body))
-
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2 if ch == 3 else 6, 0, 0, 0)) + \
-        chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return png16(px, filters)
 
 
 @pytest.mark.parametrize("h,w,ch", [(37, 23, 3), (23, 37, 4), (1, 9, 3), (9, 1, 4), (1, 1, 3)])
