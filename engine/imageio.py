@@ -185,7 +185,17 @@ def load_picture(path: str | Path) -> Picture:
                 info = {k: im.info[k] for k in ("icc_profile", "dpi") if k in im.info}
                 exif = im.getexif()
                 orientation = exif.get(0x0112, 1) if exif else 1
-                oriented = ImageOps.exif_transpose(im)
+                deep = None
+                if im.mode in ("RGB", "RGBA"):
+                    # Pillow reduces 16-bit RGB to 8 bits: read those files ourselves.
+                    if im.format == "PNG" and im.info.get("interlace", 0) == 0:
+                        deep = read_png16(path)
+                    elif im.format == "TIFF":
+                        deep = read_tiff16(tiles, im.size, path)
+                # exif_transpose decodes (and copies) the whole picture in 8 bits: only where those
+                # pixels are used, or where it must take the orientation out of the XMP text (a
+                # 96 Mpx 16-bit PNG held two such copies beside its own pixels).
+                oriented = ImageOps.exif_transpose(im) if deep is None or orientation != 1 else im
                 if exif:
                     exif[0x0112] = 1  # pixels are now upright
                     # A TIFF's "EXIF" is its whole first IFD: drop the tags that describe its pixel
@@ -200,13 +210,6 @@ def load_picture(path: str | Path) -> Picture:
                     text = {k: v for k, v in oriented.info.items() if isinstance(v, str) and k not in ("icc_profile",)}
                     if text:
                         info["text"] = text
-                deep = None
-                if im.mode in ("RGB", "RGBA"):
-                    # Pillow reduces 16-bit RGB to 8 bits: read those files ourselves.
-                    if im.format == "PNG" and im.info.get("interlace", 0) == 0:
-                        deep = read_png16(path)
-                    elif im.format == "TIFF":
-                        deep = read_tiff16(tiles, im.size, path)
                 if deep is not None:
                     o = orientation
                     rgb, alpha = _orient(deep[0], o), None if deep[1] is None else _orient(deep[1], o)
