@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from engine import imageio
 from engine.progress import TimeLeft, format_time_left
 
 from ._documents import DocumentsMixin
@@ -333,6 +334,13 @@ class EditorController(PaintingMixin, DocumentsMixin):
             ok = ", ".join(f"{f}x" for f in (2, 4, 8) if self.model.resolution % f == 0)
             self.view.set_status(f"This model ({self.model.resolution} px) can upscale by {ok}.")
             return None
+        if params.task == Task.upscale:
+            (w, h), k = doc.size, params.upscale_factor
+            if w * k * h * k > imageio.MAX_PIXELS:  # the command line says the same before any compute
+                self.view.set_status(f"Upscaling {w}x{h} by {k} would make {w * k}x{h * k} ({w * k * h * k / 1e6:.0f} Mpx), "
+                                     f"over the {imageio.MAX_PIXELS / 1e6:.0f} Mpx this editor opens: pick a smaller factor "
+                                     "or crop the picture first.")
+                return None
         # Shared with the job, not copied (96 Mpx: 92 MB a run): frozen, so a stroke painted while it
         # runs copies it first (Document.editable_mask) and the job keeps the mask it started with.
         mask = doc.mask

@@ -416,6 +416,12 @@ def check_output_path(path: str | Path, *, overwrite: bool = False, size: tuple[
         raise ImageError(f"{path.parent}: output folder does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):  # said before the compute, not after it
         raise ImageError(f"{path.parent}: output folder is not writable; nothing was changed")
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        # An upscale of a large photo (x4 of 96 Mpx: 1536 Mpx, hours of compute and 4.6 GB of
+        # pixels) would make a file this editor refuses to open: said before any compute.
+        raise ImageError(f"{path}: the result would be {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} Mpx), over "
+                         f"the {MAX_PIXELS / 1e6:.0f} Mpx this editor opens; use a smaller factor or cut the "
+                         "image into parts")
     if size is not None and fmt in MAX_SIDE and max(size) > MAX_SIDE[fmt]:
         raise ImageError(f"{path}: {size[0]}x{size[1]} is over {FORMAT_NAMES[fmt]}'s limit of {MAX_SIDE[fmt]} px a side; "
                          "save as .png or .tif instead")

@@ -157,3 +157,19 @@ def test_the_user_is_told_when_undo_drops_its_oldest_steps(editor) -> None:
         c.undo()
         steps += 1
     assert steps == len(c.history.entries()[1]) >= 1
+
+
+def test_an_upscale_past_the_size_this_editor_opens_is_refused_before_it_runs(tmp_path: Path, monkeypatch) -> None:
+    """x4 of a 96 Mpx photo would be 1536 Mpx (4.6 GB of pixels, hours of compute); here with the
+    limit lowered to a small photo's size."""
+    import engine.imageio as imageio
+
+    c, view, engine = make_controller(tmp_path, view=scripted_view())
+    c.open_array(make_photo(60, 80), "photo.png")
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 200 * 200)
+    c.set_params(task=Task.upscale, upscale_factor=4)
+    assert c.run() is None and engine.queue == []
+    status = view.set_status.call_args.args[0]
+    assert "Upscaling 80x60 by 4 would make 320x240" in status and "smaller factor" in status
+    c.set_params(upscale_factor=2)
+    assert c.run() is not None  # 160x120 fits

@@ -141,3 +141,25 @@ def test_read_image_composites_in_strips(monkeypatch, tmp_path):
     assert peak < 2 * pic.rgb.nbytes, peak / pic.rgb.nbytes
     monkeypatch.setattr(imageio, "load_picture", real_load)
     assert np.array_equal(imageio.read_image(path), want)
+
+
+def test_an_upscale_whose_result_no_reader_here_would_open_is_refused_first(tmp_path, monkeypatch, capsys):
+    """x4 of a 96 Mpx photo is 1536 Mpx: hours of compute for a file over the 200 Mpx this editor
+    opens. Said before anything runs (here with the limit lowered)."""
+    import engine.imageio as imageio
+    from app.__main__ import main
+    from engine import Model, preset
+
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 40 * 40)
+    src = tmp_path / "in.png"
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(src)
+    model = tmp_path / "tiny.safetensors"
+    from engine import save_model
+
+    tiny = Model.random(preset("tiny"), seed=0, device="cpu", precision="fp32")
+    save_model(model, tiny.spec, tiny.denoiser.net.state_dict())
+    out = tmp_path / "out.png"
+    rc = main(["upscale", str(src), "--factor", "2", "--model", str(model), "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and not out.exists()  # the command line must change: a smaller --factor
+    assert "the result would be 48x48 (0 Mpx), over the 0 Mpx this editor opens" in err and "Traceback" not in err
