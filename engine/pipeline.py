@@ -416,11 +416,14 @@ class Model:
         h, w = (min(cap, round_to_multiple(n * R / min(H, W), m)) for n in (H, W))
         # The full-size work goes a strip of about a megapixel at a time: a 96 Mpx photo as whole
         # float arrays (RGB, YCbCr, chroma, the result) peaked at 10 GB.
-        strip = max(1, (1 << 20) // W)
-        luma_full = np.empty((H, W), np.float32)
-        for r0 in range(0, H, strip):
-            luma_full[r0:r0 + strip] = rgb_to_ycbcr(as_float(image[r0:r0 + strip]) * 255)[..., 0]
-        small_luma = resize_float(luma_full, (w, h), resample=Image.Resampling.BOX if min(H, W) > min(h, w) else Image.Resampling.BICUBIC)
+        # The luma is worked out where it is used, never kept whole (384 MB at 96 Mpx).
+        strip = max(1, STRIP_PX // W)
+
+        def luma(part: np.ndarray) -> np.ndarray:
+            return rgb_to_ycbcr(as_float(part) * 255)[..., 0]
+
+        small_luma = shrink_float(image, (w, h), Image.Resampling.BOX if min(H, W) > min(h, w) else Image.Resampling.BICUBIC,
+                                  luma, STRIP_PX)
         grey = torch.from_numpy(np.clip(small_luma, 0, 255) / 127.5 - 1)[None, None].float()
         op = Colorize(neutral=True)
         sigmas, eta = self.edit_loop("colorize", ts, sigma_start, num_steps, sampler)
@@ -433,7 +436,7 @@ class Model:
         for r0 in range(0, H, strip):
             r1 = min(H, r0 + strip)
             chroma = resize_float(small_chroma, (W, H), resample=Image.Resampling.BICUBIC, rows=(r0, r1))
-            rgb = fit_gamut(ycbcr_to_rgb(np.concatenate([luma_full[r0:r1, :, None], chroma], axis=-1))) / 255
+            rgb = fit_gamut(ycbcr_to_rgb(np.concatenate([luma(image[r0:r1])[..., None], chroma], axis=-1))) / 255
             result[r0:r1] = from_float(rgb, image.dtype)
         return result
 

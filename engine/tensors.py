@@ -58,7 +58,7 @@ _SUPPORT = {Image.Resampling.NEAREST: 0.5, Image.Resampling.BOX: 0.5, Image.Resa
 def shrink_float(image: np.ndarray, size: tuple[int, int], resample: int, to_float: Callable[[np.ndarray], np.ndarray],
                  strip_px: int = 1 << 21) -> np.ndarray:
     """`resize_float(to_float(image), size, resample)` (size = (width, height)) without the whole
-    of `image` as floats: a 96 Mpx photo is 1.2 GB as float32 RGB, and Pillow copies each channel.
+    of `to_float(image)` (which may drop or add channels) as floats: a 96 Mpx photo is 1.2 GB as float32 RGB, and Pillow copies each channel.
 
     A band of output rows r0..r1 is made from the source rows it reads only, about `strip_px`
     source pixels at a time: output row i is centred on source row (i + 0.5) * s (s = H / h) and
@@ -71,9 +71,11 @@ def shrink_float(image: np.ndarray, size: tuple[int, int], resample: int, to_flo
     H, W = image.shape[:2]
     w, h = size
     s = H / h
-    reach = _SUPPORT.get(resample, 3.0) * max(s, 1.0) + 2
+    # Output row i reads source rows (i + 0.5) * s -/+ support * s: beyond the band's own rows
+    # [r0 * s, r1 * s), (support - 0.5) * s each side (BOX: none, so a band reads only its rows).
+    reach = (_SUPPORT.get(resample, 3.0) - 0.5) * max(s, 1.0) + 2
     band = max(1, int(strip_px / max(W, 1) / max(s, 1.0)))
-    out = np.empty((h, w) + image.shape[2:], np.float32)
+    out = None  # shaped by what `to_float` makes (a grey luma from an RGB photo, say)
     for r0 in range(0, h, band):
         r1 = min(h, r0 + band)
         a0, a1 = max(0, int(r0 * s - reach)), min(H, int(np.ceil(r1 * s + reach)))
@@ -82,6 +84,8 @@ def shrink_float(image: np.ndarray, size: tuple[int, int], resample: int, to_flo
         chans = [part] if part.ndim == 2 else [part[..., c] for c in range(part.shape[-1])]
         res = [np.asarray(Image.fromarray(np.ascontiguousarray(c), mode="F").resize((w, r1 - r0), resample, box=box))
                for c in chans]
+        if out is None:
+            out = np.empty((h, w) + part.shape[2:], np.float32)
         out[r0:r1] = res[0] if part.ndim == 2 else np.stack(res, axis=-1)
     return out
 

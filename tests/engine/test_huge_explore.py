@@ -151,6 +151,8 @@ def test_an_upscale_whose_result_no_reader_here_would_open_is_refused_first(tmp_
     from engine import Model, preset
 
     monkeypatch.setattr(imageio, "MAX_PIXELS", 40 * 40)
+    # load_picture hands its limit to Pillow's global: put that back too, after the test.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
     src = tmp_path / "in.png"
     Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(src)
     model = tmp_path / "tiny.safetensors"

@@ -439,7 +439,8 @@ def test_colorize_works_on_the_full_size_a_strip_at_a_time(tiny_model, monkeypat
     real = pipeline.as_float
     monkeypatch.setattr(pipeline, "as_float", lambda a: seen.append(a.shape[0]) or real(a))
     got = tiny_model.colorize(img, seed=1, num_steps=1)
-    assert np.array_equal(got, want) and len(seen) == 2 and max(seen) < 1500
+    # Bands for the small luma (the model's input), then strips for the result: never all of it.
+    assert np.array_equal(got, want) and len(seen) >= 2 and max(seen) < 1500
     # The strips of a resize are the rows of the whole one.
     small = np.random.default_rng(0).random((37, 53, 2)).astype(np.float32) * 255
     whole = resize_float(small, (999, 701))
