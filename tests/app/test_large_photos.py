@@ -167,6 +167,7 @@ def test_an_upscale_past_the_size_this_editor_opens_is_refused_before_it_runs(tm
     c, view, engine = make_controller(tmp_path, view=scripted_view())
     c.open_array(make_photo(60, 80), "photo.png")
     monkeypatch.setattr(imageio, "MAX_PIXELS", 200 * 200)
+    monkeypatch.setattr(imageio.Image, "MAX_IMAGE_PIXELS", imageio.Image.MAX_IMAGE_PIXELS)  # load_picture sets it
     c.set_params(task=Task.upscale, upscale_factor=4)
     assert c.run() is None and engine.queue == []
     status = view.set_status.call_args.args[0]
