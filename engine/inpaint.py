@@ -268,8 +268,21 @@ def fill_window(crop: np.ndarray, hole: np.ndarray, fill: Fill, resolution: int,
     return np.where(hole[..., None], prev, crop)
 
 
-# Tiles of `keep_membrane_where_thin`: a thin stroke across a 12 Mpx photo touches a few dozen.
-_THIN_TILE = 256
+# Full-size tiles of `keep_membrane_where_thin` and `fill_large_window`: a thin stroke across a
+# 12 Mpx photo touches a few dozen.
+_TILE = 256
+
+
+def _hole_tiles(hole: np.ndarray, margin: int) -> Iterator[tuple[slice, slice, slice, slice]]:
+    """(rows, cols, padded rows, padded cols) of each `_TILE` tile of `hole` that holds hole pixels,
+    the padding `margin` px (cut at the edges)."""
+    h, w = hole.shape
+    for y0 in range(0, h, _TILE):
+        for x0 in range(0, w, _TILE):
+            y1, x1 = min(h, y0 + _TILE), min(w, x0 + _TILE)
+            if hole[y0:y1, x0:x1].any():
+                yield (slice(y0, y1), slice(x0, x1),
+                       slice(max(0, y0 - margin), min(h, y1 + margin)), slice(max(0, x0 - margin), min(w, x1 + margin)))
 
 
 def keep_membrane_where_thin(fill: np.ndarray, image: np.ndarray, hole: np.ndarray, scale: float) -> np.ndarray:
@@ -286,25 +299,18 @@ def keep_membrane_where_thin(fill: np.ndarray, image: np.ndarray, hole: np.ndarr
     """
     if scale <= 1 or not hole.any():
         return fill
-    h, w = hole.shape
     margin = 64 * math.ceil((2 * scale + 8) / 64)
     out = fill.copy()
-    for y0 in range(0, h, _THIN_TILE):
-        for x0 in range(0, w, _THIN_TILE):
-            y1, x1 = min(h, y0 + _THIN_TILE), min(w, x0 + _THIN_TILE)
-            if not hole[y0:y1, x0:x1].any():
-                continue
-            py0, px0 = max(0, y0 - margin), max(0, x0 - margin)
-            py1, px1 = min(h, y1 + margin), min(w, x1 + margin)
-            sub = hole[py0:py1, px0:px1]
-            if sub.all():  # deep inside a wide hole: no known pixel within the margin, the share is 1
-                continue
-            inner = (slice(y0 - py0, y1 - py0), slice(x0 - px0, x1 - px0))
-            share = _tile_share(hole, slice(y0, y1), slice(x0, x1), scale)
-            if (share == 1).all():
-                continue
-            membrane = _hwc(smooth_fill(_nchw(image[py0:py1, px0:px1]), torch.from_numpy(~sub)[None, None]))[inner]
-            out[y0:y1, x0:x1] = membrane + share[..., None] * (fill[y0:y1, x0:x1] - membrane)
+    for ty, tx, py, px in _hole_tiles(hole, margin):
+        sub = hole[py, px]
+        if sub.all():  # deep inside a wide hole: no known pixel within the margin, the share is 1
+            continue
+        share = _tile_share(hole, ty, tx, scale)
+        if (share == 1).all():
+            continue
+        inner = (slice(ty.start - py.start, ty.stop - py.start), slice(tx.start - px.start, tx.stop - px.start))
+        membrane = _hwc(smooth_fill(_nchw(image[py, px]), torch.from_numpy(~sub)[None, None]))[inner]
+        out[ty, tx] = membrane + share[..., None] * (fill[ty, tx] - membrane)
     return out
 
 
@@ -462,7 +468,6 @@ def smooth_fill(x: torch.Tensor, known: torch.Tensor, relax: int = 8) -> torch.T
 # and 15 GB for a 12 px stroke.
 LARGE_WINDOW = 1 << 22
 MID_PIXELS = 1 << 21  # ... the size of that mid level
-_TILE = 256  # full-size tiles of the large-window path
 
 
 def block_means(src: np.ndarray, hole: np.ndarray, k: int, to_float: Callable[[np.ndarray], np.ndarray],
@@ -541,7 +546,7 @@ def fill_large_window(src: np.ndarray, hole: np.ndarray, fill: Fill, resolution:
     from two flat photos whose fills drop from 59 and 47 dB to 50 and 44 dB.
     """
     h, w = hole.shape
-    k = max(1, math.ceil(math.sqrt(h * w / (mid_pixels or MID_PIXELS))))
+    k = _mid_factor(h, w, mid_pixels)
     mid_y, cover = block_means(src, hole, k, to_float)
     mh, mw = mid_y.shape[:2]
     mid_hole = cover < 0.5  # the rule of the coarse levels: a block is known when most of it is
@@ -559,42 +564,39 @@ def fill_large_window(src: np.ndarray, hole: np.ndarray, fill: Fill, resolution:
     # Tiles need the known pixels `model_share` looks for (up to `scale` px away) and the
     # membrane's pyramid blocks up to 64 px aligned with the window's (`keep_membrane_where_thin`).
     margin = 64 * math.ceil((2 * scale + 8) / 64)
-    for y0 in range(0, h, _TILE):
-        for x0 in range(0, w, _TILE):
-            y1, x1 = min(h, y0 + _TILE), min(w, x0 + _TILE)
-            if not hole[y0:y1, x0:x1].any():
-                continue
-            py, px = slice(max(0, y0 - margin), min(h, y1 + margin)), slice(max(0, x0 - margin), min(w, x1 + margin))
-            sub = hole[py, px]
-            if sub.all():
-                # Deep inside a wide hole: no known pixel within the margin, so nothing at full size
-                # to fit or keep; the tile itself only (the margin was 8x its work).
-                ty, tx = slice(y0, y1), slice(x0, x1)
-                out = np.clip(_resize_part(prev, size, ty, tx), 0, 1)
-                if error_mid is not None:
-                    out = out + _upsample_part(error_mid, k, ty, tx)
-                yield ty, tx, np.clip(out, 0, 1)
-                continue
-            inner = (slice(y0 - py.start, y1 - py.start), slice(x0 - px.start, x1 - px.start))
-            out = np.clip(_resize_part(prev, size, py, px), 0, 1)
-            if error_mid is not None:
-                out = out + _upsample_part(error_mid, k, py, px)
-            crop = to_float(src[py, px])
-            out = out[inner]
-            share = _tile_share(hole, slice(y0, y1), slice(x0, x1), scale)
-            if (share < 1).any():
-                membrane = _hwc(smooth_fill(_nchw(crop), torch.from_numpy(~sub)[None, None]))[inner]
-                out = membrane + share[..., None] * (out - membrane)
-            tile = np.where(sub[inner][..., None], np.clip(out, 0, 1), crop[inner])
-            yield slice(y0, y1), slice(x0, x1), tile
+    def fill_of(rows: slice, cols: slice) -> np.ndarray:
+        """The finest level's fill resampled to these full-size pixels, plus the mid level's cloning."""
+        out = np.clip(_resize_part(prev, size, rows, cols), 0, 1)
+        return out if error_mid is None else out + _upsample_part(error_mid, k, rows, cols)
+
+    for ty, tx, py, px in _hole_tiles(hole, margin):
+        sub = hole[py, px]
+        if sub.all():
+            # Deep inside a wide hole: no known pixel within the margin, so nothing at full size
+            # to fit or keep; the tile itself only (the margin was 8x its work).
+            yield ty, tx, np.clip(fill_of(ty, tx), 0, 1)
+            continue
+        inner = (slice(ty.start - py.start, ty.stop - py.start), slice(tx.start - px.start, tx.stop - px.start))
+        out = fill_of(ty, tx)
+        crop = to_float(src[py, px])
+        share = _tile_share(hole, ty, tx, scale)
+        if (share < 1).any():
+            membrane = _hwc(smooth_fill(_nchw(crop), torch.from_numpy(~sub)[None, None]))[inner]
+            out = membrane + share[..., None] * (out - membrane)
+        yield ty, tx, np.where(sub[inner][..., None], np.clip(out, 0, 1), crop[inner])
 
 
 def fill_size(h: int, w: int) -> tuple[int, int]:
     """The size `fill_window` works on for a window of h x w (the mid level's for a large one)."""
     if h * w <= LARGE_WINDOW:
         return h, w
-    k = max(1, math.ceil(math.sqrt(h * w / MID_PIXELS)))
+    k = _mid_factor(h, w)
     return -(-h // k), -(-w // k)
+
+
+def _mid_factor(h: int, w: int, mid_pixels: int | None = None) -> int:
+    """The integer k a large window is averaged down by to make its mid level of about `mid_pixels`."""
+    return max(1, math.ceil(math.sqrt(h * w / (mid_pixels or MID_PIXELS))))
 
 
 def plan_windows(mask: np.ndarray, opts: InpaintOptions = InpaintOptions()) -> list[Window]:

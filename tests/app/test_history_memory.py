@@ -67,6 +67,16 @@ def _history_held(hist: History) -> int:
     return _held([s for s, _ in undo] + [s for s, _ in redo])
 
 
+def _step_through_within_the_limit(c) -> None:
+    """Undo to the start, then redo to the end, the history never holding more than its limit."""
+    while c.history.can_undo:
+        c.undo()
+        assert _history_held(c.history) <= c.history.max_bytes
+    while c.history.can_redo:
+        c.redo()
+        assert _history_held(c.history) <= c.history.max_bytes
+
+
 def _state(doc: Document) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return doc.image.copy(), doc.mask.copy(), None if doc.before is None else doc.before.copy()
 
@@ -206,13 +216,8 @@ def test_stepping_back_after_results_stays_within_the_limit(tmp_path: Path, star
     assert told  # steps were dropped, and the user was told so when they went
     steps = len(c.history.entries()[0])
     view.reset_mock()
-    while c.history.can_undo:
-        c.undo()
-        # The old count let the first undo after a result keep that result besides: a picture over.
-        assert _history_held(c.history) <= c.history.max_bytes
-    while c.history.can_redo:
-        c.redo()
-        assert _history_held(c.history) <= c.history.max_bytes
+    # The old count let the first undo after a result keep that result besides: a picture over.
+    _step_through_within_the_limit(c)
     assert len(c.history.entries()[0]) == steps  # stepping drops nothing, so nothing goes unsaid
     assert not any("dropped" in call.args[0] for call in view.set_status.call_args_list)
 
@@ -231,12 +236,7 @@ def test_colour_strokes_are_counted_wherever_undo_goes(big_editor) -> None:
     assert "oldest were dropped" in view.set_status.call_args.args[0]
     assert [label for _, label in c.history.entries()[0]] == ["Colour stroke", "Colour stroke"]
     view.reset_mock()
-    while c.history.can_undo:
-        c.undo()
-        assert _history_held(c.history) <= c.history.max_bytes
-    while c.history.can_redo:
-        c.redo()
-        assert _history_held(c.history) <= c.history.max_bytes
+    _step_through_within_the_limit(c)
     assert not any("dropped" in call.args[0] for call in view.set_status.call_args_list)
 
 

@@ -18,12 +18,9 @@ import engine.imageio as imageio
 import engine.pipeline as pipeline
 from engine.tensors import resize_float, shrink_float
 
+from .test_stroke_edit import make_photo as _photo
 
-def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 5)], -1) * 200 + rng.normal(0, 8, (h, w, 3))
-    return np.clip(base, 0, 255).astype(np.uint8)
+
 
 
 @pytest.fixture

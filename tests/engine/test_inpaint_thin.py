@@ -13,7 +13,6 @@ import torch
 from PIL import Image, ImageDraw
 
 import engine.inpaint as inpaint
-from engine import Model
 from engine.eval.metrics import psnr
 from engine.inpaint import InpaintOptions, distance_to_known, model_share, smooth_fill
 from engine.paths import resources_dir
@@ -110,11 +109,6 @@ def test_a_fill_made_coarser_than_a_thin_stroke_is_replaced_by_the_membrane():
 
 
 @pytest.fixture(scope="module")
-def model(shipped_model: Model) -> Model:
-    return shipped_model
-
-
-@pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     with Image.open(resources_dir() / "samples" / "italy.png") as im:
         return np.asarray(im.convert("RGB").resize((384, 256), Image.Resampling.BOX))
@@ -138,28 +132,28 @@ def _without_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inpaint, "model_share", lambda hole, scale: np.ones(np.shape(hole), np.float32))
 
 
-def test_thin_strokes_on_a_photo_keep_the_membrane_s_fidelity(model, photo, monkeypatch):
+def test_thin_strokes_on_a_photo_keep_the_membrane_s_fidelity(shipped_model, photo, monkeypatch):
     """3 px strokes, masked exactly, scale 3: the fill scores with the membrane (the fill made at the
     working scale alone scores under it), and the pixels outside stay untouched."""
     hole = _strokes(*photo.shape[:2], 3)
-    out = model.inpaint(photo, hole, seed=0, options=EXACT)
+    out = shipped_model.inpaint(photo, hole, seed=0, options=EXACT)
     assert np.array_equal(out[~hole], photo[~hole])
     db = psnr(out, photo, hole)
     membrane = psnr(_membrane(photo, hole), photo, hole)
     _without_rule(monkeypatch)
-    before = psnr(model.inpaint(photo, hole, seed=0, options=EXACT), photo, hole)
+    before = psnr(shipped_model.inpaint(photo, hole, seed=0, options=EXACT), photo, hole)
     assert db > before + 0.2, (db, before, membrane)
     assert db > membrane - 0.15, (db, before, membrane)
 
 
-def test_a_wide_hole_still_gets_the_model_s_fill(model, photo, monkeypatch):
+def test_a_wide_hole_still_gets_the_model_s_fill(shipped_model, photo, monkeypatch):
     """A 48 px box (16 working px): only a ring of scale px at its border moves toward the membrane;
     the inside is the model's, and the fill does not score worse than before."""
     hole = np.zeros(photo.shape[:2], bool)
     hole[104:152, 168:216] = True
-    out = model.inpaint(photo, hole, seed=0, options=EXACT)
+    out = shipped_model.inpaint(photo, hole, seed=0, options=EXACT)
     _without_rule(monkeypatch)
-    old = model.inpaint(photo, hole, seed=0, options=EXACT)
+    old = shipped_model.inpaint(photo, hole, seed=0, options=EXACT)
     membrane = _membrane(photo, hole)
     inside = np.zeros_like(hole)
     inside[110:146, 174:210] = True  # farther than 3 px (the scale) from the border

@@ -9,6 +9,13 @@ from app.ui.class_spin import ClassSpin
 from engine.classes import class_names
 
 
+def _box(qtbot, classes: int) -> ClassSpin:
+    box = ClassSpin()
+    qtbot.addWidget(box)
+    box.set_classes(classes, class_names(classes))
+    return box
+
+
 def _type(qtbot, box: ClassSpin, text: str) -> None:
     box.lineEdit().selectAll()
     qtbot.keyClicks(box.lineEdit(), text)
@@ -16,9 +23,7 @@ def _type(qtbot, box: ClassSpin, text: str) -> None:
 
 
 def test_an_imagenet_model_s_class_shows_its_name_and_takes_one_typed(qtbot):
-    box = ClassSpin()
-    qtbot.addWidget(box)
-    box.set_classes(1000, class_names(1000))
+    box = _box(qtbot, 1000)
     box.setValue(207)
     assert box.text() == "207 golden retriever" and box.maximum() == 999
     seen = []
@@ -39,9 +44,7 @@ def test_an_imagenet_model_s_class_shows_its_name_and_takes_one_typed(qtbot):
 
 
 def test_names_complete_from_any_part_of_them(qtbot):
-    box = ClassSpin()
-    qtbot.addWidget(box)
-    box.set_classes(1000, class_names(1000))
+    box = _box(qtbot, 1000)
     completer = box.lineEdit().completer()
     completer.setCompletionPrefix("retriever")
     found = [completer.completionModel().index(i, 0).data() for i in range(completer.completionCount())]
@@ -52,9 +55,7 @@ def test_names_complete_from_any_part_of_them(qtbot):
 
 
 def test_a_model_with_unnamed_classes_shows_numbers(qtbot):
-    box = ClassSpin()
-    qtbot.addWidget(box)
-    box.set_classes(10, class_names(10))
+    box = _box(qtbot, 10)
     box.setValue(3)
     assert box.text() == "3" and box.maximum() == 9
     assert box.lineEdit().completer().model().rowCount() == 0
