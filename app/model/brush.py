@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
+from PIL import Image, ImageFilter
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 with x1/y1 exclusive
 
@@ -229,47 +230,93 @@ def invert(mask: np.ndarray) -> np.ndarray:
 
 
 def _max_filter(a: np.ndarray, r: int, axis: int) -> np.ndarray:
-    out = a.copy()
+    """The maximum over a[i - r : i + r + 1] along `axis` (the window clipped at the ends).
+
+    By doubling (van Herk / Gil-Werman style): maxima over windows of 1, 2, 4, ... p samples, then
+    two windows of p overlapping to cover 2r + 1: log2(r) + 1 passes instead of 2r (a 12000 px
+    photo's grow of 120 px: 241 -> 9)."""
     n = a.shape[axis]
-    for s in range(1, min(r, n - 1) + 1):
-        lo = [slice(None)] * 2
-        hi = [slice(None)] * 2
-        lo[axis], hi[axis] = slice(s, None), slice(None, -s)
-        np.maximum(out[tuple(lo)], a[tuple(hi)], out=out[tuple(lo)])
-        np.maximum(out[tuple(hi)], a[tuple(lo)], out=out[tuple(hi)])
-    return out
+    r = min(r, n - 1)
+    if r <= 0:
+        return a.copy()
+    b = np.moveaxis(a, axis, 0)
+    # Zeros outside: the neutral value of a max over uint8, so the window never needs clipping.
+    padded = np.zeros((n + 2 * r,) + b.shape[1:], a.dtype)
+    padded[r:r + n] = b
+    width = 2 * r + 1
+    span, runs = 1, padded  # runs[j] = max(padded[j : j + span])
+    while 2 * span <= width:
+        runs = np.maximum(runs[:-span], runs[span:])
+        span *= 2
+    out = np.maximum(runs[:n], runs[width - span:width - span + n])
+    return np.ascontiguousarray(np.moveaxis(out, 0, axis))
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """Dilate by `pixels` (square structuring element, separable)."""
+    """Dilate by `pixels` (square structuring element, separable).
+
+    Only pixels within `pixels` of an edge can change: the filter runs on that crop of the mask
+    (strokes on a 100 Mpx photo: a crop, not the photo)."""
     if pixels <= 0:
         return mask.copy()
-    return _max_filter(_max_filter(mask, pixels, 0), pixels, 1)
+    edges = _edge_box(mask)
+    if edges is None:
+        return mask.copy()
+    h, w = mask.shape
+    x0, y0, x1, y1 = (max(0, edges[0] - pixels), max(0, edges[1] - pixels),
+                      min(w, edges[2] + pixels), min(h, edges[3] + pixels))
+    # The crop's windows are clipped at its border, which loses nothing: beyond it the mask is
+    # constant along each line, and the same value is inside.
+    out = mask.copy()
+    out[y0:y1, x0:x1] = _max_filter(_max_filter(mask[y0:y1, x0:x1], pixels, 0), pixels, 1)
+    return out
 
 
 def shrink(mask: np.ndarray, pixels: int) -> np.ndarray:
     return 255 - grow(255 - mask, pixels)
 
 
-def _box_blur(a: np.ndarray, r: int, axis: int) -> np.ndarray:
-    pad = [(0, 0), (0, 0)]
-    pad[axis] = (r + 1, r)
-    c = np.cumsum(np.pad(a, pad, mode="edge"), axis=axis, dtype=np.float64)
-    n = a.shape[axis]
-    hi = np.take(c, np.arange(2 * r + 1, 2 * r + 1 + n), axis=axis)
-    lo = np.take(c, np.arange(0, n), axis=axis)
-    return ((hi - lo) / (2 * r + 1)).astype(np.float32)
+def _edge_box(mask: np.ndarray) -> Rect | None:
+    """The bounding box of every pixel that differs from a 4-neighbour; None for a uniform mask."""
+    h, w = mask.shape
+    xs: list[int] = []
+    ys: list[int] = []
+    for diff, dy, dx in ((mask[:, 1:] != mask[:, :-1], 0, 1), (mask[1:, :] != mask[:-1, :], 1, 0)):
+        rows = np.flatnonzero(diff.any(axis=1))
+        if rows.size:
+            cols = np.flatnonzero(diff.any(axis=0))
+            ys += [int(rows[0]), int(rows[-1]) + dy]
+            xs += [int(cols[0]), int(cols[-1]) + dx]
+    if not ys:
+        return None
+    return min(xs), min(ys), max(xs) + 1, max(ys) + 1
 
 
 def feather(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """Soften the edge over about `pixels`: three box blurs approximate a Gaussian (sigma ~ pixels/2)."""
+    """Soften the edge over about `pixels`: three box blurs approximate a Gaussian (sigma ~ pixels/2).
+
+    Only the pixels within the blurs' reach (3 radii) of an edge can change, so a few strokes on a
+    100 Mpx photo blur a crop, not the photo (`bench/mask_ops.py`)."""
     if pixels <= 0:
         return mask.copy()
     r = max(1, round(pixels / 3))
-    a = mask.astype(np.float32)
+    edges = _edge_box(mask)
+    if edges is None:
+        return mask.copy()  # uniform: blurring changes nothing
+    h, w = mask.shape
+    reach = 3 * r
+    x0, y0 = max(0, edges[0] - reach), max(0, edges[1] - reach)
+    x1, y1 = min(w, edges[2] + reach), min(h, edges[3] + reach)
+    # No margin of input is needed: outside the edge box the mask is constant along every line out
+    # of the crop, so the crop's replicated border is exactly what lies beyond it.
+    # Pillow's box blur (C, 8-bit between passes: within 1 level of blurring in float, and about 10x
+    # faster on a 100 Mpx mask) replicates the edge pixels, as the float blur did.
+    crop = Image.fromarray(np.ascontiguousarray(mask[y0:y1, x0:x1]))
     for _ in range(3):
-        a = _box_blur(_box_blur(a, r, 0), r, 1)
-    return np.clip(a + 0.5, 0, 255).astype(np.uint8)
+        crop = crop.filter(ImageFilter.BoxBlur(r))
+    out = mask.copy()
+    out[y0:y1, x0:x1] = np.asarray(crop)
+    return out
 
 
 def bounds(mask: np.ndarray) -> Rect | None:

@@ -188,3 +188,61 @@ def test_a_long_move_with_a_tiny_brush_is_quick(capsys: pytest.CaptureFixture[st
     assert np.array_equal(fast.coverage, slow.coverage) and fast.bounds == slow.bounds
     with capsys.disabled():
         print(f"\n1 px brush over 20000 px: {times[0] * 1000:.1f} ms together, {times[1] * 1000:.1f} ms dab by dab")
+
+
+def _feather_reference(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """Three separable box blurs of radius round(pixels / 3) in float64 over the whole mask, edges replicated."""
+    r = max(1, round(pixels / 3))
+    a = mask.astype(np.float64)
+    for _ in range(3):
+        for axis in (0, 1):
+            pad = [(0, 0), (0, 0)]
+            pad[axis] = (r, r)
+            p = np.pad(a, pad, mode="edge")
+            a = sum(np.take(p, np.arange(k, k + a.shape[axis]), axis=axis) for k in range(2 * r + 1)) / (2 * r + 1)
+    return np.clip(a + 0.5, 0, 255).astype(np.uint8)
+
+
+def _grow_reference(mask: np.ndarray, pixels: int) -> np.ndarray:
+    h, w = mask.shape
+    out = np.empty_like(mask)
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = mask[max(0, y - pixels):y + pixels + 1, max(0, x - pixels):x + pixels + 1].max()
+    return out
+
+
+def _random_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    m = np.zeros((h, w), np.uint8)
+    for _ in range(rng.integers(1, 4)):
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        m[y:y + rng.integers(1, 12), x:x + rng.integers(1, 12)] = rng.integers(1, 256)
+    return 255 - m if rng.random() < 0.3 else m
+
+
+def test_feather_and_grow_of_a_local_mask_match_the_whole_mask_filters() -> None:
+    # feather and grow only filter the crop an edge can reach (plus the margin that feeds it): on
+    # masks whose strokes sit anywhere, near the borders too, they must give what filtering the
+    # whole mask gives (feather: within one level, Pillow's blur rounds to 8 bits between passes).
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        h, w = (int(v) for v in rng.integers(3, 48, 2))
+        m = _random_mask(rng, h, w)
+        px = int(rng.integers(1, 20))
+        f = brush.feather(m, px)
+        assert np.abs(f.astype(int) - _feather_reference(m, px)).max() <= 1
+        g = brush.grow(m, px)
+        assert np.array_equal(g, _grow_reference(m, px))
+        assert np.array_equal(brush.shrink(m, px), 255 - _grow_reference(255 - m, px))
+    flat = np.full((20, 30), 77, np.uint8)  # no edge: nothing to filter
+    assert np.array_equal(brush.feather(flat, 9), flat) and np.array_equal(brush.grow(flat, 9), flat)
+
+
+def test_feather_leaves_pixels_beyond_its_reach_alone() -> None:
+    m = np.zeros((400, 500), np.uint8)
+    m[100:110, 200:260] = 255
+    f = brush.feather(m, 12)  # radius 4, three blurs: reaches 12 px
+    changed = np.argwhere(f != m)
+    assert changed[:, 0].min() >= 100 - 12 and changed[:, 0].max() < 110 + 12
+    assert changed[:, 1].min() >= 200 - 12 and changed[:, 1].max() < 260 + 12
+    assert 0 < f[100, 200] < 255 and f[105, 230] > 150  # a 10 px band keeps most of its middle
