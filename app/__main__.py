@@ -44,6 +44,17 @@ def _no_display() -> bool:
     return not any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
+def _headless(argv: list[str]) -> int:
+    """engine.cli's main; a Ctrl-C while it is imported (torch takes seconds to load) is an
+    interrupt, exit 130, as during the command itself, not a traceback from inside torch."""
+    try:
+        from engine.cli import main as cli_main
+    except KeyboardInterrupt:
+        print("cstudio: interrupted", file=sys.stderr)
+        return 130
+    return cli_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("--version", "-V"):
@@ -51,15 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv and argv[0] == "help":
         # `cstudio help [COMMAND]`, as git and pip spell it; otherwise "help" would be opened as an image.
-        argv = [*argv[1:2], "--help"]
-        from engine.cli import main as cli_main
-
-        return cli_main(argv)
+        return _headless([*argv[1:2], "--help"])
     if argv and argv[0] in HEADLESS:
         # Headless commands never import Qt, so they run on servers without a display.
-        from engine.cli import main as cli_main
-
-        return cli_main(argv)
+        return _headless(argv)
     # The app opens only files, so a mistyped option or command would otherwise start it with an error dialog
     # (or silently, for an option). macOS Finder may add -psn_0_NNN to an app it starts: not a mistake.
     options = [a for a in argv if a.startswith("-") and not a.startswith("-psn_")]

@@ -67,12 +67,15 @@ class DocumentsMixin:
         depth = ", 16-bit" if doc.image.dtype == np.uint16 else ""
         alpha = ", transparency kept" if doc.alpha is not None else ""
         notes = "".join(f" Note: {n}." for n in doc.notes)
-        self.view.set_status(f"Opened {path.name} ({doc.size[0]}x{doc.size[1]}{depth}{alpha}).{notes}")
+        self._status(f"Opened {path.name} ({doc.size[0]}x{doc.size[1]}{depth}{alpha}).{notes}")
         return True
 
-    def open_array(self: EditorController, image: np.ndarray, name: str = "Pasted image") -> None:
-        self._replace_document(Document(image, None, name=name))
-        self.view.set_status(f"{name} ({image.shape[1]}x{image.shape[0]}).")
+    def open_array(self: EditorController, image: np.ndarray, name: str = "Pasted image", *,
+                   alpha: np.ndarray | None = None) -> None:
+        """A new untitled document (a paste); `alpha` kept as an opened file's is, saved with it."""
+        self._replace_document(Document(image, None, alpha=alpha, name=name))
+        kept = ", transparency kept" if alpha is not None else ""
+        self._status(f"{name} ({image.shape[1]}x{image.shape[0]}{kept}).")
 
     def _recent_changes(self: EditorController, path: Path) -> dict[str, object]:
         s = self.settings.with_recent(path)
@@ -119,21 +122,29 @@ class DocumentsMixin:
         self.view.set_recent_files(list(self.settings.recent_files))
         self.view.set_title(doc.name, doc.dirty)
         kept = f" The previous version is kept as {backup_path(target).name}." if replacing else ""
-        self.view.set_status(" ".join([f"Saved {target.name}.", *losses]) + kept)
+        self._status(" ".join([f"Saved {target.name}.", *losses]) + kept)
         self._autosave()
         return True
 
     # -- mask files -----------------------------------------------------------------------------
 
     def import_mask(self: EditorController, path: Path) -> bool:
+        # Both outcomes are said in the status bar: it still said what came before ("Mask saved to
+        # m.png." after an export), as if that were the latest news, after an import or a failed one.
+        name = Path(path).name
         try:
             mask, note = read_mask(path, self.document.mask.shape)
         except ImageError as e:
+            self._status(f"Could not import the mask from {name}; the mask is as it was.")
             self.view.show_error("Could not import the mask", str(e))
             return False
-        self._change_mask(mask, "Import mask")
-        if note:
-            self.view.set_status(note)
+        # `_change_mask` inlined: its note on dropped undo steps is said with the import's, not instead.
+        before = self.document.snapshot(mask_replaced=True)
+        self.document.set_mask(mask, adopt=True)
+        dropped = self._record(before, "Import mask")
+        self.view.set_mask(self.document.mask)
+        self._show_history()
+        self._status(" ".join(t for t in (f"Imported the mask from {name}.", note, dropped) if t))
         return True
 
     def export_mask(self: EditorController, path: Path) -> bool:
@@ -142,7 +153,7 @@ class DocumentsMixin:
         except ImageError as e:
             self.view.show_error("Could not export the mask", str(e))
             return False
-        self.view.set_status(f"Mask saved to {Path(path).name}.")
+        self._status(f"Mask saved to {Path(path).name}.")
         return True
 
     # -- autosave and recovery ------------------------------------------------------------------
@@ -181,7 +192,7 @@ class DocumentsMixin:
             self._autosaved = state
         if failed is not None:
             # Not modal: it would repeat every 30 s. The work is still open; the last good autosave stays.
-            self.view.set_status(f"Autosave failed ({failed.strerror or failed}); save your work to another folder.")
+            self._status(f"Autosave failed ({failed.strerror or failed}); save your work to another folder.")
 
     def _offer_recovery(self: EditorController) -> bool:
         """Offer each autosave left by a crashed app, newest first; True once one is recovered.
@@ -217,7 +228,7 @@ class DocumentsMixin:
             note = (f" Undo goes back {n} step{'s' if n != 1 else ''}: the oldest were dropped to keep "
                     f"undo within {self.history.max_bytes / 2**30:.1f} GB and {self.history.max_entries} "
                     "steps.") if dropped else ""
-            self.view.set_status(f"Recovered {orphan.describe()}.{note}")
+            self._status(f"Recovered {orphan.describe()}.{note}")
             return True
         return False
 
@@ -226,7 +237,7 @@ class DocumentsMixin:
     def set_batch_out_dir(self: EditorController, folder: Path | None) -> None:
         self.save_settings(batch_out_dir=str(folder) if folder else "")
         where = str(folder) if folder else "next to each input"
-        self.view.set_status(f"Batch results go {'to ' if folder else ''}{where}.")
+        self._status(f"Batch results go {'to ' if folder else ''}{where}.")
 
     def run_batch(self: EditorController, inputs: list[Path]) -> int | None:
         """Queue the current task (upscale or colorize) on files and folders; returns the job id or None."""
@@ -234,16 +245,16 @@ class DocumentsMixin:
         p = self.params
         if p.task not in BATCH_TASKS:
             names = " or ".join(TASK_LABELS[t] for t in BATCH_TASKS)
-            self.view.set_status(f"Several files or a folder run as a batch: choose {names} first.")
+            self._status(f"Several files or a folder run as a batch: choose {names} first.")
             return None
         if self._job is not None:
-            self.view.set_status("A task is already running: cancel it first.")
+            self._status("A task is already running: cancel it first.")
             return None
         if self.model is None:
-            self.view.set_status("The model is still loading; try again in a moment.")
+            self._status("The model is still loading; try again in a moment.")
             return None
         if p.task == Task.upscale and self.model.resolution % p.upscale_factor:
-            self.view.set_status(f"This model ({self.model.resolution} px) cannot upscale by {p.upscale_factor}x.")
+            self._status(f"This model ({self.model.resolution} px) cannot upscale by {p.upscale_factor}x.")
             return None
         out = Path(self.settings.batch_out_dir) if self.settings.batch_out_dir else None
         job = BatchRequest(self._ids.next(), p, tuple(Path(i) for i in inputs), out_dir=out)
@@ -252,14 +263,15 @@ class DocumentsMixin:
         except OSError:
             empty = False  # the worker reports it with the file's name
         if empty:
-            self.view.set_status(f"No images to {TASK_LABELS[p.task].lower()} among the dropped items "
+            self._status(f"No images to {TASK_LABELS[p.task].lower()} among the dropped items "
                                  "(folders are read without their sub-folders; earlier results are left out).")
             return None
         self._job, self._job_live, self._job_batch, self._job_mask = job.job_id, False, True, None
         self._job_task = p.task
         self.view.set_busy(True)
         # Replaces what an earlier drop said ("choose Upscale or Colorize first"), which no longer holds.
-        self.view.set_status(f"{TASK_LABELS[p.task]} batch running{self._class_note()}; Esc cancels.")
+        self._job_said = f"{TASK_LABELS[p.task]} batch running{self._class_note()}; Esc cancels."
+        self._status(self._job_said)
         self.view.set_progress(0, 0, f"{TASK_LABELS[p.task]} batch: starting")
         self._time_left = self._new_time_left()
         self.engine.submit(job)
@@ -270,11 +282,13 @@ class DocumentsMixin:
             return
         self._end_job()
         notes = "".join(f" {n}." for n in msg.notes[:3])
-        self.view.set_status(f"Batch done: {msg.summary()}.{notes}")
+        self._status(f"Batch done: {msg.summary()}.{notes}")
         if self._live_pending:  # a stroke released while the batch held the engine
             self.run(live=True)
         if msg.failed:
-            lines = [f"{p.name}: {reason}" for p, reason in msg.failed[:MAX_LISTED_FAILURES]]
+            # The engine's reasons name the file they are about by its whole path ("/in/c.jpg: the image
+            # is damaged"): after the name the line starts with, that said it twice.
+            lines = [f"{p.name}: {reason.removeprefix(f'{p}: ')}" for p, reason in msg.failed[:MAX_LISTED_FAILURES]]
             if len(msg.failed) > MAX_LISTED_FAILURES:
                 lines.append(f"... and {len(msg.failed) - MAX_LISTED_FAILURES} more")
             self.view.show_error("Some files could not be processed", "\n".join(lines))

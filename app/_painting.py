@@ -1,7 +1,7 @@
 """Painting intents of the controller: brush strokes and whole-mask operations.
 
 A mixin of `EditorController` (kept apart only for size): it uses the host's `document`,
-`history`, `brush`, `params` and `view`, and calls `_show_history`, `live_available`, `run` and
+`history`, `brush`, `params` and `view`, and calls `_status`, `_show_history`, `live_available`, `run` and
 `_autosave` (an autosave tick that came mid-stroke runs when the stroke ends), and `_apply_result`
 (a task result that arrived mid-stroke is applied when the stroke ends, as the next undo step).
 """
@@ -38,7 +38,7 @@ class PaintingMixin:
             # This task ignores the mask: a stroke would change nothing the user can see the effect
             # of, and would turn up later as a surprise in Inpaint.
             names = " or ".join(TASK_LABELS[t] for t in sorted(USES_MASK, key=list(Task).index))
-            self.view.set_status(f"{TASK_LABELS[self.params.task]} does not use a mask: choose {names} to paint one.")
+            self._status(f"{TASK_LABELS[self.params.task]} does not use a mask: choose {names} to paint one.")
             return
         self._stroke_before = self.document.snapshot()
         self._stroke = Stroke(self.document.mask.shape, self.brush.replace(tool=tool))
@@ -90,7 +90,7 @@ class PaintingMixin:
         dropped = self._record(before, labels[tool])
         self._show_history()
         if dropped:
-            self.view.set_status(dropped)
+            self._status(dropped)
         if self._autosave_pending:
             self._autosave()
         if self.params.live and self.live_available() and tool != BrushTool.colour:
@@ -113,7 +113,7 @@ class PaintingMixin:
         self.view.set_mask(self.document.mask)
         self._show_history()
         if dropped:
-            self.view.set_status(dropped)
+            self._status(dropped)
 
     def clear_mask(self: EditorController) -> None:
         if self.document.mask.any():

@@ -41,7 +41,8 @@ MISSING_DEFAULT = ("No trained default model found (resources/models/default.saf
 
 
 class EditorView(Protocol):
-    def set_image(self, image: np.ndarray, rect: Rect | None = None) -> None: ...
+    # alpha: (H, W) uint8 transparency of a whole image (rect None), or None if opaque
+    def set_image(self, image: np.ndarray, rect: Rect | None = None, alpha: np.ndarray | None = None) -> None: ...
     def set_mask(self, mask: np.ndarray, rect: Rect | None = None) -> None: ...
     def set_before(self, image: np.ndarray | None) -> None: ...
     def set_params(self, params: GenerationParams) -> None: ...
@@ -123,26 +124,37 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._autosaved: tuple[int, int] | None = None  # (image revision, history version) last written
         self._autosave_pending = False
         self._written: set[str] = set()  # files saved this session: replacing them again needs no question
+        # The last status text this controller sent (the view and _painting also write the status bar
+        # directly; they only ever make an undo/redo message more stale, see `_record`).
+        self._said = ""
+        self._history_said = False  # the status bar still says "Undone: X." / "Redone: X."
+        # Redo steps there were when the job in flight started (History.redo_mark): those undone
+        # since are what its result, a new step, would take away (see `_apply_result`).
+        self._job_redo: frozenset[int] = frozenset()
+        self._job_said = ""  # what the status bar says while the job in flight runs ("Inpaint running; ...")
 
     # -- start-up and shutdown ------------------------------------------------------------------
 
     def start(self, files: list[str] | None = None, sample: Path | None = None) -> None:
         """Fill the view, open the first file (or the sample), and start loading the model."""
+        self._said = ""
         self.view.set_params(self.params)
         self.view.set_brush(self.brush)
         self.view.set_recent_files(list(self.settings.recent_files))
         opened = self._offer_recovery()
         if opened and files:
-            self.view.set_status(f"Recovered the autosaved work; {Path(files[0]).name} was not opened.")
+            self._status(f"Recovered the autosaved work; {Path(files[0]).name} was not opened.")
         elif files:
             opened = self.open_path(Path(files[0]))
             if len(files) > 1:
-                self.view.set_status(f"Opened {Path(files[0]).name}; one image at a time, the other files were ignored.")
+                self._status(f"Opened {Path(files[0]).name}; one image at a time, the other files were ignored.")
         if not opened and sample is not None:
             opened = self.open_path(sample, as_sample=True)
         if not opened:
             self._show_document()
-        self.refresh_models(select=self.settings.model_path or None)
+        # After the open: "Opened X (16-bit...). Note: ..." or "Recovered ..." must survive a broken
+        # file in the models folder, so what the scan skipped is added to it, not put in its place.
+        self.refresh_models(select=self.settings.model_path or None, add_to_status=True)
 
     def shutdown(self) -> None:
         """A clean exit: the view has already saved or discarded the work, so the autosave goes."""
@@ -150,6 +162,12 @@ class EditorController(PaintingMixin, DocumentsMixin):
             self.engine.cancel(self._job)
         self.save_settings()
         self.autosave.clear()
+
+    def _status(self, text: str) -> None:
+        """Every status message of the controller goes through here, so it knows what the bar says."""
+        self._said = text
+        self._history_said = False
+        self.view.set_status(text)
 
     def _current_settings(self, **changes: object) -> Settings:
         return self.settings.replace(task=self.params.task.value, steps=self.params.steps, live=self.params.live,
@@ -162,7 +180,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
         try:
             save_settings(self.settings, self.settings_file)
         except OSError as e:  # settings are a convenience: never let them stop the app
-            self.view.set_status(f"Could not save settings: {e}")
+            self._status(f"Could not save settings: {e}")
 
     # -- parameters -----------------------------------------------------------------------------
 
@@ -174,7 +192,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
                 raise ValueError(f"This model knows classes 0 to {classes - 1}, not {label}.")
             self.params = self.params.replace(**changes)
         except (ValueError, TypeError) as e:
-            self.view.set_status(str(e))
+            self._status(str(e))
         self.view.set_params(self.params)
         self._update_live()
 
@@ -198,14 +216,17 @@ class EditorController(PaintingMixin, DocumentsMixin):
 
     # -- models ---------------------------------------------------------------------------------
 
-    def refresh_models(self, select: str | None = None, *, reload: bool = False) -> None:
+    def refresh_models(self, select: str | None = None, *, reload: bool = False, add_to_status: bool = False) -> None:
+        """Scan the models again; `add_to_status`: the caller has just said what it did (opened a file,
+        imported a model), and a note on unreadable model files is added to that instead of replacing it."""
         self.models, problems = scan_models(self.default_model, [self.models_dir])
         index = 0
         if select:
             index = next((i for i, m in enumerate(self.models) if m.path is not None and str(m.path) == select), 0)
         self.view.set_models(self.models, index)
         if problems:
-            self.view.set_status("Skipped unreadable model files: " + "; ".join(problems))
+            skipped = "Skipped unreadable model files: " + "; ".join(problems).rstrip(".") + "."
+            self._status(f"{self._said} {skipped}" if add_to_status and self._said else skipped)
         self.select_model(index, reload=reload)
 
     def select_model(self, index: int, *, reload: bool = False) -> None:
@@ -232,7 +253,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
         """
         info = self.model
         if info is None:
-            self.view.set_status("The model is still loading; try again in a moment.")
+            self._status("The model is still loading; try again in a moment.")
             return False
         problem = image_size_problem(info, size)
         if problem:
@@ -246,7 +267,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
             self.view.show_error("Could not keep the image size", str(e))
             return False
         self.refresh_models(select=str(info.path), reload=True)
-        self.view.set_status(f"{info.name} runs at {size} px from now on; it is loading again at that size.")
+        self._status(f"{info.name} runs at {size} px from now on; it is loading again at that size.")
         return True
 
     @property
@@ -258,7 +279,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._imports[job] = Path(source).name
         self.view.set_importing(True)
         # Esc reaches an import only when no task runs (it cancels the task first).
-        self.view.set_status(f"Importing {source.name}...{'' if self.busy else ' (Esc cancels)'}")
+        self._status(f"Importing {source.name}...{'' if self.busy else ' (Esc cancels)'}")
         if self._job is None:
             self._show_imports()  # a running task keeps the bar: the import waits for it
         self.engine.submit(ImportRequest(job, Path(source), self.models_dir))
@@ -320,26 +341,37 @@ class EditorController(PaintingMixin, DocumentsMixin):
             if live:
                 self._live_pending = True  # coalesce: one re-run after the current job, with the newest mask
             else:
-                self.view.set_status("A task is already running: cancel it first.")
+                self._status("A task is already running: cancel it first.")
             return None
         if self.model is None:
-            self.view.set_status("The model is still loading; try again in a moment.")
+            self._status("The model is still loading; try again in a moment.")
             return None
         params = self.params.replace(task=Task.inpaint, steps=1) if live else self.params
         doc = self.document
         if params.task in NEEDS_MASK and not doc.mask.any():
-            self.view.set_status("Paint over the area to replace first: the mask is empty.")
+            self._status("Paint over the area to replace first: the mask is empty.")
+            return None
+        if params.task in NEEDS_MASK and doc.mask.all():
+            # The engine fills where the mask is nonzero and needs known pixels to fill from: a mask
+            # over everything (e.g. an inverted empty one) gave a flat grey picture.
+            self._status("The mask covers the whole picture: inpainting needs some of it kept to fill from. "
+                         "Erase part of the mask, or choose Generate to make a new picture.")
             return None
         if params.task == Task.upscale and self.model.resolution % params.upscale_factor:
             ok = ", ".join(f"{f}x" for f in (2, 4, 8) if self.model.resolution % f == 0)
-            self.view.set_status(f"This model ({self.model.resolution} px) can upscale by {ok}.")
+            self._status(f"This model ({self.model.resolution} px) can upscale by {ok}.")
             return None
         if params.task == Task.upscale:
             (w, h), k = doc.size, params.upscale_factor
             if w * k * h * k > imageio.MAX_PIXELS:  # the command line says the same before any compute
-                self.view.set_status(f"Upscaling {w}x{h} by {k} would make {w * k}x{h * k} ({w * k * h * k / 1e6:.0f} Mpx), "
-                                     f"over the {imageio.MAX_PIXELS / 1e6:.0f} Mpx this editor opens: pick a smaller factor "
-                                     "or crop the picture first.")
+                # Only what the user can do: this editor has no crop tool (and the command line has the
+                # same limit), so a smaller factor is named only if one fits, else another editor's crop.
+                fits = [f for f in UPSCALE_FACTORS if f < k and self.model.resolution % f == 0
+                        and w * f * h * f <= imageio.MAX_PIXELS]
+                way = (f"choose a smaller factor ({fits[-1]}x), or crop the picture in another image editor first"
+                       if fits else "crop or shrink the picture in another image editor first")
+                self._status(f"Upscaling {w}x{h} by {k} would make {w * k}x{h * k} ({w * k * h * k / 1e6:.0f} Mpx), "
+                             f"over the {imageio.MAX_PIXELS / 1e6:.0f} Mpx this editor opens: {way}.")
                 return None
         # Shared with the job, not copied (96 Mpx: 92 MB a run): frozen, so a stroke painted while it
         # runs copies it first (Document.editable_mask) and the job keeps the mask it started with.
@@ -349,11 +381,13 @@ class EditorController(PaintingMixin, DocumentsMixin):
                          alpha=doc.alpha if params.task == Task.upscale else None)
         self._job, self._job_live, self._job_batch, self._job_task = job.job_id, live, False, params.task
         self._job_mask = mask if params.task in USES_MASK else None
+        self._job_redo = self.history.redo_mark()
         self._live_pending = False
         self.view.set_busy(True)
         # Replaces what an earlier attempt said ("the mask is empty"), which no longer holds.
-        self.view.set_status(f"{TASK_LABELS[params.task]}{' (live)' if live else ''} running{self._class_note()}; "
-                             "Esc cancels.")
+        running = f"{TASK_LABELS[params.task]}{' (live)' if live else ''} running"
+        self._job_said = f"{running}{self._class_note()}; Esc cancels."
+        self._status(self._job_said)
         self.view.set_progress(0, 0, f"{TASK_LABELS[params.task]}: starting")
         self._time_left = self._new_time_left()
         self.engine.submit(job)
@@ -371,16 +405,17 @@ class EditorController(PaintingMixin, DocumentsMixin):
                 self.engine.cancel(job)
             if self._imports:
                 n = len(self._imports)
-                self.view.set_status("Cancelling the import..." if n == 1 else f"Cancelling {n} imports...")
+                self._status("Cancelling the import..." if n == 1 else f"Cancelling {n} imports...")
             return
         self.engine.cancel(self._job)
         if self._held_result is not None:  # it finished already and only waits for the stroke to end
             self._held_result = None
             self._end_job()
-            self.view.set_status("Cancelled.")
+            self._status("Cancelled.")
             return
         self._job_cancelled = True  # the engine may have sent its result already: it must not apply
-        self.view.set_status("Cancelling...")
+        self._job_said = "Cancelling..."
+        self._status(self._job_said)
 
     @staticmethod
     def _new_time_left() -> TimeLeft:
@@ -389,13 +424,18 @@ class EditorController(PaintingMixin, DocumentsMixin):
     def on_progress(self, p: Progress) -> None:
         if p.job_id == self._job:
             label = TASK_LABELS[self._job_task or self.params.task]
-            text = f"{label}: {p.stage}" if p.stage else f"{label}: step {p.done}/{p.total}"
+            # A share of the work, not "step 29/86": the engine counts every network evaluation of
+            # the job (an inpaint's structure pass and its refinement at finer scales, each tile of
+            # a large upscale), which is not the number of steps the Steps picker names ("Default
+            # (80 steps)"), and the two numbers side by side looked like a bug.
+            done = f"{100 * min(p.done, p.total) // p.total} %" if p.total > 0 else "working"
+            text = f"{label}: {p.stage}" if p.stage else f"{label}: {done}"
             left = format_time_left(self._time_left.update(p.done, p.total)) if p.total else ""
             if left and p.done < p.total:
-                # Once the rate is known, the time left says more than a step count; a batch keeps
-                # its file count ("2/5"), the name would not fit.
+                # Once the rate is known, the time left is added; a batch keeps its file count
+                # ("2/5"), the name would not fit.
                 files = re.match(r"\d+/\d+", p.stage)
-                text = f"{label}: {files.group(0) if files else f'{100 * p.done // p.total} %'} \u00b7 {left}"
+                text = f"{label}: {files.group(0) if files else done} \u00b7 {left}"
             self._task_progress = (p.done, p.total, text)
             self.view.set_progress(p.done, p.total, text)
         elif p.job_id in self._imports:
@@ -425,18 +465,18 @@ class EditorController(PaintingMixin, DocumentsMixin):
             name = self._import_ended(f.job_id)
             # Replaces "Importing NAME...", which would otherwise stay as if the import still ran.
             if f.cancelled:
-                self.view.set_status(f"Import of {name} cancelled; nothing was added.")
+                self._status(f"Import of {name} cancelled; nothing was added.")
             else:
-                self.view.set_status(f"Could not import {name}.")
+                self._status(f"Could not import {name}.")
                 self.view.show_error("Could not import the checkpoint", f.message)
         elif f.job_id == self._job:
             if self._job_live:
                 self._live_pending = False  # a failing live job would fail again: do not loop
             self._end_job()
             if f.cancelled:
-                self.view.set_status("Cancelled.")
+                self._status("Cancelled.")
             else:
-                self.view.set_status("The task failed.")
+                self._status("The task failed.")
                 self.view.show_error("The task failed", f.message)
             if self._live_pending:  # a stroke released since (after Esc, or while a Run failed)
                 self.run(live=True)
@@ -447,6 +487,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._job_task = None
         self._job_batch = False
         self._job_mask = None
+        self._job_redo = frozenset()
         self._job_cancelled = False
         self._held_result = None
         self._task_progress = None
@@ -508,16 +549,16 @@ class EditorController(PaintingMixin, DocumentsMixin):
             forget_image_size(msg.path)
         except CatalogError as e:
             note = f" A size kept for an earlier {msg.path.name} could not be dropped: {e}."
-        self.view.set_status(f"Imported {msg.path.name} into {msg.path.parent}.{note}")
+        self._status(f"Imported {msg.path.name} into {msg.path.parent}.{note}")
         # reload: the path may be the loaded model's (deleted, then imported again): this is a new file.
-        self.refresh_models(select=str(msg.path), reload=True)
+        self.refresh_models(select=str(msg.path), reload=True, add_to_status=True)
 
     def _on_result(self, r: JobResult) -> None:
         if r.job_id != self._job:
             return  # stale: a newer job replaced it
         if self._job_cancelled:  # sent before the engine saw the cancel: Esc still wins
             self._end_job()
-            self.view.set_status("Cancelled.")
+            self._status("Cancelled.")
             if self._live_pending:
                 self.run(live=True)
             return
@@ -534,16 +575,26 @@ class EditorController(PaintingMixin, DocumentsMixin):
         `repaint`: a colour stroke committed after the result arrived, on the image the job started
         from; the result applies anyway and the stroke is painted again on top of it.
         """
-        live, job_mask = self._job_live, self._job_mask
+        live, job_mask, job_redo = self._job_live, self._job_mask, self._job_redo
         self._end_job()
+        # Steps the user undid while it ran: the result's new undo step would take their redo away.
+        undone = self.history.redo_since(job_redo)
+        task = TASK_LABELS[r.task]
         if r.image_revision != self.document.image_revision and repaint is None:
-            self.view.set_status("Result discarded: the image changed while the task ran.")
-        elif live and job_mask is not None and job_mask.shape == self.document.mask.shape \
+            self._status("Result discarded: the image changed while the task ran.")
+        elif job_mask is not None and job_mask.shape == self.document.mask.shape \
                 and bool((self.document.mask < job_mask).any()):
-            # Part of the area it fills was erased or undone meanwhile: Live runs by itself, so its
-            # result would repaint where the user just took the mask back (and an undone stroke's redo
-            # would be lost to the new undo step). Strokes only added since keep it: it is still right.
-            self.view.set_status("Live result discarded: the mask changed while it ran.")
+            # Part of the area it fills was undone or erased meanwhile, Run or Live alike. Applied, the
+            # result would fill where the user has just taken the mask back, on a state it was not
+            # computed for, and its undo step would wipe the redo of the stroke they undid: Ctrl+Z
+            # right after Run lost both. Dropping it loses only compute time: the document, the undo
+            # and the redo stay exactly as the user left them, and Redo + Run gets the result back.
+            # (Applying it "on its own state" would mean redoing the stroke behind the user's back.)
+            # Strokes only added since keep it: the area it filled is still wanted.
+            self._status(f"Result discarded: the mask was undone while {task} ran; Redo brings it back, then Run "
+                         "again." if undone else
+                         f"Result discarded: part of the mask was erased while {task} ran; Run again to fill "
+                         "what is masked now.")
         else:
             # The filled area is cleared from the mask below (a new array): the undo step can take
             # the old mask as it is instead of a copy (96 Mpx: 92 MB less per result).
@@ -561,8 +612,13 @@ class EditorController(PaintingMixin, DocumentsMixin):
                 self.document.set_mask(np.where(job_mask > 0, np.uint8(0), self.document.mask), adopt=True)
             dropped = self._record(before, TASK_LABELS[r.task] + (" (live)" if live else ""))
             self._show_document()
-            notes = "".join(f" {n}" for n in (*r.notes, dropped) if n)
-            self.view.set_status(f"{TASK_LABELS[r.task]} done in {r.elapsed_s:.2f} s.{notes}")
+            # Undone while it ran, but nothing the result depends on (a stroke painted meanwhile, the
+            # mask for an upscale): the result still fits the document and applies; the redo it ends
+            # is named, never lost without a word.
+            gone = (f"Redo of {', '.join(dict.fromkeys(undone))} is no longer available: the result is the newest "
+                    "step." if undone else "")
+            notes = "".join(f" {n}" for n in (*r.notes, gone, dropped) if n)
+            self._status(f"{task} done in {r.elapsed_s:.2f} s.{notes}")
             self._autosave()  # an accepted result is the work most worth keeping
         if self._live_pending:
             self.run(live=True)
@@ -585,7 +641,8 @@ class EditorController(PaintingMixin, DocumentsMixin):
             self.document.restore(snap)
             self._show_document()
             # Replaces what the step took back ("Upscale done"), which no longer describes the picture.
-            self.view.set_status(done)
+            self._status(done)
+            self._history_said = True
 
     def _record(self, before: Snapshot, label: str) -> str:
         """Add an undo step; returns a note for the status bar when the oldest steps had to go.
@@ -593,6 +650,10 @@ class EditorController(PaintingMixin, DocumentsMixin):
         On a 96 Mpx photo the memory limit is reached after a few colour strokes or results: without
         a word, undo then stopped short of the original and the user found out only by trying.
         """
+        if self._history_said:
+            # "Undone: Generate." stayed up after the next stroke, as if that stroke had undone something.
+            # A new step makes it stale: the bar goes back to what still holds (a task still runs).
+            self._status(self._job_said if self._job is not None else "")
         h = self.history
         if not h.record(before, label):
             return ""
@@ -611,7 +672,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
         # Document arrays are read-only, so the same object still holds the pixels the view shows.
         shown = self._shown
         if shown is None or doc.image is not shown[0]:
-            self.view.set_image(to_uint8(doc.image))
+            self.view.set_image(to_uint8(doc.image), alpha=None if doc.alpha is None else to_uint8(doc.alpha))
         self.view.set_mask(doc.mask)
         if shown is None or doc.before is not shown[1]:
             self.view.set_before(None if doc.before is None else to_uint8(doc.before))

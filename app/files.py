@@ -23,10 +23,44 @@ from .model.safe_write import atomic_write, backup_path
 
 OPEN_SUFFIXES: tuple[str, ...] = tuple(sorted(IMAGE_SUFFIXES))
 SAVE_SUFFIXES: tuple[str, ...] = tuple(SAVE_FORMATS)
+# The formats `save_picture_safely` writes and their extensions, in SAVE_FORMATS's order (PNG first):
+# the Save As dialog's file types come from here, so a format the engine learns to save is offered too.
+SAVE_TYPES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (fmt, tuple(s for s in SAVE_FORMATS if SAVE_FORMATS[s] == fmt)) for fmt in dict.fromkeys(SAVE_FORMATS.values()))
 ASPECT_TOLERANCE = 0.01  # a mask this close to the image's shape is a scaled export: resize it
 
-__all__ = ["ImageError", "OPEN_SUFFIXES", "SAVE_SUFFIXES", "backup_path", "open_document", "read_mask",
-           "save_document", "save_picture_safely", "write_mask"]
+__all__ = ["ImageError", "OPEN_SUFFIXES", "SAVE_SUFFIXES", "SAVE_TYPES", "backup_path", "open_document", "read_mask",
+           "save_as_path", "save_document", "save_picture_safely", "write_mask"]
+
+
+def _cannot_save(path: Path) -> ImageError:
+    return ImageError(f"{path.name}: cannot save as {path.suffix or 'a file without extension'}; "
+                      f"use {', '.join(sorted({s.lstrip('.') for s in SAVE_FORMATS}))}")
+
+
+def _image_suffixes() -> set[str]:
+    """Extensions that name an image format (whether or not this editor writes it)."""
+    Image.init()  # registers every plugin's extensions
+    # Pillow lacks some (HEIC, AVIF, SVG, JPEG XL without plugins) that still plainly name an image type.
+    return {s.lower() for s in Image.registered_extensions()} | set(OPEN_SUFFIXES) | {
+        ".heic", ".heif", ".avif", ".svg", ".jxl"}
+
+
+def save_as_path(typed: Path, picked_suffix: str) -> Path:
+    """The file Save As writes for the name the user typed and the file type picked in the dialog.
+
+    A name ending in an extension we save is kept ("photo.jpg" is JPEG whatever type is picked); any
+    other name gets the picked type's extension ("photo" -> "photo.webp", "v1.2" -> "v1.2.png").
+    A name ending in an image format we cannot write ("anim.gif") raises ImageError naming the
+    formats we can: adding ours would silently write "anim.gif.png", a name that lies about the type.
+    """
+    typed = Path(typed)
+    suffix = typed.suffix.lower()
+    if suffix in SAVE_FORMATS:
+        return typed
+    if suffix in _image_suffixes():
+        raise _cannot_save(typed)
+    return typed.with_name(typed.name + (picked_suffix if picked_suffix in SAVE_FORMATS else ".png"))
 
 
 def _reason(e: OSError) -> str:
@@ -72,8 +106,7 @@ def save_picture_safely(path: Path, pic: Picture, *, backup: bool = False) -> No
     path = Path(path)
     fmt = SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ImageError(f"{path.name}: cannot save as {path.suffix or 'a file without extension'}; "
-                         f"use {', '.join(sorted({s.lstrip('.') for s in SAVE_FORMATS}))}")
+        raise _cannot_save(path)
     if not path.parent.is_dir():
         raise ImageError(f"{path.parent}: the folder does not exist")
     try:
@@ -96,20 +129,27 @@ def save_document(doc: Document, path: Path, *, backup: bool = False) -> list[st
 def read_mask(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
     """A mask file as ((H, W) uint8 with 255 = fill, a note for the user or "").
 
-    White pixels are the mask; a black image whose alpha carries the mask (what many editors
-    export) is read from its alpha. A mask of another size but the image's shape (a scaled export)
-    is resized; any other size is refused, since it belongs to another image.
+    The rule of `cstudio inpaint --mask` (`engine.imageio.mask_from_pixels`), with soft edges kept:
+    a pixel's level is its brightest channel (a pure red stroke counts as much as a white one);
+    where the visible pixels of a mask with transparency are partly bright and partly dark, the
+    colour is the mask, weighed by alpha; where they are all one (strokes of one colour on a
+    transparent layer, what many editors export), the alpha is the mask. A mask of another size
+    but the image's shape (a scaled export) is resized; any other size is refused, since it
+    belongs to another image.
     """
     path = Path(path)
     pic = load_picture(path)
     rgb = to_uint8(pic.rgb)
+    level = rgb.max(axis=2)
     alpha = None if pic.alpha is None else to_uint8(pic.alpha)
-    if alpha is not None and rgb.max() == 0:
-        m = alpha
+    if alpha is None:
+        m = level
     else:
-        m = np.asarray(Image.fromarray(rgb).convert("L"))
-        if alpha is not None:  # transparent = not painted
-            m = (m.astype(np.uint16) * alpha // 255).astype(np.uint8)
+        seen = level[alpha > 127] > 127
+        if seen.any() and not seen.all():
+            m = (level.astype(np.uint16) * alpha // 255).astype(np.uint8)  # transparent = not painted
+        else:
+            m = alpha
     h, w = shape
     mh, mw = m.shape
     if (mh, mw) == (h, w):

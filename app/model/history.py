@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .document import Document, Snapshot
 
 
+# Entries are told apart by a number never reused: a mark (`History.redo_mark`) must not hold the
+# snapshots themselves alive (a 96 Mpx result is 288 MB), and ids of freed objects come back.
+_serials = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class _Entry:
     snapshot: Snapshot
     label: str  # "Brush stroke", "Inpaint", ... shown as "Undo Inpaint"
+    serial: int = field(default_factory=lambda: next(_serials))
 
 
 class History:
@@ -52,6 +59,15 @@ class History:
     @property
     def redo_label(self) -> str:
         return self._redo[-1].label if self._redo else ""
+
+    def redo_mark(self) -> frozenset[int]:
+        """The redo steps there are now, for `redo_since`."""
+        return frozenset(e.serial for e in self._redo)
+
+    def redo_since(self, mark: frozenset[int]) -> list[str]:
+        """Labels of the redo steps made (by undo) since `redo_mark` gave `mark`, next redo last: what
+        a `record` now would take away that the user took back only after the mark."""
+        return [e.label for e in self._redo if e.serial not in mark]
 
     def record(self, before: Snapshot, label: str) -> int:
         """Add an undo step; returns how many of the oldest steps were dropped to stay within the limits."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen
+from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsLineItem, QGraphicsRectItem,
                                QGraphicsScene, QGraphicsView, QStyleOptionGraphicsItem, QWidget)
 
@@ -16,6 +16,28 @@ from .qimage import SharedImage, overlay_pixels, to_qimage
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
 ZOOM_STEP = 1.25
+CHECK_SIZE = 8  # transparency checkerboard squares, in screen pixels at any zoom
+_BAND_ROWS = 256  # rows premultiplied at a time: bounds the uint16 temporaries on a huge photo
+
+
+def _write_premultiplied(dst: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> None:
+    """(H, W, 3) RGB and (H, W) alpha -> `dst` (H, W, 4) premultiplied BGRA (Qt's ARGB32 in memory)."""
+    for y in range(0, rgb.shape[0], _BAND_ROWS):
+        a = alpha[y:y + _BAND_ROWS]
+        dst[y:y + _BAND_ROWS, :, 2::-1] = (rgb[y:y + _BAND_ROWS].astype(np.uint16) * a[..., None] + 127) // 255
+        dst[y:y + _BAND_ROWS, :, 3] = a
+
+
+def _checker_brush(light: bool) -> QBrush:
+    """Two-tone checks, as image editors show transparency: light greys in a light theme, mid greys in a dark one."""
+    a, b = (QColor(255, 255, 255), QColor(204, 204, 204)) if light else (QColor(153, 153, 153), QColor(102, 102, 102))
+    tile = QImage(2 * CHECK_SIZE, 2 * CHECK_SIZE, QImage.Format.Format_RGB32)
+    tile.fill(a)
+    p = QPainter(tile)
+    p.fillRect(CHECK_SIZE, 0, CHECK_SIZE, CHECK_SIZE, b)
+    p.fillRect(0, CHECK_SIZE, CHECK_SIZE, CHECK_SIZE, b)
+    p.end()
+    return QBrush(tile)
 
 
 class _ImageLayer(QGraphicsItem):
@@ -25,12 +47,17 @@ class _ImageLayer(QGraphicsItem):
         super().__init__(parent)
         self._image: QImage | None = None
         self._rect = QRectF()
+        self._checker: QBrush | None = None  # set while the image has transparency: painted under it
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)
 
     def set_image(self, image: QImage | None, w: int, h: int) -> None:
         self.prepareGeometryChange()
         self._image = image
         self._rect = QRectF(0, 0, w, h)
+        self.update()
+
+    def set_checker(self, brush: QBrush | None) -> None:
+        self._checker = brush
         self.update()
 
     def boundingRect(self) -> QRectF:
@@ -51,6 +78,16 @@ class _ImageLayer(QGraphicsItem):
         sx = self._image.width() / self._rect.width()
         sy = self._image.height() / self._rect.height()
         source = QRectF(target.x() * sx, target.y() * sy, target.width() * sx, target.height() * sy)
+        if self._checker is not None:
+            # In screen pixels, so the checks keep their size at any zoom; anchored at the image's
+            # corner, so they pan with it (the view scrolls by copying pixels, and a pattern fixed to
+            # the window would tear at the newly exposed strip).
+            painter.save()
+            world = painter.worldTransform()
+            painter.resetTransform()
+            painter.setBrushOrigin(world.map(QPointF(0, 0)))
+            painter.fillRect(world.mapRect(target), self._checker)
+            painter.restore()
         painter.drawImage(target, self._image, source)
 
 
@@ -72,7 +109,9 @@ class CanvasView(QGraphicsView):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         # Empty, not 1x1: the first image must always take set_image's new-size path (scene rect,
         # layers, fit), or a 1x1 picture opened first would never be shown.
-        self._image = SharedImage(0, 0, 3)
+        self._image = SharedImage(0, 0, 3)  # RGB, or premultiplied BGRA while the picture has transparency
+        self._alpha: np.ndarray | None = None  # the picture's transparency, kept for `rect` updates
+        self._checker = _checker_brush(True)
         self._overlay = SharedImage(0, 0, 4)
         self._image_layer = _ImageLayer()
         self._mask_layer = _ImageLayer()
@@ -98,6 +137,7 @@ class CanvasView(QGraphicsView):
         self._before: QImage | None = None
         self._split = 0.0  # fraction of the width showing 'before'
         self._compare_held = False
+        self._mask_shown = True  # False while the task ignores the mask (set_mask_visible)
         self._brush_diameter = 48.0
         self._fit_mode = True
         self._space_held = False
@@ -112,24 +152,43 @@ class CanvasView(QGraphicsView):
 
     # -- model -> view --------------------------------------------------------------------------
 
-    def set_image(self, image: np.ndarray, rect: tuple[int, int, int, int] | None = None) -> None:
+    def set_image(self, image: np.ndarray, rect: tuple[int, int, int, int] | None = None,
+                  alpha: np.ndarray | None = None) -> None:
+        """Show `image` (H, W, 3) uint8; `alpha` (H, W) uint8 is its transparency (None: opaque).
+
+        Transparent pixels are shown over a checkerboard, not as their raw colour (often black). A
+        `rect` update writes those pixels only and keeps the transparency given with the whole image.
+        """
         h, w = image.shape[:2]
-        if self._image.size != (w, h):
-            self._image = SharedImage(w, h, 3)
+        resized = self._image.size != (w, h)
+        if resized:
+            rect = None
             self._overlay = SharedImage(w, h, 4)
             self._mask_layer.set_image(self._overlay.qimage, w, h)
             self.scene().setSceneRect(QRectF(0, 0, w, h))
-            self._image_layer.set_image(self._image.qimage, w, h)
+        if rect is None:
+            if alpha is not None and alpha.shape != (h, w):
+                alpha = None  # not this picture's: show it opaque rather than fail
+            channels = 3 if alpha is None else 4
+            if resized or self._image.array.shape[2] != channels:
+                # Opaque pictures keep the plain RGB buffer; only a transparent one pays for a
+                # premultiplied BGRA copy (a third more memory and a multiply per pixel).
+                self._image = SharedImage(w, h, channels)
+                self._image_layer.set_image(self._image.qimage, w, h)
+            self._alpha = alpha
+            self._image_layer.set_checker(None if alpha is None else self._checker)
+        if resized:
             self._update_split()
-            rect = None
             if self._fit_mode:
                 self.zoom_fit()
+        x0, y0, x1, y1 = (0, 0, w, h) if rect is None else rect
+        if self._alpha is None:
+            self._image.array[y0:y1, x0:x1] = image[y0:y1, x0:x1]
+        else:
+            _write_premultiplied(self._image.array[y0:y1, x0:x1], image[y0:y1, x0:x1], self._alpha[y0:y1, x0:x1])
         if rect is None:
-            self._image.array[...] = image
             self._image_layer.update()
         else:
-            x0, y0, x1, y1 = rect
-            self._image.array[y0:y1, x0:x1] = image[y0:y1, x0:x1]
             self._image_layer.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
     def set_mask(self, mask: np.ndarray, rect: tuple[int, int, int, int] | None = None) -> None:
@@ -157,6 +216,17 @@ class CanvasView(QGraphicsView):
     def set_split(self, fraction: float) -> None:
         self._split = min(max(fraction, 0.0), 1.0)
         self._update_split()
+
+    def set_mask_visible(self, shown: bool) -> None:
+        """Show or hide the mask overlay; the mask itself is kept (it returns with a task that uses it).
+
+        A task that ignores the mask (Colorize, Upscale, Generate) left the red overlay over its
+        result, as if it had been limited to it, and there the Mask actions are off so it could not
+        even be cleared.
+        """
+        if shown != self._mask_shown:
+            self._mask_shown = shown
+            self._update_split()
 
     def set_compare(self, held: bool) -> None:
         """While the compare key is held the whole canvas shows 'before'."""
@@ -197,7 +267,7 @@ class CanvasView(QGraphicsView):
         w, h = self._image.size
         self._before_layer.set_image(self._before, w, h)
         # Hide the mask while comparing: it would cover exactly the part being compared.
-        self._mask_layer.setVisible(not self._compare_held)
+        self._mask_layer.setVisible(self._mask_shown and not self._compare_held)
         self._place_split()
 
     def _place_split(self) -> None:
@@ -399,6 +469,9 @@ class CanvasView(QGraphicsView):
         # A canvas slightly darker than the window in both light and dark themes frames the image.
         base = self.palette().color(QPalette.ColorRole.Window)
         self.setBackgroundBrush(base.darker(125) if base.lightness() > 80 else base.darker(150))
+        self._checker = _checker_brush(base.lightness() > 128)
+        if self._alpha is not None:
+            self._image_layer.set_checker(self._checker)
 
     def changeEvent(self, event) -> None:  # noqa: ANN001
         if event.type() == event.Type.PaletteChange:

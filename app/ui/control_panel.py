@@ -7,8 +7,10 @@ signals blocked, so a value the controller corrected never loops back as a new u
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor
+import math
+
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPainterPath, QPalette, QPixmap
 from PySide6.QtWidgets import (QAbstractSpinBox, QButtonGroup, QCheckBox, QComboBox, QFormLayout, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLayout, QPushButton, QRadioButton, QSizePolicy, QSlider,
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
@@ -48,6 +50,58 @@ def _slider(lo: int, hi: int) -> QSlider:
     s = QSlider(Qt.Orientation.Horizontal)
     s.setRange(lo, hi)
     return s
+
+
+# The brush size slider is logarithmic: linear over 1-1000 px, 1-100 px took the first tenth of its
+# travel (6 px of brush per pixel of slider). Each slider position is a fixed factor of size, like
+# [ and ]; SIZE_STEPS positions span the whole range.
+SIZE_STEPS = 1000
+_SIZE_SPAN = math.log(MAX_SIZE / MIN_SIZE)
+
+
+def size_to_slider(px: float) -> int:
+    """Slider position of a brush of `px` pixels."""
+    px = min(max(px, MIN_SIZE), MAX_SIZE)
+    return round(SIZE_STEPS * math.log(px / MIN_SIZE) / _SIZE_SPAN)
+
+
+def slider_to_size(pos: int) -> int:
+    """Whole pixels at slider position `pos` (the size shown and used)."""
+    return round(MIN_SIZE * math.exp(_SIZE_SPAN * pos / SIZE_STEPS))
+
+
+ICON_SIZES = (16, 20, 24, 32, 48, 64)
+
+
+def _shape_icon(shape: str, palette: QPalette) -> QIcon:
+    """A play triangle or a stop square in the palette's button text colour (and its disabled one).
+
+    The style's standard pixmaps (the fallback without an icon theme) are black: invisible on a dark
+    palette's buttons. Drawn here they follow the palette, as the button's text does.
+    """
+    icon = QIcon()
+    for mode, group in ((QIcon.Mode.Normal, QPalette.ColorGroup.Active),
+                        (QIcon.Mode.Active, QPalette.ColorGroup.Active),
+                        (QIcon.Mode.Disabled, QPalette.ColorGroup.Disabled)):
+        colour = palette.color(group, QPalette.ColorRole.ButtonText)
+        for n in ICON_SIZES:
+            pm = QPixmap(n, n)
+            pm.fill(Qt.GlobalColor.transparent)
+            p = QPainter(pm)
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(colour)
+            if shape == "play":
+                path = QPainterPath(QPointF(0.25 * n, 0.15 * n))
+                path.lineTo(0.85 * n, 0.5 * n)
+                path.lineTo(0.25 * n, 0.85 * n)
+                path.closeSubpath()
+                p.drawPath(path)
+            else:
+                p.drawRect(QRectF(0.22 * n, 0.22 * n, 0.56 * n, 0.56 * n))
+            p.end()
+            icon.addPixmap(pm, mode)
+    return icon
 
 
 class ControlPanel(QWidget):
@@ -155,19 +209,37 @@ class ControlPanel(QWidget):
         self.live.setToolTip("Inpaint again whenever you release the brush (one-step models only)")
         form.addRow(self.task)
         form.addRow(self.hint)
-        form.addRow("Model", model_row)
+        self.model_label = QLabel("Model")
+        form.addRow(self.model_label, model_row)
         form.addRow(self.model_state)
         form.addRow(self.model_size_label, self.model_size)
-        form.addRow("Steps", self.steps)
-        form.addRow("Seed", seed_row)
+        self.steps_label = QLabel("Steps")
+        form.addRow(self.steps_label, self.steps)
+        self.seed_label = QLabel("Seed")
+        form.addRow(self.seed_label, seed_row)
         form.addRow(self.class_title, self.class_row)
-        form.addRow(self.strength_label, self.strength_row)
-        form.addRow(self.factor_label, self.factor)
-        form.addRow(self.detail)
-        form.addRow(self.context_label, self.context_row)
-        form.addRow(self.edge_label, self.edge_row)
-        form.addRow(self.render_size_label, self.render_size)
-        form.addRow(self.live)
+        # The task's own rows, in a block of one height for every task (see `_reserve_option_rows`):
+        # with them inline, Run, Brush and Mask moved up and down by up to 80 px with each task.
+        self.options = QWidget()
+        options = QFormLayout(self.options)
+        options.setContentsMargins(0, 0, 0, 0)
+        options.addRow(self.strength_label, self.strength_row)
+        options.addRow(self.factor_label, self.factor)
+        options.addRow(self.detail)
+        options.addRow(self.context_label, self.context_row)
+        options.addRow(self.edge_label, self.edge_row)
+        options.addRow(self.render_size_label, self.render_size)
+        options.addRow(self.live)
+        form.addRow(self.options)
+        # One label column for both forms and every task: sized to the rows shown, it was 35 px
+        # wider in Colorize ("Render size") than in Generate, and every field moved sideways.
+        self._labels = [self.model_label, self.model_size_label, self.steps_label, self.seed_label, self.class_title,
+                        self.strength_label, self.factor_label, self.context_label, self.edge_label,
+                        self.render_size_label]
+        # The hint is one line for some tasks, two or three for others: it keeps the height of the
+        # longest at the panel's width (`eventFilter`), top-aligned.
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.hint.installEventFilter(self)
         layout.addWidget(task_box)
 
         run_row = QHBoxLayout()
@@ -201,7 +273,11 @@ class ControlPanel(QWidget):
         self.colour.setFixedWidth(36)
         grid.addWidget(self.colour, 0, 3)
         # The brush module's own limits: ] can reach MAX_SIZE, and the slider must be able to show it.
-        self.size = _slider(round(MIN_SIZE), round(MAX_SIZE))
+        # Logarithmic (size_to_slider): a step is about 7 %, a page 25 % like [ and ].
+        self.size = _slider(0, SIZE_STEPS)
+        self.size.setSingleStep(10)
+        self.size.setPageStep(round(SIZE_STEPS * math.log(1.25) / _SIZE_SPAN))  # x1.25, as [ and ] step
+        self._brush_px = 0  # the size last shown (set_brush), in whole pixels
         self.size_label = QLabel()
         self.size.setToolTip("Brush size: [ and ] change it")
         grid.addWidget(QLabel("Size"), 1, 0)
@@ -227,6 +303,9 @@ class ControlPanel(QWidget):
         self._shown = (Task.inpaint, 4)  # the task and upscale factor whose rows are shown
         self._show_class(None)  # until a class-conditional model has loaded
         self.set_model_sizes((), 0, 0, 0)
+        self._icon_actions: tuple[QAction, QAction] | None = None  # Run and Cancel, drawn by `_paint_icons`
+        self._align_labels()
+        self._reserve_option_rows()
 
     def _bind(self) -> None:
         self.task.currentIndexChanged.connect(self._on_task_index_changed)
@@ -251,12 +330,73 @@ class ControlPanel(QWidget):
         self.feather.valueChanged.connect(self.feather_changed)
         self.render_size.valueChanged.connect(self.render_size_changed)
         self.tools.idClicked.connect(lambda i: self.brush_tool_changed.emit(self.tools.button(i).property("tool")))
-        self.size.valueChanged.connect(lambda v: self.brush_size_changed.emit(float(v)))
+        self.size.valueChanged.connect(self._on_size_slider)
         self.hardness.valueChanged.connect(lambda v: self.brush_hardness_changed.emit(v / 100))
         self.colour.clicked.connect(self.brush_colour_requested)
 
     def _on_task_index_changed(self, index: int) -> None:
         self.task_changed.emit(self.task.itemData(index))
+
+    def _on_size_slider(self, pos: int) -> None:
+        px = slider_to_size(pos)
+        home = size_to_slider(self._brush_px)
+        if px == self._brush_px and pos != home and not self.size.isSliderDown():
+            # A key, the wheel or a click on the groove moved less than a whole pixel (small brushes:
+            # 1 to 2 px is 100 positions): move by one pixel, or the slider would snap back and stick.
+            px += 1 if pos > home else -1
+        if px != self._brush_px:
+            self.brush_size_changed.emit(float(min(max(px, MIN_SIZE), MAX_SIZE)))
+
+    # -- layout that stays put across tasks --------------------------------------------------------
+
+    def _align_labels(self) -> None:
+        width = max(label.sizeHint().width() for label in self._labels)
+        for label in self._labels:
+            label.setMinimumWidth(width)
+
+    def _reserve_option_rows(self) -> None:
+        """Give the task's own rows the height of the tallest task's, so what follows never moves."""
+        shown = self._shown
+        self.options.setMinimumHeight(0)
+        tallest = 0
+        for task in Task:
+            for factor in UPSCALE_FACTORS if task == Task.upscale else (4,):
+                self._show_task(task, factor)
+                self.options.layout().invalidate()
+                tallest = max(tallest, self.options.sizeHint().height())
+        self._show_task(*shown)
+        self.options.setMinimumHeight(tallest)
+
+    def _reserve_hint_lines(self) -> None:
+        width = self.hint.width()
+        if width <= 0:
+            return
+        fm = self.hint.fontMetrics()
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop) | int(Qt.TextFlag.TextWordWrap)
+        m = self.hint.contentsMargins()
+        inner = max(1, width - m.left() - m.right() - 2 * self.hint.margin())
+        tallest = max(fm.boundingRect(0, 0, inner, 10_000, flags, text).height() for text in TASK_HINTS.values())
+        self.hint.setMinimumHeight(tallest + m.top() + m.bottom() + 2 * self.hint.margin())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.hint and event.type() == QEvent.Type.Resize:
+            self._reserve_hint_lines()  # its width is only known once laid out
+        return super().eventFilter(watched, event)
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
+            self._paint_icons()
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._align_labels()
+            self._reserve_option_rows()
+            self._reserve_hint_lines()
+        super().changeEvent(event)
+
+    def _paint_icons(self) -> None:
+        if self._icon_actions is not None:
+            run, cancel = self._icon_actions
+            run.setIcon(_shape_icon("play", self.palette()))
+            cancel.setIcon(_shape_icon("stop", self.palette()))
 
     def commit_edits(self) -> None:
         """Send a value typed into a spin box but not yet confirmed (no Enter, focus still there).
@@ -273,6 +413,9 @@ class ControlPanel(QWidget):
     def set_actions(self, run: QAction, cancel: QAction, import_model: QAction, mask_actions: list[QAction]) -> None:
         self.run_button.setDefaultAction(run)
         self.cancel_button.setDefaultAction(cancel)
+        # Drawn in this panel's palette and redrawn when it changes (changeEvent); the menu shares them.
+        self._icon_actions = (run, cancel)
+        self._paint_icons()
         self.import_button.setDefaultAction(import_model)
         self.import_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         previous: QWidget = self.hardness
@@ -328,6 +471,7 @@ class ControlPanel(QWidget):
         Sized to the rows shown, the panel (and Run and Cancel with it) changed width with every task.
         Measured only once shown: before that the widgets' size hints are not yet those of the screen.
         """
+        self._align_labels()  # the labels' own widths, now on the screen's fonts
         shown, widest = self._shown, self.minimumWidth()
         # With the class row too, so loading a class-conditional model later does not widen the panel.
         class_shown = self.class_row.isVisibleTo(self)
@@ -342,6 +486,7 @@ class ControlPanel(QWidget):
         for w in (self.class_title, self.class_row):
             w.setVisible(class_shown)
         self.setMinimumWidth(widest)
+        self._reserve_option_rows()
         return widest
 
     def _show_task(self, task: Task, factor: int) -> None:
@@ -447,9 +592,13 @@ class ControlPanel(QWidget):
         for button in self.tools.buttons():
             with QSignalBlocker(button):
                 button.setChecked(button.property("tool") == b.tool.value)
-        with QSignalBlocker(self.size):
-            self.size.setValue(round(b.size))
-        self.size_label.setText(f"{round(b.size)} px")
+        self._brush_px = round(b.size)
+        # Left where it is if it already shows this size: during a drag, several positions round to
+        # the same pixel, and snapping to one of them would make the handle jitter under the mouse.
+        if slider_to_size(self.size.value()) != self._brush_px:
+            with QSignalBlocker(self.size):
+                self.size.setValue(size_to_slider(b.size))
+        self.size_label.setText(f"{self._brush_px} px")
         with QSignalBlocker(self.hardness):
             self.hardness.setValue(round(b.hardness * 100))
         self.hardness_label.setText(f"{round(b.hardness * 100)} %")

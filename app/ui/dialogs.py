@@ -7,14 +7,22 @@ so no test ever blocks on a modal box, and keeps QMessageBox/QFileDialog details
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QColorDialog, QFileDialog, QInputDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import (QColorDialog, QDialog, QDialogButtonBox, QFileDialog, QInputDialog, QLabel,
+                               QMessageBox, QVBoxLayout, QWidget)
 
-from ..files import OPEN_SUFFIXES
+from ..files import OPEN_SUFFIXES, SAVE_TYPES
 
 IMAGE_FILTER = "Images ({})".format(" ".join(f"*{s}" for s in OPEN_SUFFIXES))
-SAVE_FILTERS = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp);;TIFF (*.tif *.tiff)"
+_TYPE_NAMES = {"WEBP": "WebP"}  # as the format calls itself; the others are acronyms
+# One file type per format the app saves (BMP was saved but could not be picked), PNG first.
+SAVE_FILTER_LIST = tuple(f"{_TYPE_NAMES.get(fmt, fmt)} ({' '.join('*' + s for s in suffixes)})"
+                         for fmt, suffixes in SAVE_TYPES)
+SAVE_FILTERS = ";;".join(SAVE_FILTER_LIST)
+_SAVE_FILTER_OF = {s: f for (_, suffixes), f in zip(SAVE_TYPES, SAVE_FILTER_LIST) for s in suffixes}
 CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.safetensors *.bin);;All files (*)"
 
 
@@ -35,17 +43,25 @@ def ask_unsaved(parent: QWidget | None, name: str) -> str:
         QMessageBox.StandardButton(answer), "cancel")
 
 
-def confirm_overwrite(parent: QWidget | None, name: str, backup_name: str) -> bool:
-    """Replace an existing file (usually the original the user opened)? If so, it is kept as a backup."""
+def confirm_overwrite(parent: QWidget | None, name: str, backup_name: str) -> bool | None:
+    """Replace an existing file (usually the original the user opened)? If so, it is kept as a backup.
+
+    True: replace it; False: Save As (write a new file instead); None: cancel, save nothing.
+    Esc and the window's close button mean Cancel: they used to answer Save As, so a box dismissed
+    to back out opened a file dialog instead.
+    """
     box = QMessageBox(QMessageBox.Icon.Question, "Replace the original?",
                       f"Save over {name}?", parent=parent)
     box.setInformativeText(f"The current {name} will be kept as {backup_name}. "
                            "Choose Save As to write a new file instead.")
     replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton("Save As...", QMessageBox.ButtonRole.RejectRole)
+    save_as = box.addButton("Save As...", QMessageBox.ButtonRole.ActionRole)
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(replace)
+    box.setEscapeButton(cancel)
     box.exec()
-    return box.clickedButton() is replace
+    clicked = box.clickedButton()
+    return True if clicked is replace else False if clicked is save_as else None
 
 
 def ask_recover(parent: QWidget | None, description: str) -> str:
@@ -90,8 +106,18 @@ def save_image_file(parent: QWidget | None, suggested: str) -> tuple[str, str] |
 
     Dialogs differ in whether they add the picked type's extension to a bare name, so the caller does.
     """
-    path, chosen = QFileDialog.getSaveFileName(parent, "Save image as", suggested, SAVE_FILTERS)
+    path, chosen = QFileDialog.getSaveFileName(parent, "Save image as", suggested, SAVE_FILTERS,
+                                               save_filter_for(suggested))
     return (path, filter_suffix(chosen)) if path else None
+
+
+def save_filter_for(name: str) -> str:
+    """The Save As file type of `name`'s extension ("x.jpg" -> JPEG), PNG for any other.
+
+    Preselected in the dialog: it showed PNG for a suggested "photo.jpg", and a user who then
+    typed a bare name got a PNG where the dialog had offered a JPEG's name.
+    """
+    return _SAVE_FILTER_OF.get(Path(name).suffix.lower(), SAVE_FILTER_LIST[0])
 
 
 def open_mask_file(parent: QWidget | None, start: str) -> str | None:
@@ -130,4 +156,22 @@ def pick_colour(parent: QWidget | None, current: tuple[int, int, int]) -> tuple[
 
 
 def show_text(parent: QWidget | None, title: str, text: str) -> None:
-    QMessageBox.information(parent, title, text)
+    if "<table" not in text:
+        QMessageBox.information(parent, title, text)
+        return
+    # A message box wraps its text to 400-500 px whatever is asked: the shortcuts table squeezed into
+    # that broke bindings and actions over lines. A plain dialog lets the table take its own width.
+    box = QDialog(parent)
+    box.setWindowTitle(title)
+    label = QLabel(text)
+    label.setObjectName("text")
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    buttons.rejected.connect(box.reject)
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(18, 14, 18, 12)
+    layout.addWidget(label)
+    layout.addWidget(buttons)
+    layout.setSizeConstraint(QVBoxLayout.SizeConstraint.SetFixedSize)
+    box.exec()

@@ -7,11 +7,13 @@ a controller call in an `_on_*` handler or a direct connection in `bind`.
 from __future__ import annotations
 
 import re
+from html import escape
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeyEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSize, Qt, QTimer
+from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QGuiApplication, QIcon, QKeyEvent, QKeySequence,
+                           QPainter, QPaintEvent, QResizeEvent)
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
                                QMenu, QMenuBar, QPlainTextEdit, QProgressBar, QScrollArea, QSlider, QStyle, QTextEdit,
                                QVBoxLayout, QWidget)
@@ -20,12 +22,12 @@ from ..model.brush import BrushSettings, BrushTool, Rect
 from ..model.catalog import ModelInfo, size_choices
 from ..model.document import to_uint8
 from .._documents import AUTOSAVE_INTERVAL_S
-from ..files import SAVE_SUFFIXES
+from ..files import SAVE_SUFFIXES, ImageError, save_as_path
 from ..model.params import USES_MASK, GenerationParams
 from . import dialogs
 from .canvas import CanvasView, zoom_label
 from .control_panel import ControlPanel
-from .qimage import from_qimage, to_qimage
+from .qimage import from_qimage_alpha, to_qimage
 
 APP_TITLE = "Consistency Studio"
 COMPARE_KEY = Qt.Key.Key_C  # hold to see the image before the last result
@@ -35,12 +37,63 @@ PROGRESS_IMPORTS_LONGEST = "12 imports \u00b7 cd_imagenet\u2026: Reading checkpo
 PAN_KEY = Qt.Key.Key_Space  # hold and drag with the left button to pan the canvas
 NOTHING_TO_COMPARE = "Nothing to compare yet: hold C after a Run to see the image as it was before."
 
-SHORTCUTS_HELP = """<b>Canvas</b>: wheel or Ctrl+= / Ctrl+- zoom, Ctrl+0 fit, Ctrl+1 100 %;
-pan with the middle button or Space+drag.<br>
-<b>Brush</b>: left button paints the mask, right button erases; [ and ] change the size.<br>
-<b>Compare</b>: hold C to see the image before the last result, or drag the Before slider.<br>
-<b>Mask</b>: Ctrl+Shift+A clear, Ctrl+I invert, Ctrl+Alt+= grow, Ctrl+Alt+- shrink, Ctrl+Alt+F feather.<br>
-<b>Run</b>: Ctrl+Enter; <b>Cancel</b>: Esc; <b>Random seed</b>: Ctrl+R. Undo Ctrl+Z, redo Ctrl+Shift+Z."""
+# (section, [(keys or mouse, what it does)]): Help > Keyboard Shortcuts shows them as a two-column table.
+SHORTCUTS = [
+    ("Canvas", [("Wheel, Ctrl+= / Ctrl+-", "Zoom in / out"), ("Ctrl+0", "Fit to window"),
+                ("Ctrl+1", "Actual size (100 %)"), ("Middle button or Space+drag", "Pan")]),
+    ("Brush", [("Left button", "Paint the mask"), ("Right button", "Erase the mask"),
+               ("[ / ]", "Smaller / bigger brush")]),
+    ("Compare", [("Hold C", "See the image before the last result (or drag the Before slider)")]),
+    ("Mask", [("Ctrl+Shift+A", "Clear"), ("Ctrl+I", "Invert"), ("Ctrl+Alt+=", "Grow"), ("Ctrl+Alt+-", "Shrink"),
+              ("Ctrl+Alt+F", "Feather")]),
+    ("Run", [("Ctrl+Enter", "Run"), ("Esc", "Cancel"), ("Ctrl+R", "Random seed")]),
+    ("Edit", [("Ctrl+Z", "Undo"), ("Ctrl+Shift+Z", "Redo")]),
+]
+
+
+def _shortcuts_table(sections: list[tuple[str, list[tuple[str, str]]]]) -> str:
+    """Rich text: one row per binding, keys | action, under a bold heading per section.
+
+    It was one paragraph in a 400 px box, wrapped mid-binding ("Ctrl+Alt+" at a line's end). The keys
+    column never wraps ("nowrap"), so a binding always reads as one piece.
+    """
+    rows = []
+    for title, bindings in sections:
+        pad = "" if not rows else " style='padding-top: 8px'"
+        rows.append(f"<tr><td colspan='2'{pad}><b>{escape(title)}</b></td></tr>")
+        rows += [f"<tr><td nowrap style='padding-right: 16px'>{escape(keys)}</td><td>{escape(action)}</td></tr>"
+                 for keys, action in bindings]
+    return "<table cellspacing='0' cellpadding='2'>" + "".join(rows) + "</table>"
+
+
+SHORTCUTS_HELP = _shortcuts_table(SHORTCUTS)
+
+
+def about_text() -> str:
+    """Help > About: with the version `cstudio --version` prints (what a bug report needs first)."""
+    from ..__main__ import version  # stdlib only; its guard keeps it from running the app
+
+    return (f"<b>{APP_TITLE}</b> {escape(version())}<br>An image editor built on consistency models.<br>"
+            "Licensed under the GNU GPL, version 3 or later.")
+
+
+def recent_labels(paths: list[str]) -> list[str]:
+    """Open Recent's entries: the file's name, and for names listed more than once the folders that tell
+    them apart ("swans.jpg \u2014 holiday", "swans.jpg \u2014 edits"); two identical "swans.jpg" left
+    the user guessing. Each name gets as many of its closest folders as it takes, up to the full path.
+    """
+    parts = [Path(p).parts for p in paths]
+    labels = [Path(p).name for p in paths]
+    for name in {n for n in labels if labels.count(n) > 1}:
+        same = [i for i, n in enumerate(labels) if n == name]
+        where = {i: str(Path(paths[i]).parent) for i in same}
+        for depth in range(1, max(len(parts[i]) for i in same)):
+            where = {i: str(Path(*parts[i][-1 - depth:-1])) for i in same}
+            if len(set(where.values())) == len(same):
+                break
+        for i in same:
+            labels[i] = f"{name} \u2014 {where[i]}"
+    return labels
 
 
 def _types_text(widget: QWidget | None) -> bool:
@@ -50,6 +103,45 @@ def _types_text(widget: QWidget | None) -> bool:
     return isinstance(widget, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit))
 
 
+class ElidedLabel(QLabel):
+    """One line of plain text that ends in "\u2026" when it does not fit, with all of it in the tooltip.
+
+    A plain QLabel in the status bar was cut off mid-word at the window's edge ("...paint a mask over
+    your") with nothing to say more was there, and no way to read the rest. `text()` stays the full text.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTextFormat(Qt.TextFormat.PlainText)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self._update_tip()
+
+    def displayed_text(self) -> str:
+        """What the label shows: its text, elided to its width."""
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
+
+    def _update_tip(self) -> None:
+        self.setToolTip(self.text() if self.displayed_text() != self.text() else "")
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        # Any width will do (the text elides): a long message must never widen the window.
+        return QSize(0, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(0, super().sizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._update_tip()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        painter = QPainter(self)
+        self.style().drawItemText(painter, self.contentsRect(), int(self.alignment()), self.palette(),
+                                  self.isEnabled(), self.displayed_text(), self.foregroundRole())
+
+
 class MainWindow(QMainWindow):
     def __init__(self) -> None:
         super().__init__()
@@ -57,6 +149,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.controller = None  # set by bind(); the view never acts before that
         self._busy = self._importing = False  # a task runs; an import runs (either can be cancelled)
+        self._save_cancelled = False  # the last "Replace the original?" was cancelled (see `_on_save`)
         self._compare_refused = False  # C is down but there was no "before" image to show
         self.canvas = CanvasView()
         self.panel = ControlPanel()
@@ -87,7 +180,7 @@ class MainWindow(QMainWindow):
         row.addLayout(right, 1)
         self.setCentralWidget(central)
 
-        self.status_text = QLabel()
+        self.status_text = ElidedLabel()
         self.progress = QProgressBar()
         # Fixed: a status bar gives permanent widgets only their size hint, a few digits wide, which
         # clipped the step text ("npaint: step 12/84") however much room the bar had.
@@ -168,9 +261,16 @@ class MainWindow(QMainWindow):
         self.act_image_size = self._action("Image &Size...")
         self.act_image_size.setToolTip("The image size the model was trained at, for an imported OpenAI .pt "
                                        "(those files do not store it)")
-        self.act_batch_folder = self._action("Batch Results &Folder...")
-        self.act_batch_folder.setToolTip("Where batches (several files or a folder dropped on the window) write")
+        self.act_batch_folder = self._action("Batch Results to a &Folder...")
         self.act_batch_beside = self._action("Batch Results &Next to Inputs")
+        self.act_batch_beside.setToolTip("Batches (several files or a folder dropped on the window) write each "
+                                         "result next to its input")
+        # Checkable and exclusive: the menu shows which of the two batches use now (it showed neither).
+        batch_group = QActionGroup(self)
+        for a in (self.act_batch_folder, self.act_batch_beside):
+            a.setCheckable(True)
+            batch_group.addAction(a)
+        self._show_batch_choice("")
         self.act_clear_mask = self._action("Clear", "Ctrl+Shift+A")
         self.act_invert_mask = self._action("Invert", "Ctrl+I")
         self.act_grow_mask = self._action("Grow", "Ctrl+Alt+=")
@@ -214,6 +314,22 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_image_size)
         m = mb.addMenu("&Help")
         m.addActions([self.act_shortcuts, self.act_about])
+        # A QMenu hides its actions' tooltips unless told: the ones written for the menus (what Import
+        # Checkpoint takes, a recent file's full path, the batch folder) were never seen.
+        for menu in self.findChildren(QMenu):
+            menu.setToolTipsVisible(True)
+
+    def _show_batch_choice(self, folder: str) -> None:
+        """Check where batches write (`folder`, or next to the inputs if empty) and name the folder."""
+        (self.act_batch_folder if folder else self.act_batch_beside).setChecked(True)
+        if folder:
+            name = (Path(folder).name or folder).replace("&", "&&")  # "&" would be a mnemonic
+            self.act_batch_folder.setText(f"Batch Results to &Folder \u201c{name}\u201d...")
+            self.act_batch_folder.setToolTip(f"Batches write to {folder}. Click to pick another folder.")
+        else:
+            self.act_batch_folder.setText("Batch Results to a &Folder...")
+            self.act_batch_folder.setToolTip("Pick a folder for what batches (several files or a folder dropped "
+                                             "on the window) write")
 
     # -- the one wiring block -------------------------------------------------------------------
 
@@ -270,7 +386,8 @@ class MainWindow(QMainWindow):
         self.act_import_folder.triggered.connect(lambda: self._on_import(folder=True))
         self.act_image_size.triggered.connect(lambda: self._on_model_size(0))
         self.act_batch_folder.triggered.connect(self._on_batch_folder)
-        self.act_batch_beside.triggered.connect(lambda: c.set_batch_out_dir(None))
+        self.act_batch_beside.triggered.connect(self._on_batch_beside)
+        self._show_batch_choice(c.settings.batch_out_dir)
         self.autosave_timer.timeout.connect(c.autosave_tick)
         self.autosave_timer.start()
         self.act_clear_mask.triggered.connect(c.clear_mask)
@@ -284,9 +401,7 @@ class MainWindow(QMainWindow):
         self.act_smaller.triggered.connect(c.brush_smaller)
         self.act_shortcuts.triggered.connect(lambda: self._modal(dialogs.show_text, "Keyboard shortcuts",
                                                                  SHORTCUTS_HELP))
-        self.act_about.triggered.connect(lambda: self._modal(
-            dialogs.show_text, f"About {APP_TITLE}", f"{APP_TITLE}: an image editor built on consistency models.<br>"
-                                                     "Licensed under the GNU GPL, version 3 or later."))
+        self.act_about.triggered.connect(lambda: self._modal(dialogs.show_text, f"About {APP_TITLE}", about_text()))
         QApplication.instance().installEventFilter(self)
         geometry = c.settings.window_geometry
         if geometry:
@@ -294,8 +409,8 @@ class MainWindow(QMainWindow):
 
     # -- EditorView: controller -> view ---------------------------------------------------------
 
-    def set_image(self, image: np.ndarray, rect: Rect | None = None) -> None:
-        self.canvas.set_image(image, rect)
+    def set_image(self, image: np.ndarray, rect: Rect | None = None, alpha: np.ndarray | None = None) -> None:
+        self.canvas.set_image(image, rect, alpha)
 
     def set_mask(self, mask: np.ndarray, rect: Rect | None = None) -> None:
         self.canvas.set_mask(mask, rect)
@@ -316,6 +431,7 @@ class MainWindow(QMainWindow):
         # changed a mask nobody could see, which then turned up in Inpaint.
         for a in self.mask_actions:
             a.setEnabled(params.task in USES_MASK)
+        self.canvas.set_mask_visible(params.task in USES_MASK)  # kept, shown again in a task that uses it
 
     def set_brush(self, brush: BrushSettings) -> None:
         self.panel.set_brush(brush)
@@ -387,8 +503,8 @@ class MainWindow(QMainWindow):
 
     def set_recent_files(self, paths: list[str]) -> None:
         self.recent_menu.clear()
-        for p in paths:
-            a = self.recent_menu.addAction(Path(p).name)
+        for p, label in zip(paths, recent_labels(paths)):
+            a = self.recent_menu.addAction(label.replace("&", "&&"))  # "&" would be a mnemonic
             a.setToolTip(p)
             a.triggered.connect(lambda _=False, p=p: self._open(Path(p)))
         self.recent_menu.setEnabled(bool(paths))
@@ -397,7 +513,10 @@ class MainWindow(QMainWindow):
         self._modal(dialogs.show_error, title, message)
 
     def confirm_overwrite(self, name: str, backup_name: str) -> bool:
-        return self._modal(dialogs.confirm_overwrite, name, backup_name)
+        answer = self._modal(dialogs.confirm_overwrite, name, backup_name)
+        # None is Cancel (or Esc): `_on_save` must then stop, where False (Save As...) goes on to Save As.
+        self._save_cancelled = answer is None
+        return answer is True
 
     def ask_recover(self, description: str) -> str:
         return self._modal(dialogs.ask_recover, description)
@@ -450,6 +569,12 @@ class MainWindow(QMainWindow):
         folder = self._modal(dialogs.pick_batch_folder, start)
         if folder:
             self.controller.set_batch_out_dir(Path(folder))
+        # Also when cancelled: clicking the action checked it, but nothing changed.
+        self._show_batch_choice(self.controller.settings.batch_out_dir)
+
+    def _on_batch_beside(self) -> None:
+        self.controller.set_batch_out_dir(None)
+        self._show_batch_choice(self.controller.settings.batch_out_dir)
 
     def _on_save(self) -> bool:
         path = self.controller.document.path
@@ -457,7 +582,12 @@ class MainWindow(QMainWindow):
             # Opened from a format the app reads but cannot write (GIF): saving over it could only end
             # in an error box before Save As, so go to Save As straight away.
             return self._on_save_as()
-        return self.controller.save() or self._on_save_as()
+        self._save_cancelled = False
+        if self.controller.save():
+            return True
+        # Not saved: no file yet, a failed write, or "Save As..." in "Replace the original?". Cancel
+        # there (Esc, the close button) means save nothing: it used to open Save As all the same.
+        return not self._save_cancelled and self._on_save_as()
 
     def _on_save_as(self) -> bool:
         doc = self.controller.document
@@ -470,9 +600,13 @@ class MainWindow(QMainWindow):
         if not chosen:
             return False
         path, suffix = chosen
-        target = Path(path)
-        if target.suffix.lower() not in SAVE_SUFFIXES:  # a bare name: the file type picked in the dialog
-            target = target.with_name(target.name + (suffix if suffix in SAVE_SUFFIXES else ".png"))
+        try:
+            # A bare name gets the picked file type's extension; "anim.gif" is refused (it was saved as
+            # "anim.gif.png" without a word), the message naming the types that can be saved.
+            target = save_as_path(Path(path), suffix)
+        except ImageError as e:
+            self.show_error("Could not save the image", f"{e}\nNothing was saved; your work is still open.")
+            return False
         # The file dialog asked before choosing an existing file; not for a name we extended ourselves.
         return self.controller.save(target, confirmed=str(target) == path)
 
@@ -490,9 +624,12 @@ class MainWindow(QMainWindow):
         if image.isNull():
             self.set_status("The clipboard holds no image.")
             return
-        if self._maybe_save():
-            self.controller.open_array(from_qimage(image))
-            self.canvas.zoom_fit()
+        if not self._maybe_save():
+            return
+        rgb, alpha = from_qimage_alpha(image)
+        # Transparency is kept as when a file is opened: it was dropped, transparent areas saved black.
+        self.controller.open_array(rgb, alpha=alpha)
+        self.canvas.zoom_fit()
 
     def _on_import(self, folder: bool) -> None:
         path = self._modal(dialogs.open_checkpoint, self.controller.settings.last_dir, folder)

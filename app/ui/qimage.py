@@ -25,6 +25,25 @@ def from_qimage(image: QImage) -> np.ndarray:
     return np.ascontiguousarray(buf[:, : 3 * w].reshape(h, w, 3))
 
 
+def from_qimage_alpha(image: QImage) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any QImage -> ((H, W, 3) uint8 colour, (H, W) uint8 alpha or None when every pixel is opaque).
+
+    The colour is not premultiplied, as a document keeps it (what `load_picture` gives for a PNG):
+    a half-transparent red stays (255, 0, 0) with alpha 128. A fully transparent pixel has no colour
+    left in a premultiplied image (Qt's clipboard format): it comes back black, with alpha 0.
+    An alpha channel with nothing transparent in it (most copied photos) is no transparency.
+    """
+    if not image.hasAlphaChannel():
+        return from_qimage(image), None
+    img = image.convertToFormat(QImage.Format.Format_RGBA8888)  # straight (unpremultiplied) alpha
+    h, w, bpl = img.height(), img.width(), img.bytesPerLine()
+    rgba = np.frombuffer(img.constBits(), np.uint8, count=h * bpl).reshape(h, bpl)[:, : 4 * w].reshape(h, w, 4)
+    alpha = rgba[..., 3]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(rgba[..., :3]), None
+    return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(alpha)
+
+
 class SharedImage:
     """A numpy buffer and a QImage over the same memory, for cheap partial updates while painting.
 

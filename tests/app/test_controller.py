@@ -115,11 +115,24 @@ def test_run_inpaint_applies_the_result_with_history_and_compare(setup, photo: n
     assert (c.document.before == photo).all() and (c.document.image != photo).any()
     view.set_before.assert_called()
     texts = [call.args[2] for call in view.set_progress.call_args_list]
-    assert any(t.startswith("Inpaint: step 1/") for t in texts)
+    assert "Inpaint: 100 %" in texts  # a share of the work: the engine's count is not the picker's steps
     view.set_history.assert_called_with("Inpaint", "")
     assert not c.document.mask.any()  # the filled area is cleared so the overlay does not hide it
     c.undo()
     assert (c.document.image == photo).all() and not c.document.dirty and c.document.mask.any()
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_inpaint_refuses_a_mask_over_the_whole_picture_before_submitting(setup, live: bool) -> None:
+    """Nothing known to fill from: the engine made a flat grey picture of it."""
+    c, view, engine = setup
+    c.set_params(task="inpaint")
+    c.invert_mask()  # the empty mask inverted: every pixel
+    assert c.document.mask.all()
+    assert c.run(live=live) is None and not engine.queue and not c.busy
+    assert "The mask covers the whole picture" in view.set_status.call_args.args[0]
+    _stroke(c, (20, 20), (40, 20), erase=True)  # one known patch is enough
+    assert c.run(live=live) is not None
 
 
 @pytest.mark.parametrize("task", list(Task))
@@ -450,7 +463,7 @@ def test_progress_shows_the_time_left_once_the_rate_is_known(setup, monkeypatch)
         now[0] = t
         c.on_progress(Progress(job, done, 604))
         texts.append(view.set_progress.call_args.args[2])
-    assert texts[:2] == ["Inpaint: step 1/604", "Inpaint: step 2/604"]  # too early for an estimate
+    assert texts[:2] == ["Inpaint: 0 %", "Inpaint: 0 %"]  # too early for an estimate
     # 1 s a step from the first report on (not 23 s / 4): 600 steps left, 10 minutes.
     assert texts[3] == "Inpaint: 0 % \u00b7 about 10 min left"
 

@@ -20,6 +20,7 @@ def editing(tmp_path: Path):
     path = tmp_path / "photo.png"
     Image.fromarray(make_photo(16, 16)).save(path)
     c, view, engine = make_controller(tmp_path, start=[str(path)])
+    c.set_brush(size=4)  # a stroke, not a mask over the whole 16 px picture (which inpaint refuses)
     c.begin_stroke(4, 4)
     c.extend_stroke(10, 8)
     c.end_stroke()

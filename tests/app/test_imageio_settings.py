@@ -93,6 +93,34 @@ def test_mask_files(tmp_path: Path) -> None:
     assert (files.read_mask(tmp_path / "a.png", (8, 12))[0] == m).all()
 
 
+def test_imported_masks_follow_the_command_lines_rule(tmp_path: Path) -> None:
+    """Mask > Import reads a file as `cstudio inpaint --mask` does (soft edges kept), so one mask
+    file selects the same pixels in both."""
+    box = np.zeros((8, 12), bool)
+    box[2:5, 3:9] = True
+
+    def imported(pixels: np.ndarray, mode: str) -> np.ndarray:
+        Image.fromarray(pixels, mode).save(tmp_path / "m.png")
+        return files.read_mask(tmp_path / "m.png", (8, 12))[0]
+
+    red = np.zeros((8, 12, 3), np.uint8)
+    red[box] = (255, 0, 0)  # luma 76: it used to select nothing
+    assert (imported(red, "RGB") == np.where(box, 255, 0)).all()
+    # Opaque black with a white box, one pixel not quite opaque: the colour is the mask (alpha
+    # alone made the whole black image a fill).
+    rgba = np.zeros((8, 12, 4), np.uint8)
+    rgba[box, :3] = 255
+    rgba[..., 3] = 255
+    rgba[0, 0, 3] = 200
+    assert (imported(rgba, "RGBA") > 127).tolist() == box.tolist()
+    # Strokes of one colour (here blue) on a transparent layer: the alpha is the mask.
+    layer = np.zeros((8, 12, 4), np.uint8)
+    layer[box] = (0, 0, 255, 255)
+    layer[7, 0] = (0, 0, 255, 128)  # a soft stroke edge stays soft
+    m = imported(layer, "RGBA")
+    assert (m[box] == 255).all() and m[7, 0] == 128 and m[~box].sum() == 128
+
+
 def test_settings_round_trip_and_recent_files(tmp_path: Path) -> None:
     path = tmp_path / "cfg" / "settings.json"
     s = Settings(brush_size=12.0, task="upscale")

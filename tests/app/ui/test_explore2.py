@@ -211,7 +211,8 @@ def test_the_autosave_tick_keeps_changed_settings_for_a_start_after_a_kill(windo
     p = window.panel
     p.task.setCurrentIndex(p.task.findData("stroke_edit"))
     p.steps.setCurrentIndex(p.steps.findData(2))
-    p.size.setValue(20)
+    from app.ui.control_panel import size_to_slider  # the slider is logarithmic: a position, not px
+    p.size.setValue(size_to_slider(20))
     c.autosave_tick()  # what the window's timer calls every 30 s; a kill -9 gives no other chance
     saved = load_settings(tmp_path / "settings.json")
     assert (saved.task, saved.steps, saved.brush_size) == ("stroke_edit", 2, 20.0)
@@ -245,7 +246,8 @@ c, p = w.controller, w.panel
 while c.model is None:
     QTest.qWait(20)
 p.task.setCurrentIndex(p.task.findData("stroke_edit"))
-p.size.setValue(20)
+from app.ui.control_panel import size_to_slider  # the slider is logarithmic: a position, not px
+p.size.setValue(size_to_slider(20))
 for y in (10, 20, 30):
     c.begin_stroke(5, y); c.extend_stroke(50, y + 3); c.end_stroke()
 c.autosave_tick()  # the window's 30 s timer

@@ -14,6 +14,13 @@ from tests.app.fakes import make_controller
 from tests.app.ui.test_import_flow import diffusers_folder
 
 
+
+def _mask_half(c) -> None:
+    """Mask the top half (a mask over the whole picture is refused: nothing known to fill from)."""
+    mask = c.document.mask.copy()
+    mask[:mask.shape[0] // 2] = 255
+    c.document.set_mask(mask)
+
 def _bar(view) -> tuple[int, int, str]:
     return view.set_progress.call_args.args
 
@@ -129,7 +136,7 @@ def test_a_task_ending_does_not_hide_the_imports(window, captured: _Captured, tm
     c.import_checkpoint(tmp_path / "a.pt")
     c.import_checkpoint(tmp_path / "b.pt")
     a, b = _imports(captured)
-    c.document.set_mask(c.document.mask | 255)
+    _mask_half(c)
     job = c.run()  # a task started while the imports are in flight (it runs after them)
     assert job is not None and bar.isVisible()
     c.on_progress(Progress(a, 1, 3, "Checking weights"))  # the engine is on the first import meanwhile
@@ -154,7 +161,7 @@ def test_a_task_queued_behind_an_import_gets_the_bar_back(window, captured: _Cap
     bar = w.progress
     c.import_checkpoint(tmp_path / "a.pt")
     (a,) = _imports(captured)
-    c.document.set_mask(c.document.mask | 255)
+    _mask_half(c)
     c.run()
     c.on_progress(Progress(a, 2, 3, "Writing model"))
     c.on_failed(JobFailed(a, "disk full"))

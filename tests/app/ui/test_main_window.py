@@ -216,7 +216,8 @@ def test_bracket_keys_resize_the_brush(window) -> None:
     assert window.act_bigger.shortcut() == QKeySequence("]")
     window.act_bigger.trigger()
     assert window.controller.brush.size > size
-    assert window.panel.size.value() == round(window.controller.brush.size)
+    from app.ui.control_panel import size_to_slider  # the slider is logarithmic: a position, not px
+    assert window.panel.size.value() == size_to_slider(window.controller.brush.size)
     window.act_smaller.trigger()
     window.act_smaller.trigger()
     assert window.controller.brush.size < size
@@ -317,7 +318,8 @@ def test_a_release_the_canvas_never_saw_ends_the_stroke_on_the_next_move(window)
 
 
 @pytest.mark.parametrize("chosen, saved", [("JPEG (*.jpg *.jpeg)", "photo.jpg"), ("WebP (*.webp)", "photo.webp"),
-                                           ("TIFF (*.tif *.tiff)", "photo.tif"), ("PNG (*.png)", "photo.png")])
+                                           ("TIFF (*.tif *.tiff)", "photo.tif"), ("PNG (*.png)", "photo.png"),
+                                           ("BMP (*.bmp)", "photo.bmp")])
 def test_save_as_adds_the_chosen_file_type(window, monkeypatch, tmp_path: Path, chosen: str, saved: str) -> None:
     from app.ui import dialogs
 
@@ -326,7 +328,7 @@ def test_save_as_adds_the_chosen_file_type(window, monkeypatch, tmp_path: Path, 
 
     class FileDialog:  # stands in for QFileDialog: the user typed "photo" and picked a type
         @staticmethod
-        def getSaveFileName(parent, caption, suggested, filters):
+        def getSaveFileName(parent, caption, suggested, filters, selected=""):
             assert chosen in filters.split(";;")
             return str(folder / "photo"), chosen
 
@@ -335,7 +337,7 @@ def test_save_as_adds_the_chosen_file_type(window, monkeypatch, tmp_path: Path, 
     window.act_save_as.trigger()
     assert [p.name for p in folder.iterdir()] == [saved]
     assert window.controller.document.path == folder / saved
-    fmt = {".jpg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".png": "PNG"}[Path(saved).suffix]
+    fmt = {".jpg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".png": "PNG", ".bmp": "BMP"}[Path(saved).suffix]
     assert Image.open(folder / saved).format == fmt
 
 
@@ -349,7 +351,8 @@ def test_settings_that_cannot_be_shown_do_not_stop_the_start(qtbot, tmp_path: Pa
     try:
         w.controller.start([str(photo_file)])  # used to raise in round(nan) while filling the panel
         c = w.controller
-        assert w.panel.size.value() == round(c.brush.size) == 48
+        from app.ui.control_panel import size_to_slider  # the slider is logarithmic: a position, not px
+        assert w.panel.size.value() == size_to_slider(c.brush.size) and round(c.brush.size) == 48
         assert w.panel.steps.currentData() == c.params.steps == 0  # the value used is the value shown
     finally:
         w.close()
@@ -469,11 +472,12 @@ def test_the_brush_size_slider_covers_the_whole_brush_range(window) -> None:
     from app.model.brush import MAX_SIZE, MIN_SIZE
 
     c, p = window.controller, window.panel
-    assert (p.size.minimum(), p.size.maximum()) == (MIN_SIZE, MAX_SIZE)
+    from app.ui.control_panel import slider_to_size  # the slider is logarithmic: positions, not px
+    assert (slider_to_size(p.size.minimum()), slider_to_size(p.size.maximum())) == (MIN_SIZE, MAX_SIZE)
     c.set_brush(size=MAX_SIZE - 100)
     for _ in range(10):
         window.act_bigger.trigger()  # ] up to the brush's own maximum
-    assert c.brush.size == MAX_SIZE and p.size.value() == MAX_SIZE and p.size_label.text() == f"{MAX_SIZE:.0f} px"
+    assert c.brush.size == MAX_SIZE and p.size.value() == p.size.maximum() and p.size_label.text() == f"{MAX_SIZE:.0f} px"
 
 
 def test_export_mask_starts_beside_the_image_and_always_writes_png(window, monkeypatch, photo_file: Path) -> None:
