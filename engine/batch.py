@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .imageio import SAVE_FORMATS
 from .pipeline import Cancelled, upscale_task
 
 # .jfif / .jpe: JPEGs as browsers and old cameras name them.
@@ -68,10 +69,20 @@ def collect_inputs(paths: Iterable[str | Path], recursive: bool = False,
     return found
 
 
+def output_suffix(src: Path, suffix: str | None) -> str:
+    """An output's extension: `suffix`, or with None the input's own where it can be written
+    (`imageio.SAVE_FORMATS`), else .png (a GIF's result is not a GIF)."""
+    if suffix is not None:
+        return suffix
+    own = src.suffix.lower()
+    return own if own in SAVE_FORMATS else ".png"
+
+
 def output_paths(items: list[tuple[Path, Path]], op: str, out_dir: Path | None = None,
-                 suffix: str = ".png") -> list[Path]:
+                 suffix: str | None = ".png") -> list[Path]:
     """The output of each `collect_inputs` item: `out_dir/<sub-folders>/<name>_<op>.png`, keeping the
     sub-folders a named folder's files were found in, or next to each input when `out_dir` is None.
+    `suffix` None: each output in its input's format (`output_suffix`).
 
     Names are unique within the batch (compared ignoring case, as Windows and macOS do), and the same
     on every run of the same batch, so a re-run skips what is done:
@@ -87,10 +98,11 @@ def output_paths(items: list[tuple[Path, Path]], op: str, out_dir: Path | None =
     def key(p: Path) -> str:
         return os.path.normcase(str(p)).casefold()
 
-    parts = [(folder(src, rel), rel.stem, "") for src, rel in items]  # (folder, stem, extension tag)
+    # (folder, stem, extension tag, output extension)
+    parts = [(folder(src, rel), rel.stem, "", output_suffix(src, suffix)) for src, rel in items]
 
-    def path(folder_: Path, stem: str, tag: str, number: int = 1) -> Path:
-        return folder_ / f"{stem}{f'-{number}' if number > 1 else ''}{f'_{tag}' if tag else ''}_{op}{suffix}"
+    def path(folder_: Path, stem: str, tag: str, ext: str, number: int = 1) -> Path:
+        return folder_ / f"{stem}{f'-{number}' if number > 1 else ''}{f'_{tag}' if tag else ''}_{op}{ext}"
 
     groups: dict[str, list[int]] = {}
     for i, part in enumerate(parts):
@@ -99,8 +111,8 @@ def output_paths(items: list[tuple[Path, Path]], op: str, out_dir: Path | None =
         exts = {items[i][0].suffix.lower() for i in members}
         if len(members) > 1 and len(exts) > 1:
             for i in members:
-                f, stem, _ = parts[i]
-                parts[i] = (f, stem, items[i][0].suffix.lower().lstrip("."))
+                f, stem, _, ext = parts[i]
+                parts[i] = (f, stem, items[i][0].suffix.lower().lstrip("."), ext)
     natural = [path(*part) for part in parts]
     taken = {key(p) for p in natural}
     # An input already named like an output (`a.png` and `a_upscale_2x.png` in one batch, with
@@ -121,23 +133,42 @@ def output_paths(items: list[tuple[Path, Path]], op: str, out_dir: Path | None =
 
 
 def run_batch(items: list[tuple[Path, Path]], process: Callable[[Path, Path], None], out_dir: Path, op: str, *,
-              suffix: str = ".png", skip_existing: bool = True, log: Callable[[str], None] = print) -> BatchReport:
-    """Run `process(src, dst)` for each item; errors are recorded per file and the batch goes on."""
+              suffix: str | None = ".png", skip_existing: bool = True, log: Callable[[str], None] = print,
+              fail: Callable[[str], None] | None = None) -> BatchReport:
+    """Run `process(src, dst)` for each item; errors are recorded per file and the batch goes on.
+
+    `log` gets a line per file written or skipped, `fail` (default: `log`) one per file that failed.
+    Sub-folders of `out_dir` made for an output that was then not written (its input failed, or the
+    batch was stopped) are removed again when nothing else went into them."""
     report = BatchReport()
-    for n, ((src, _), dst) in enumerate(zip(items, output_paths(items, op, out_dir, suffix)), 1):
-        if dst.exists() and skip_existing:
-            report.skipped.append(dst)
-            log(f"[{n}/{len(items)}] {src}: skipped, {dst} exists")
-            continue
-        try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            process(src, dst)
-        except Cancelled:
-            raise  # the user stopped the whole batch, not this file
-        except Exception as e:  # noqa: BLE001 - one bad file must not stop a batch; the reason is reported
-            report.failed.append((src, str(e)))
-            log(f"[{n}/{len(items)}] {src}: FAILED: {e}")
-            continue
-        report.written.append(dst)
-        log(f"[{n}/{len(items)}] {src} -> {dst}")
+    fail = log if fail is None else fail
+    made: list[Path] = []  # folders this batch created, in creation order (a parent before its children)
+    try:
+        for n, ((src, _), dst) in enumerate(zip(items, output_paths(items, op, out_dir, suffix)), 1):
+            if dst.exists() and skip_existing:
+                report.skipped.append(dst)
+                log(f"[{n}/{len(items)}] {src}: skipped, {dst} exists")
+                continue
+            try:
+                missing = [p for p in (dst.parent, *dst.parent.parents) if not p.exists()]
+                try:
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                finally:  # a mkdir that failed part-way still made the upper ones
+                    made.extend(p for p in reversed(missing) if p.is_dir())
+                process(src, dst)
+            except Cancelled:
+                raise  # the user stopped the whole batch, not this file
+            except Exception as e:  # noqa: BLE001 - one bad file must not stop a batch; the reason is reported
+                report.failed.append((src, str(e)))
+                # Most reasons already start with the input's name (ImageError's "in/x.jpg: ..."): say it once.
+                fail(f"[{n}/{len(items)}] {src}: FAILED: {str(e).removeprefix(f'{src}: ')}")
+                continue
+            report.written.append(dst)
+            log(f"[{n}/{len(items)}] {src} -> {dst}")
+    finally:
+        for folder in reversed(made):  # children first
+            try:
+                folder.rmdir()  # only an empty folder goes
+            except OSError:
+                pass
     return report

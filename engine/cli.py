@@ -15,7 +15,7 @@ import torch
 
 from .checkpoint import CheckpointError, ImageSizeError, load_model, save_model
 from .classes import IMAGENET_CLASSES, class_names, imagenet_names, parse_class, search
-from .batch import collect_inputs, run_batch, upscale_op
+from .batch import collect_inputs, output_suffix, run_batch, upscale_op
 from .device import pick_device
 from .imageio import (SAVE_FORMATS, ImageError, Picture, check_output_path, format_losses, load_picture, read_mask,
                       save_picture, write_image)
@@ -30,17 +30,33 @@ class UsageError(Exception):
     """A bad command-line argument, reported without a traceback."""
 
 
-class ProgressBar:
-    """A one-line text progress bar on stderr (silent when stderr is not a terminal and quiet is set)."""
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        return False
 
-    def __init__(self, label: str, quiet: bool = False, clock: Callable[[], float] = time.perf_counter) -> None:
+
+class ProgressBar:
+    """A one-line text progress bar on stderr, redrawn in place (`\\r`) when stderr is a terminal.
+
+    Anywhere else (a log file, a pipe, a CI job) every redraw would pile up as text, so only one
+    line is written when the job is done. `quiet`: nothing at all. `live` overrides the terminal test."""
+
+    def __init__(self, label: str, quiet: bool = False, clock: Callable[[], float] = time.perf_counter,
+                 live: bool | None = None) -> None:
         self.label, self.quiet, self.clock = label, quiet, clock
+        self.live = _stderr_is_terminal() if live is None else live
         self.t0 = clock()
         self.left = TimeLeft(clock)
         self.width = 0  # of the last line written, to blank what a shorter one leaves behind
 
     def __call__(self, done: int, total: int) -> None:
         if self.quiet:
+            return
+        if not self.live:
+            if done >= total:
+                print(f"{self.label}: {done}/{total} in {self.clock() - self.t0:.1f}s", file=sys.stderr, flush=True)
             return
         width = 30
         fill = int(width * done / max(total, 1))
@@ -119,6 +135,14 @@ def _edit_kwargs(args: argparse.Namespace, model=None) -> dict:
     if args.start_sigma is not None:
         if not args.start_sigma > 0:  # also nan, which no comparison lets through
             raise UsageError(f"--start-sigma must be positive, got {args.start_sigma:g}")
+        if model is not None:
+            # Model.sigmas_from clamps a start outside the model's noise levels (the low end to twice
+            # sigma_min, where one step is left): a value beyond them would silently run another loop.
+            d = model.spec.denoiser
+            lo, hi = 2 * d.sigma_min, d.sigma_max
+            if not lo <= args.start_sigma <= hi:
+                raise UsageError(f"--start-sigma must lie in {lo:g}..{hi:g} for this model (its noise levels, "
+                                 f"`cstudio info`), got {args.start_sigma:g}")
         kw["sigma_start"] = args.start_sigma
     if args.steps is not None:
         if args.steps < 1:
@@ -144,16 +168,32 @@ def _use_class(args: argparse.Namespace, model) -> None:
     model.class_label = args.class_label
 
 
+# --format: the outputs' format where the command names them (batches, or no --out file).
+OUTPUT_FORMATS = ("png", "jpg", "webp", "tif", "bmp", "same")
+
+
+def _batch_suffix(args: argparse.Namespace) -> str | None:
+    """The extension --format gives default output names; None: each input's own (`output_suffix`)."""
+    fmt = getattr(args, "format", None)
+    return None if fmt == "same" else f".{fmt or 'png'}"
+
+
 def _out_path(args: argparse.Namespace, src: Path | None, suffix: str) -> Path:
-    """--out, or the default name (`<input>_<op>.png` next to the input; `<op>.png`): inside --out
-    when it names a folder (an existing one, or any path ending in a slash)."""
-    name = f"{suffix}.png" if src is None else f"{src.stem}_{suffix}.png"
+    """--out, or the default name (`<input>_<op>.png` next to the input; `<op>.png`; --format changes
+    the extension): inside --out when it names a folder (an existing one, or any path ending in a slash)."""
+    ext = ".png" if src is None else output_suffix(src, _batch_suffix(args))
+    name = f"{suffix}{ext}" if src is None else f"{src.stem}_{suffix}{ext}"
     if args.out:
         out = Path(args.out)
         if out.is_dir() or args.out.endswith(("/", os.sep) + ((os.altsep,) if os.altsep else ())):
             if not out.is_dir():
                 raise UsageError(f"{out}: output folder does not exist")
             return out / name
+        fmt = getattr(args, "format", None)
+        if fmt and SAVE_FORMATS.get(out.suffix.lower()) not in (None, SAVE_FORMATS[ext]):
+            # Two options that disagree: guessing which one the user meant would write the wrong file.
+            raise UsageError(f"--format {fmt} asks for {SAVE_FORMATS[ext]}, but --out {out} names a "
+                             f"{SAVE_FORMATS[out.suffix.lower()]} file: drop one of them")
         return out
     return Path(name) if src is None else src.with_name(name)
 
@@ -187,12 +227,17 @@ def cmd_classes(args: argparse.Namespace) -> int:
     """The ImageNet classes the 64 px class-conditional models take, by index: all, or those
     matching the words given (the best first). Exit 1 when nothing matches."""
     text = " ".join(args.words)
+    key = text.strip()
+    if key.removeprefix("-").isascii() and key.removeprefix("-").isdigit() and not 0 <= int(key) < IMAGENET_CLASSES:
+        # A number is looked up as an index, never as part of a name: say the range, not "no name".
+        raise UsageError(f"classes are 0..{IMAGENET_CLASSES - 1}, got {int(key)}")
     hits = search(IMAGENET_CLASSES, text, limit=IMAGENET_CLASSES)
     names = imagenet_names()
     for i in hits:
         print(f"{i:4d}  {names[i]}")
     if not hits:
-        print(f"no ImageNet class name contains {text!r}", file=sys.stderr)
+        # 1, as grep: the search ran, nothing matched (the words are not wrong as such).
+        print(f"cstudio {args.command}: error: no ImageNet class name contains {text!r}", file=sys.stderr)
         return 1
     return 0
 
@@ -258,6 +303,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UsageError(f"output must end in .safetensors, got {out.name}")
     if out.exists() and not args.overwrite:
         raise UsageError(f"{out}: already exists (pass --overwrite to replace it)")
+    # Before the model is read (seconds to minutes for a large one), and exit 2 as the image
+    # commands' missing output folder: the command line has to change.
+    folder = out.parent
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: output folder " + ("is a file" if folder.exists() else "does not exist"))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{folder}: output folder is not writable; nothing was changed")
     spec, sd, meta = load_model(args.in_file, image_size=args.image_size)
     if args.name:
         from dataclasses import replace
@@ -322,7 +374,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         _check_range(option, value, 0, 4096)
     pic = load_picture(args.image)
     _notes(Path(args.image), pic.notes)
-    mask = read_mask(args.mask, pic.size)
+    mask = read_mask(args.mask, pic.size, orientation=pic.orientation)  # a mask of the unturned photo is named so
     out = _out_path(args, Path(args.image), "inpaint")
     _check_out(args, out, pic.size)
     _edit_kwargs(args)  # argument errors before the model loads
@@ -385,26 +437,28 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
         raise UsageError(f"{out_dir}: output folder is not writable; nothing was changed")
     try:
         run_one = prepare()
-    except BaseException:
-        # Refused before any file was processed (a --class-label or --factor this model lacks):
-        # leave no empty folder behind.
+
+        def process(src: Path, dst: Path) -> None:
+            pic = load_picture(src)
+            _notes(src, pic.notes)  # e.g. "animated image: using the first of 12 frames"
+            _check_out(args, dst, out_size(pic.size))
+            _notes(src, notes_for(pic))  # once the file is known to be processed
+            result = run_one(pic)
+            save_picture(dst, result, overwrite=args.overwrite)
+            _notes(dst, format_losses(result, SAVE_FORMATS[dst.suffix.lower()]))
+
+        # Written paths on stdout (a script reads them), failures on stderr with the other errors.
+        report = run_batch(items, process, out_dir, op, suffix=_batch_suffix(args), skip_existing=not args.overwrite,
+                           log=print, fail=lambda line: print(line, file=sys.stderr))
+    finally:
+        # Refused before any file was processed (a --class-label or --factor this model lacks),
+        # interrupted before the first write, or every file failed: the folders this command made
+        # are left empty, and only those go (rmdir never removes a folder with anything in it).
         for folder in made:  # deepest first
             try:
                 folder.rmdir()
             except OSError:
                 break
-        raise
-
-    def process(src: Path, dst: Path) -> None:
-        pic = load_picture(src)
-        _notes(src, pic.notes)  # e.g. "animated image: using the first of 12 frames"
-        _check_out(args, dst, out_size(pic.size))
-        _notes(src, notes_for(pic))  # once the file is known to be processed
-        result = run_one(pic)
-        save_picture(dst, result, overwrite=args.overwrite)
-        _notes(dst, format_losses(result, SAVE_FORMATS[dst.suffix.lower()]))
-
-    report = run_batch(items, process, out_dir, op, skip_existing=not args.overwrite, log=print)
     print(report.summary())
     return 1 if report.failed else 0
 
@@ -484,8 +538,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="fp32 is exact; auto uses bf16/fp16 where the hardware is fast at it")
-    p.add_argument("--out", help="output file, or a folder to write the default name into (an existing folder "
-                   "or a path ending in /); several inputs: the output folder. Batch names are <name>_<task>.png, "
+    p.add_argument("--out", help="output file (its extension picks the format: .png, .jpg/.jpeg, .webp, "
+                   ".tif/.tiff or .bmp), or a folder to write the default name into (an existing folder "
+                   "or a path ending in /); several inputs: the output folder. Batch names are <name>_<task>.png "
+                   "(--format changes the extension), "
                    "sub-folders kept; inputs that would share a name get their extension (img_jpg_...) "
                    "or a number (img-2_...)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (atomically)")
@@ -501,9 +557,14 @@ def _class_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _edit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
+                   help="format of the outputs this command names (a batch's, or without an --out file): png "
+                   "(default; keeps 16 bits and transparency), jpg (quality 95, 4:4:4), webp (lossless), tif, bmp, "
+                   "or same (each input's own; GIF: png)")
     p.add_argument("--start-sigma", type=float, default=None,
                    help="start the loop from the task's first guess (bicubic, grey, smooth fill) noised to this "
-                   "level: 0.3-2 faithful, 80 most freedom; each task's default: `cstudio info`")
+                   "level: 0.3-2 faithful, 80 most freedom; within the model's noise levels (twice its lowest "
+                   "sigma up to its highest); each task's default: `cstudio info`")
     p.add_argument("--sampler", choices=("consistency", "ddim", "ancestral"), default=None,
                    help="editing loop: consistency (re-noise each step; smooth), ddim (deterministic steps; "
                    "more detail from EDM-trained models) or ancestral (DDIM with fresh noise each step). "
@@ -524,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="describe a model file (default: the embedded default model)")
     p.add_argument("model", nargs="?", help="model file or diffusers folder; omitted: the embedded default model")
     p.add_argument("--image-size", type=int, help="resolution, for official files whose size is not standard")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print everything, with the metadata, as one JSON object")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("classes", help="find ImageNet classes by name or number (for --class-label)")
@@ -532,30 +593,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_classes)
 
     p = sub.add_parser("convert", help="import an official .pt / diffusers folder into a native .safetensors")
-    p.add_argument("in_file")
-    p.add_argument("out_file")
+    p.add_argument("in_file", help="the model to import: an official .pt checkpoint, a diffusers folder, or a "
+                   "native .safetensors (to re-save it, e.g. with --fp16)")
+    p.add_argument("out_file", help="the native model file to write (.safetensors, in an existing folder)")
     p.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
     p.add_argument("--name", help="model name stored in the file")
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--image-size", type=int,
+                   help="resolution, for official files whose size is not standard (default: read from the file)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing out_file")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("generate", help="sample new images")
     _model_args(p)
-    p.add_argument("-n", type=int, default=1, help="number of images")
+    p.add_argument("-n", type=int, default=1, help="number of images (default %(default)s); with more than one, "
+                   "the output name is numbered: --out gen.png writes gen_000.png, gen_001.png, ...")
     _class_arg(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("inpaint", help="fill the white part of a mask")
-    p.add_argument("image")
-    p.add_argument("--mask", required=True, help="mask image: white = fill, same size as the image")
+    p.add_argument("image", help="the image to fill (one file)")
+    p.add_argument("--mask", required=True,
+                   help="mask image, the image's size: white or any bright colour = fill, black = keep; with "
+                   "transparency, the bright visible pixels (or, for strokes of one colour on a transparent layer, "
+                   "every visible one). It must leave some pixels known")
     _model_args(p)
     _edit_args(p)
     d = InpaintOptions()
-    p.add_argument("--context", type=float, default=d.context, help="context around each hole, as a fraction of its size")
-    p.add_argument("--min-context", type=int, default=d.min_context, help="... but at least this many pixels")
-    p.add_argument("--grow", type=int, default=d.grow, help="px the mask is grown by")
-    p.add_argument("--feather", type=int, default=d.feather, help="px of soft blend around the fill")
+    p.add_argument("--context", type=float, default=d.context,
+                   help="context the model sees around each hole, as a fraction of the hole's size, 0-4 "
+                   "(default %(default)s)")
+    p.add_argument("--min-context", type=int, default=d.min_context,
+                   help="... but at least this many px (default %(default)s)")
+    p.add_argument("--grow", type=int, default=d.grow,
+                   help="px the mask is grown by, so a tight mask leaves no halo (default %(default)s)")
+    p.add_argument("--feather", type=int, default=d.feather,
+                   help="px of soft blend outside the grown mask (default %(default)s)")
     p.add_argument("--no-colour-match", action="store_true", help="do not blend the fill's edge into its surroundings (seamless cloning)")
     p.add_argument("--blend", type=int, default=None,
                    help="samples whose mean gives the fill's structure under one sample's texture, instead "
@@ -567,17 +639,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders (keeping their structure)")
     p.add_argument("--render-size", type=int,
-                   help="short side, in px, of the view the model colours, aspect kept (default: the model's resolution)")
+                   help="short side, in px, of the view the model colours, aspect kept, up to 4096 (default, "
+                   "or 0: the model's resolution)")
     _model_args(p)
     _edit_args(p)
     p.set_defaults(func=cmd_colorize)
 
     p = sub.add_parser("upscale", help="super-resolve by 2, 4 or 8")
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files or folders")
-    p.add_argument("--factor", type=int, default=4)
-    p.add_argument("--overlap", type=float, default=0.25, help="tile overlap as a fraction of the tile")
+    p.add_argument("--factor", type=int, default=4, help="2, 4 or 8 (default %(default)s)")
+    p.add_argument("--overlap", type=float, default=0.25,
+                   help="tile overlap as a fraction of the tile, at least 0 and below 1 (default %(default)s)")
     p.add_argument("--average", type=int, default=1, metavar="N",
-                   help="average N samples per tile: truer to the input on average, less invented detail")
+                   help="average N samples per tile: truer to the input on average, less invented detail "
+                   "(default %(default)s: one sample)")
     p.add_argument("--detail", action="store_true",
                    help="x4 / x8: invent fine texture with a slower loop (`cstudio info` lists it; "
                         "the model card has what it costs in time and fidelity)")
@@ -597,8 +672,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        # Building the parser imports the training and evaluation packages: a Ctrl-C there is an
+        # interrupt like any other, not a traceback.
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("cstudio: interrupted", file=sys.stderr)
+        return 130
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from ._deep import encode_png16, encode_tiff16, read_png16, read_tiff16, sixteen_bit_tiles
+from ._deep import encode_png16, encode_tiff16, read_png16, read_tiff16, sixteen_bit_tiles, usable_dpi
 from .checkpoint import atomic_write_bytes
 
 # Refuse decompression bombs with our own message; 200 Mpx is a 16k x 12k photo.
@@ -39,6 +40,9 @@ class Picture:
     alpha: np.ndarray | None = None  # (H, W), same dtype as rgb, None when fully opaque
     info: dict = field(default_factory=dict)  # exif (bytes), icc_profile (bytes), text (dict), dpi (tuple)
     notes: tuple[str, ...] = ()  # things the user should be told (e.g. "first frame of 12")
+    # The EXIF orientation (1-8) the stored pixels were turned upright by: a mask drawn on the
+    # stored pixels (what some tools show) is then the wrong way round, and `read_mask` says why.
+    orientation: int = 1
 
     @property
     def size(self) -> tuple[int, int]:
@@ -170,13 +174,15 @@ def load_picture(path: str | Path) -> Picture:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns at this size and refuses at twice it
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow's warning (over MAX_PIXELS) does not say the size: the header is read (no
+            # pixels decoded) and refused just below with it. Over twice the limit Pillow refuses.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
                 tiles = list(getattr(im, "tile", None) or [])  # loading clears them; 16-bit TIFF needs them
                 sixteen = sixteen_bit_tiles(tiles)
                 if w * h > MAX_PIXELS:
-                    raise ImageError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, over the {MAX_PIXELS / 1e6:.0f} Mpx limit")
+                    raise ImageError(_too_large(path, (w, h)))
                 frames = getattr(im, "n_frames", 1)
                 if frames > 1 and im.format == "TIFF":  # scans and documents, not animations
                     notes.append(f"multi-page TIFF: using the first of {frames} pages")
@@ -196,6 +202,8 @@ def load_picture(path: str | Path) -> Picture:
                 # pixels are used, or where it must take the orientation out of the XMP text (a
                 # 96 Mpx 16-bit PNG held two such copies beside its own pixels).
                 oriented = ImageOps.exif_transpose(im) if deep is None or orientation != 1 else im
+                if im.format == "WEBP" and "dpi" not in info and (dpi := _exif_dpi(exif)) is not None:
+                    info["dpi"] = dpi  # WebP's only resolution is its EXIF's (as `encode_picture` writes it)
                 if exif:
                     exif[0x0112] = 1  # pixels are now upright
                     # A TIFF's "EXIF" is its whole first IFD: drop the tags that describe its pixel
@@ -210,6 +218,8 @@ def load_picture(path: str | Path) -> Picture:
                     text = {k: v for k, v in oriented.info.items() if isinstance(v, str) and k not in ("icc_profile",)}
                     if text:
                         info["text"] = text
+                if not isinstance(orientation, int) or not 1 <= orientation <= 8:
+                    orientation = 1  # a damaged tag: exif_transpose ignores it too
                 if deep is not None:
                     o = orientation
                     rgb, alpha = _orient(deep[0], o), None if deep[1] is None else _orient(deep[1], o)
@@ -227,14 +237,53 @@ def load_picture(path: str | Path) -> Picture:
                     del info["icc_profile"]
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{path}: image too large: over the {MAX_PIXELS / 1e6:.0f} Mpx limit "
-                         "(a decompression bomb, or a photo bigger than this editor handles)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(_too_large(path, _bomb_pixels(e))) from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a supported image (unknown format or not an image at all)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{path}: the image is damaged or truncated ({e})") from None
-    return Picture(rgb=rgb, alpha=alpha, info=info, notes=tuple(notes))
+    return Picture(rgb=rgb, alpha=alpha, info=info, notes=tuple(notes), orientation=orientation)
+
+
+def _exif_dpi(exif: Image.Exif | None) -> tuple[float, float] | None:
+    """The resolution in EXIF's XResolution/YResolution (per inch, or per cm: unit 3) as dpi; None
+    where it is missing, not in a real unit (unit 1) or not usable."""
+    unit = exif.get(0x0128, 2) if exif and 0x011A in exif else None  # 2 (inches) is EXIF's default
+    if unit not in (2, 3):
+        return None
+    try:
+        x, y = float(exif[0x011A]), float(exif.get(0x011B, exif[0x011A]))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    dpi = (x * 2.54, y * 2.54) if unit == 3 else (x, y)
+    return dpi if usable_dpi(dpi) else None
+
+
+def _with_exif_dpi(exif: bytes | None, dpi: tuple[float, float]) -> bytes:
+    """`exif` (or a new EXIF) with its resolution tags set to `dpi`, per inch."""
+    ex = Image.Exif()
+    if exif:
+        ex.load(exif)
+    ex[0x011A], ex[0x011B], ex[0x0128] = float(dpi[0]), float(dpi[1]), 2
+    return ex.tobytes()
+
+
+def _too_large(path: Path, size: tuple[int, int] | int | None) -> str:
+    """The refusal of a picture over MAX_PIXELS, with its size (width, height) or pixel count where known."""
+    if isinstance(size, tuple):
+        what = f"{size[0]}x{size[1]} is {size[0] * size[1] / 1e6:.0f} Mpx, "
+    else:
+        what = "" if size is None else f"it has {size / 1e6:.0f} Mpx, "
+    return (f"{path}: image too large: {what}over the {MAX_PIXELS / 1e6:.0f} Mpx limit "
+            "(a decompression bomb, or a photo bigger than this editor handles)")
+
+
+def _bomb_pixels(error: BaseException) -> int | None:
+    """The pixel count Pillow names when it refuses a decompression bomb (over twice MAX_PIXELS):
+    "Image size (N pixels) exceeds limit ..."; None if its wording ever changes."""
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    return int(found.group(1)) if found else None
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -267,13 +316,52 @@ def to_uint8(a: np.ndarray) -> np.ndarray:
     return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
-def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
-    """Read a mask (white, or opaque where the mask has alpha, = fill) and check it matches size = (width, height)."""
+# Orientations that swap an image's sides (EXIF 5-8), as what they do to the stored pixels to show them upright.
+_SIDE_SWAPS = {5: "mirrors them and turns them a quarter turn", 6: "turns them a quarter turn clockwise",
+               7: "mirrors them and turns them a quarter turn", 8: "turns them a quarter turn counter-clockwise"}
+
+
+def mask_from_pixels(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """(H, W) bool fill mask of 8-bit (rgb, alpha), by the rule `read_mask` states; `rgb` may be
+    (H, W, 3) or one grey (H, W) plane.
+
+    The brightest channel, not luma: a pure red stroke (luma 76) would otherwise select nothing
+    while a green one fills. Alpha alone must not decide when the colour carries a mask too: an
+    opaque white-on-black mask with a single pixel below full alpha filled all its black."""
+    bright = (rgb.max(axis=2) if rgb.ndim == 3 else rgb) > 127
+    if alpha is None:
+        return bright
+    visible = alpha > 127
+    seen = bright[visible]
+    if seen.any() and not seen.all():  # the colour says what to fill among what is visible
+        return bright & visible
+    return visible  # one colour (or none) where visible: the alpha is the mask
+
+
+def read_mask(path: str | Path, size: tuple[int, int], *, orientation: int = 1) -> np.ndarray:
+    """Read an inpainting mask, check it matches size = (width, height), and return it as (H, W) bool.
+
+    Which pixels are filled: white, or any bright colour (its brightest channel above
+    half range), marks what to fill; black keeps. A mask with transparency whose visible pixels are
+    partly bright, partly dark is filled where bright and visible (alpha above half); one whose
+    visible pixels carry no such difference (strokes of one colour on a transparent layer, any
+    colour) is filled wherever visible. 1-bit, grey, 16-bit grey, palette and RGB(A) files all work.
+
+    Refused (`ImageError`, naming the file): another size than the image's (`orientation`, the
+    image's EXIF orientation, lets the message say when the mask fits its stored, unturned pixels);
+    a mask that selects no pixel; one that covers every pixel (nothing known to fill from).
+    """
     path = Path(path)
     _check_path(path)
 
     def wrong_size(w: int, h: int) -> ImageError:
-        return ImageError(f"{path}: mask is {w}x{h} but the image is {size[0]}x{size[1]}")
+        msg = f"{path}: mask is {w}x{h} but the image is {size[0]}x{size[1]}"
+        if orientation in _SIDE_SWAPS and (w, h) == (size[1], size[0]):
+            # A mask drawn over the photo as stored: many tools (and scripts) ignore the EXIF turn.
+            msg += (f": the photo's pixels are stored as {w}x{h} and its EXIF orientation ({orientation}) "
+                    f"{_SIDE_SWAPS[orientation]} to show it upright, so this mask fits the unturned pixels; "
+                    "turn the mask the same way (or draw it over the photo as shown upright)")
+        return ImageError(msg)
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
@@ -296,20 +384,27 @@ def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
                 raise wrong_size(w, h)
             sixteen = sixteen_bit_tiles(list(getattr(im, "tile", None) or []))  # loading clears the tiles
             im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA") and np.asarray(im.getchannel("A")).min() < 255:
-                a = np.asarray(im.getchannel("A"))
-            elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                # Pillow's convert("L") clips 16-bit grey to 0..255 instead of scaling it, so a
-                # "black" of 300 (or a soft edge) read as fill: scale to 8 bits as load_picture
-                # does (/257, rounded), then the same threshold at half range as 8-bit masks.
-                a = to_uint8(_to_rgb_arrays(im, None, sixteen)[0][..., 0])
+            if im.mode in ("1", "L") and "transparency" not in im.info:
+                # The common grey mask as one plane: RGB would take three times the memory (a
+                # 96 Mpx photo's mask), to find the same brightness.
+                rgb, alpha = np.asarray(im.convert("L")), None
             else:
-                a = np.asarray(im.convert("L"))
+                # As `load_picture` reads pixels: 16-bit grey scaled to 8 bits (Pillow's convert("L")
+                # clips it, so a "black" of 300 read as fill), palette and tRNS transparency as
+                # alpha, an alpha that is opaque everywhere as none.
+                rgb, alpha = _to_rgb_arrays(im, None, sixteen)
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{path}: not a readable mask image ({e})") from None
-    if (a.shape[1], a.shape[0]) != tuple(size):
-        raise wrong_size(a.shape[1], a.shape[0])
-    return a > 127
+    if (rgb.shape[1], rgb.shape[0]) != tuple(size):
+        raise wrong_size(rgb.shape[1], rgb.shape[0])
+    mask = mask_from_pixels(to_uint8(rgb), None if alpha is None else to_uint8(alpha))
+    # Said before any compute: an empty mask wrote an unchanged copy, a full one a flat grey image.
+    if not mask.any():
+        raise ImageError(f"{path}: the mask selects no pixel: white (or any bright colour) marks what to fill")
+    if mask.all():
+        raise ImageError(f"{path}: the mask covers the whole image: inpainting needs some known pixels; "
+                         "to make a new image use `cstudio generate`")
+    return mask
 
 
 def _exif_too_long(pic: Picture, fmt: str) -> bool:
@@ -366,10 +461,15 @@ def encode_picture(pic: Picture, fmt: str, *, quality: int | None = None) -> byt
         info.pop("icc_profile", None)
     else:
         kw["icc_profile"] = icc
-    if "dpi" in pic.info and fmt in ("PNG", "JPEG", "TIFF"):
-        kw["dpi"] = pic.info["dpi"]
+    dpi = pic.info.get("dpi") if usable_dpi(pic.info.get("dpi")) else None  # a TIFF's 0/0 reads as nan
+    if dpi is not None and fmt in ("PNG", "JPEG", "TIFF", "BMP"):
+        kw["dpi"] = tuple(dpi)[:2]
     if "exif" in pic.info and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and not _exif_too_long(pic, fmt):
         kw["exif"] = pic.info["exif"]
+    if dpi is not None and fmt == "WEBP":
+        # WebP has no resolution field: its EXIF's XResolution/YResolution is where readers (and
+        # `load_picture`) find it. Without this a 300 dpi print scan came back at 72 or 96.
+        kw["exif"] = _with_exif_dpi(kw.get("exif"), dpi)
     if fmt in ("JPEG", "WEBP"):
         kw["quality"] = quality
     if fmt == "JPEG" and quality >= 90:

@@ -347,6 +347,7 @@ class Model:
                 blend: int | None = None, options: InpaintOptions | None = None,
                 progress: Progress | None = None) -> np.ndarray:
         """Fill the pixels where `mask` is nonzero, any image size; pixels away from the mask stay bit-identical.
+        A mask with no nonzero pixel, or with no zero one, is a ValueError.
 
         image: (H, W, 3) uint8 or uint16; the result has the same dtype. See `engine.inpaint`.
         The loop starts from a smooth membrane fill of the hole noised to `sigma_start`; `ts`
@@ -356,8 +357,13 @@ class Model:
         not given keep `edit_default("inpaint")`.
         """
         image, hole = _check_image(image), _check_mask(mask, image)
+        # Refused before any compute: an empty mask returned an unchanged copy the caller took for a
+        # result, and a full one (nothing known to fill from) a flat grey image.
         if not hole.any():
-            return image.copy()
+            raise ValueError("the mask selects no pixel: nothing to fill")
+        if hole.all():
+            raise ValueError("the mask covers the whole image: inpainting needs some known pixels to fill from "
+                             "(to make a new image, generate one)")
         opts = options or InpaintOptions()
         sig_coarse, eta = self.edit_loop("inpaint", ts, sigma_start, num_steps, sampler)
         loop = self.edit_default("inpaint")

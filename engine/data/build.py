@@ -443,7 +443,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="training data tools")
     sub = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
     b = sub.add_parser("build", help="build the photo training set from allow-listed Debian packages")
-    b.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    b.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help=f"output folder (default: {DEFAULT_OUT}, in the current folder; `cstudio eval --data` and a "
+                   "training config's data.path name it the same way)")
     b.add_argument("--cache", type=Path, default=None,
                    help="cache for .debs and verified originals (default: OUT/../debian-cache)")
     b.add_argument("--allowlist", type=Path, default=None, help="allow-list TSV (default: the one shipped in engine/data)")

@@ -23,9 +23,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[typ
                    "channels per level) is grown into the config's, keeping what it computes (Net2WiderNet)")
     p.add_argument("--init-step", type=int, metavar="N", help="with --init: the step to start counting from")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<config name>)")
-    p.add_argument("--steps", type=int, metavar="N", help="stop after N steps in this invocation "
-                   "(schedules still span the config's total_steps)")
-    p.add_argument("--minutes", type=float, metavar="M", help="stop (with a checkpoint) after M minutes")
+    p.add_argument("--steps", type=int, metavar="N", help="stop after N steps (at least 1) in this invocation "
+                   "(schedules still span the config's total_steps; default: run to total_steps)")
+    p.add_argument("--minutes", type=float, metavar="M", help="stop (with a checkpoint) after M minutes "
+                   "(a positive number; default: no time limit). Ctrl-C also stops with a checkpoint, exit 130")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads per process (default: config, "
                    "$CSTUDIO_THREADS, or physical cores / processes)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps")
@@ -34,13 +35,20 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 def run_train(args: argparse.Namespace) -> int:
     from .config import TrainConfig
+    from .data import checkout_root, missing_photo_set
     from .trainer import train
 
     cfg = None
     try:
         cfg = TrainConfig.load(args.config)
-        train(cfg, out=args.out, resume=args.resume, init=args.init, init_step=args.init_step, steps=args.steps,
-              minutes=args.minutes, threads=args.threads, device=args.device)
+        config_dir = Path(args.config).absolute().parent
+        problem = missing_photo_set(cfg.data.path, how=f"set data.path in {args.config} (absolute, or relative to "
+                                    "the folder cstudio runs in)",
+                                    near=(config_dir, config_dir.parent, checkout_root()))
+        if problem:
+            raise FileNotFoundError(problem)
+        trainer = train(cfg, out=args.out, resume=args.resume, init=args.init, init_step=args.init_step,
+                        steps=args.steps, minutes=args.minutes, threads=args.threads, device=args.device)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"cstudio train: error: {e}", file=sys.stderr)
         return 2
@@ -52,10 +60,16 @@ def run_train(args: argparse.Namespace) -> int:
 
         run_dir = Path(args.out) if args.out else (Path("runs") / (cfg.name or "run") if cfg is not None else None)
         try:
-            resumable = run_dir is not None and latest_checkpoint(run_dir / "checkpoints") is not None
+            resumable = cfg is not None and run_dir is not None and latest_checkpoint(run_dir / "checkpoints") is not None
         except OSError:
             resumable = False
         hint = " (the checkpoints already written are whole: continue with --resume)" if resumable else ""
         print(f"cstudio train: error: {e}{hint}", file=sys.stderr)
         return 1
+    if trainer.stopped_by is not None:
+        # Ctrl-C (or SIGTERM) stopped the run cleanly, with a checkpoint: still an interrupted command,
+        # so a script or scheduler sees 130 (143), not "done".
+        print(f"cstudio train: interrupted at step {trainer.step}; the checkpoint is saved (continue with --resume)",
+              file=sys.stderr)
+        return 128 + trainer.stopped_by
     return 0

@@ -216,8 +216,20 @@ class TrainConfig:
     def load(cls, path: str | Path) -> TrainConfig:
         """Read a JSON config; the run name defaults to the file's stem."""
         path = Path(path)
+        # Each failure names the file: OSError's own text is "[Errno 2] ...: 'x'" and a decode
+        # error (an image given by mistake) names none.
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such config file")
+        if path.is_dir():
+            raise ValueError(f"{path}: is a folder, expected a JSON config file")
         try:
-            data = json.loads(path.read_text())
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a JSON config (not UTF-8 text)") from None
+        except OSError as e:
+            raise OSError(f"{path}: cannot read the config ({e.strerror or e})") from None
+        try:
+            data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: invalid JSON ({e})") from None
         if not isinstance(data, dict):

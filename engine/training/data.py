@@ -10,7 +10,7 @@ photos are sky-up and hue jitter teaches wrong colours. Images are decoded once 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +27,39 @@ RESAMPLE = Image.Resampling.BICUBIC
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
+def missing_photo_set(folder: str | Path, how: str = "", near: Iterable[Path] = ()) -> str | None:
+    """None when `folder` holds a photo set (its manifest.tsv); otherwise what to tell the user.
+
+    The message names the absolute path looked at (a relative one is read from the current folder,
+    which is easy to forget after a `cd`), `how` to point elsewhere (a command's option), and, for a
+    relative `folder`, the first of the `near` folders under which that path does hold a set: said,
+    never used in its place, since a run on other data than the one asked for is worse than none."""
+    folder = Path(folder)
+    manifest = folder / "manifest.tsv"
+    if manifest.is_file():
+        return None
+    message = f"{manifest.absolute()}: no manifest"
+    if not folder.is_absolute():
+        message += f" (a relative data path is read from the current folder, {Path.cwd()})"
+        for base in near:
+            other = base / folder
+            if (other / "manifest.tsv").is_file():
+                message += f"; {other} has one"
+                break
+    return f"{message}; {how + ', or ' if how else ''}build the photo set first (cstudio data build --out FOLDER)"
+
+
 def read_manifest(folder: str | Path) -> list[dict]:
     """Rows of `<folder>/manifest.tsv` (file, source_group, package, path, licence, author, split, ...)."""
-    path = Path(folder) / "manifest.tsv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no manifest; build the photo set first (cstudio data build)")
-    return load_manifest(path)
+    problem = missing_photo_set(folder)
+    if problem:
+        raise FileNotFoundError(problem)
+    return load_manifest(Path(folder) / "manifest.tsv")
+
+
+def checkout_root() -> Path:
+    """The folder holding this `engine` package: a checkout's root, where `data-cache/` is built."""
+    return Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import platform
 import signal
 import time
@@ -137,6 +138,9 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # training wall seconds over all sessions
         self._stop = False
+        # The signal that stopped the run (SIGINT, SIGTERM), None otherwise: `cstudio train` exits
+        # 128 + it, as an interrupted command does, after the clean stop and its checkpoint.
+        self.stopped_by: int | None = None
         self._fresh = True  # neither resumed nor initialised from a file
 
     # -- phases ------------------------------------------------------------------------------------
@@ -237,7 +241,7 @@ class Trainer:
         """Train until total_steps, `max_steps` more steps, `minutes` of wall time, or SIGINT/SIGTERM."""
         cfg = self.cfg
         stop_at = cfg.total_steps if max_steps is None else min(cfg.total_steps, self.step + max_steps)
-        deadline = time.monotonic() + 60 * minutes if minutes else None
+        deadline = time.monotonic() + 60 * minutes if minutes is not None else None
         previous = self._install_signal_handlers()
         try:
             return self._loop(stop_at, deadline, csv_log)
@@ -271,7 +275,9 @@ class Trainer:
             if self.step % cfg.checkpoint_every == 0 or self.step == stop_at or stop:
                 self.save()
             if stop:
-                self.log(f"stopping at step {self.step} (signal or time limit); resume with --resume")
+                timed_out = deadline is not None and now > deadline and self.stopped_by is None
+                why = "time limit" if timed_out else "signal"  # here or on another rank
+                self.log(f"stopping at step {self.step} ({why}); resume with --resume")
                 break
         return self.step
 
@@ -289,6 +295,7 @@ class Trainer:
         """Turn SIGINT/SIGTERM into a clean stop with a checkpoint; returns the handlers to put back."""
         def handler(signum: int, _frame: object) -> None:
             self._stop = True
+            self.stopped_by = signum
 
         previous = {}
         try:
@@ -464,6 +471,12 @@ def train(cfg: TrainConfig, *, out: str | Path | None = None, resume: bool = Fal
           threads: int | None = None, device: str = "auto", log: Log = print) -> Trainer:
     """Run (or continue) training in `out` (default runs/<name>/); returns the finished Trainer."""
     run_dir = Path(out) if out else Path("runs") / (cfg.name or "run")
+    # Before anything is made: 0 steps would write config.json and log.csv and train nothing, and
+    # 0 (or nan) minutes would mean no limit at all.
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {steps}")
+    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+        raise ValueError(f"--minutes must be a positive number, got {minutes:g}")
     if init_step is not None and init is None:
         raise ValueError("--init-step counts the steps of an --init model: give --init too")
     if init is not None and resume and latest_checkpoint(run_dir / "checkpoints") is not None:

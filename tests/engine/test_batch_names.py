@@ -119,3 +119,43 @@ def test_an_input_spelled_another_way_is_still_never_an_output(tmp_path, monkeyp
     for out_dir in (w, tmp_path / "link"):
         outs = output_paths(items, "upscale_2x", out_dir)
         assert outs[0].name == "a-2_upscale_2x.png", outs
+
+
+def test_format_same_keeps_each_inputs_format_and_names_stay_apart(tmp_path):
+    from engine.batch import output_paths
+
+    for name in ("a.jpg", "a.png", "b.webp", "c.gif", "d.TIF"):
+        _photo(tmp_path / "in" / name, 1)
+    items = collect_inputs([tmp_path / "in"])
+    out = tmp_path / "o"
+    same = [p.relative_to(out).as_posix() for p in output_paths(items, "colorize", out, None)]
+    # a.jpg and a.png no longer collide (their outputs keep their extensions), so no tag is needed;
+    # a GIF's result is written as PNG.
+    assert same == ["a_colorize.jpg", "a_colorize.png", "b_colorize.webp", "c_colorize.png", "d_colorize.tif"]
+    jpeg = [p.name for p in output_paths(items, "colorize", out, ".jpg")]
+    assert jpeg == ["a_jpg_colorize.jpg", "a_png_colorize.jpg", "b_colorize.jpg", "c_colorize.jpg", "d_colorize.jpg"]
+
+
+def test_cli_format_names_and_writes_that_format(tmp_path, tiny_model_file, capsys):
+    m = ["--model", str(tiny_model_file), "--quiet", "--steps", "1"]
+    _photo(tmp_path / "in" / "x.png", 2)
+    _photo(tmp_path / "in" / "y.png", 3)
+    Image.open(tmp_path / "in" / "y.png").save(tmp_path / "in" / "y.jpg", quality=95)
+    (tmp_path / "in" / "y.png").unlink()
+    assert main(["colorize", str(tmp_path / "in"), *m, "--format", "webp", "--out", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["x_colorize.webp", "y_colorize.webp"]
+    assert Image.open(tmp_path / "o" / "x_colorize.webp").format == "WEBP"
+    # A second run in another format is another set of outputs, not a skip of the first.
+    assert main(["colorize", str(tmp_path / "in"), *m, "--format", "same", "--out", str(tmp_path / "o")]) == 0
+    assert Image.open(tmp_path / "o" / "y_colorize.jpg").format == "JPEG"
+    assert Image.open(tmp_path / "o" / "x_colorize.png").format == "PNG"
+    # One file without --out: the default name takes the format.
+    assert main(["colorize", str(tmp_path / "in" / "x.png"), *m, "--format", "jpg"]) == 0
+    assert Image.open(tmp_path / "in" / "x_colorize.jpg").format == "JPEG"
+    # --format and an --out file that disagree: refused before anything runs.
+    capsys.readouterr()
+    assert main(["colorize", str(tmp_path / "in" / "x.png"), *m, "--format", "jpg",
+                 "--out", str(tmp_path / "x.png")]) == 2
+    assert "--format jpg asks for JPEG" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+    assert main(["colorize", str(tmp_path / "in" / "x.png"), *m, "--format", "jpg",
+                 "--out", str(tmp_path / "x.jpeg")]) == 0  # .jpeg is JPEG too

@@ -94,8 +94,9 @@ def test_batch_upscale_folder_skips_and_survives_bad_files(images, tiny_model_fi
     out = images / "out"
     args = ["upscale", str(folder), "--factor", "2", "--out", str(out), "--recursive", "--model", str(tiny_model_file), "--quiet"]
     assert main(args) == 1  # one file failed, the others were written
-    text = capsys.readouterr().out
-    assert "3 written, 0 skipped" in text and "1 failed" in text and "broken.png: FAILED" in text
+    text, err = capsys.readouterr()
+    # The summary with the written paths on stdout; the failure on stderr, with the other errors.
+    assert "3 written, 0 skipped" in text and "1 failed" in text and "broken.png: FAILED" in err
     assert (out / "a_upscale_2x.png").exists() and (out / "sub" / "b_upscale_2x.png").exists()
     with Image.open(out / "alpha_upscale_2x.png") as up:
         assert up.mode == "RGBA" and up.size == (16, 16)

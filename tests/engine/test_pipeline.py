@@ -276,8 +276,10 @@ def test_progress_and_cancel(tiny_model):
     def stop(done, total):
         raise Cancelled
 
+    hole = np.ones((40, 50), np.uint8)
+    hole[0, 0] = 0  # one known pixel: a mask over everything is refused before any compute
     with pytest.raises(Cancelled):
-        tiny_model.inpaint(photo(), np.ones((40, 50), np.uint8), progress=stop)
+        tiny_model.inpaint(photo(), hole, progress=stop)
 
 
 def test_stroke_edit_and_masked_stroke_edit(tiny_model):

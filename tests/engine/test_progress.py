@@ -73,7 +73,7 @@ def test_the_cli_bar_adds_the_time_left_and_blanks_what_a_shorter_line_leaves(ca
     from engine.cli import ProgressBar
 
     clock = Clock()
-    bar = ProgressBar("upscale x4", clock=clock)
+    bar = ProgressBar("upscale x4", clock=clock, live=True)  # as on a terminal (capsys's stderr is none)
     for done, dt in [(1, 20.0), (2, 3.0), (3, 3.0), (4, 3.0)]:
         clock.t += dt
         bar(done, 404)
