@@ -14,8 +14,8 @@ from .pipeline import Cancelled, upscale_task
 # .jfif / .jpe: JPEGs as browsers and old cameras name them.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 
-# Every name `upscale_op` and colorize give an output (any factor, with or without detail).
-EARLIER_OUTPUT = re.compile(r"_(upscale_[248]x(_detail)?|colorize)$")
+# Every name `upscale_op`, colorize and inpaint give an output (any factor, with or without detail).
+EARLIER_OUTPUT = re.compile(r"_(upscale_[248]x(_detail)?|colorize|inpaint)$")
 
 
 def upscale_op(factor: int, detail: bool = False) -> str:

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, ImageSizeError, load_model, save_model
@@ -366,28 +367,43 @@ def _save(args: argparse.Namespace, out: Path, pic: Picture) -> None:
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
+    """Fill the mask's white in each image: one mask for one photo, or for a folder of photos of its
+    size (frames, screenshots or scans with a watermark or a blemish in the same place)."""
     if args.blend is not None and args.blend < 1:
         raise UsageError("--blend must be at least 1")
     # The app's ranges (app.model.params.GenerationParams).
     _check_range("--context", args.context, 0, 4)
     for option, value in (("--min-context", args.min_context), ("--grow", args.grow), ("--feather", args.feather)):
         _check_range(option, value, 0, 4096)
-    pic = load_picture(args.image)
-    _notes(Path(args.image), pic.notes)
-    mask = read_mask(args.mask, pic.size, orientation=pic.orientation)  # a mask of the unturned photo is named so
-    out = _out_path(args, Path(args.image), "inpaint")
-    _check_out(args, out, pic.size)
-    _edit_kwargs(args)  # argument errors before the model loads
-    model = _load(args)
-    _use_class(args, model)
-    opts = InpaintOptions(context=args.context, min_context=args.min_context, grow=args.grow, feather=args.feather,
-                          colour_match=not args.no_colour_match)
-    blend = {} if args.blend is None else {"blend": args.blend}
-    rgb = run_with_fallback(model, "inpaint", dict(image=pic.rgb, mask=mask, seed=args.seed, options=opts,
-                            progress=ProgressBar("inpaint", args.quiet), **_edit_kwargs(args, model), **blend),
-                            log=_warn)
-    _save(args, out, pic.with_pixels(rgb, pic.alpha))
-    return 0
+    _edit_kwargs(args)  # argument errors before anything is read
+    mask_file = Path(args.mask)
+    masks: dict[tuple[tuple[int, int], int], np.ndarray] = {}
+
+    def mask_for(pic: Picture) -> np.ndarray:
+        # Read once per image size: a batch of same-sized frames shares one array.
+        key = (pic.size, pic.orientation)
+        if key not in masks:
+            masks[key] = read_mask(mask_file, pic.size, orientation=pic.orientation)  # a mask of the unturned photo is named so
+        return masks[key]
+
+    def prepare() -> RunOne:
+        model = _load(args)
+        _use_class(args, model)
+        opts = InpaintOptions(context=args.context, min_context=args.min_context, grow=args.grow,
+                              feather=args.feather, colour_match=not args.no_colour_match)
+        kw = {**_edit_kwargs(args, model), **({} if args.blend is None else {"blend": args.blend})}
+
+        def run_one(pic: Picture) -> Picture:
+            rgb = run_with_fallback(model, "inpaint", dict(image=pic.rgb, mask=mask_for(pic), seed=args.seed,
+                                    options=opts, progress=ProgressBar("inpaint", args.quiet), **kw), log=_warn)
+            return pic.with_pixels(rgb, pic.alpha)
+
+        return run_one
+
+    if not mask_file.is_file():  # before any photo is read (a batch would fail every file for it)
+        raise ImageError(f"{mask_file}: " + ("is a folder, expected a mask image" if mask_file.is_dir()
+                                             else "no such mask file"))
+    return _batch(args, "inpaint", prepare, check=mask_for, exclude=(mask_file,))
 
 
 RunOne = Callable[[Picture], Picture]
@@ -401,11 +417,14 @@ def _out_of_memory(error: BaseException) -> bool:
 
 def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
            out_size: Callable[[tuple[int, int]], tuple[int, int]] = lambda size: size,
-           notes_for: Callable[[Picture], list[str]] = lambda pic: []) -> int:
+           notes_for: Callable[[Picture], list[str]] = lambda pic: [],
+           check: Callable[[Picture], None] = lambda pic: None, exclude: tuple[Path, ...] = ()) -> int:
     """One input file -> --out file (or into the --out folder); several files or folders -> --out folder,
     per-file errors reported (output names: `engine.batch.output_paths`). Outputs are checked before
     `prepare()` loads the model and, in a batch, before each file is computed; `out_size` maps an
-    input's (width, height) to its output's; `notes_for` adds the task's own notes about an input."""
+    input's (width, height) to its output's; `notes_for` adds the task's own notes about an input;
+    `check` raises `ImageError` for an input the task cannot take (said, like the output checks,
+    before the model loads or the file is computed); files in `exclude` found in a folder are not inputs."""
     single = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
     if single:
         src = Path(args.inputs[0])
@@ -413,6 +432,7 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
         _notes(src, pic.notes)
         out = _out_path(args, src, op)
         _check_out(args, out, out_size(pic.size))
+        check(pic)
         run_one = prepare()
         _notes(src, notes_for(pic))  # once the command is known to run
         _save(args, out, run_one(pic))
@@ -423,10 +443,14 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file; batches need a folder")
     items = collect_inputs(args.inputs, recursive=args.recursive, skip_outputs=True)
+    if exclude:
+        # e.g. the mask kept in the folder of photos it applies to: it is not one of them.
+        skip = {os.path.realpath(p) for p in exclude}
+        items = [item for item in items if os.path.realpath(item[0]) not in skip]
     if not items:
         earlier = collect_inputs(args.inputs, recursive=args.recursive)
         raise UsageError(f"no images to process in the given inputs ({len(earlier)} found are results of earlier "
-                         "batches, named like *_upscale_4x or *_colorize)" if earlier else
+                         "batches, named like *_upscale_4x, *_colorize or *_inpaint)" if earlier else
                          "no image files found in the given inputs")
     made = [p for p in (out_dir, *out_dir.parents) if not p.exists()]  # what a failure must take back
     try:
@@ -442,6 +466,7 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
             pic = load_picture(src)
             _notes(src, pic.notes)  # e.g. "animated image: using the first of 12 frames"
             _check_out(args, dst, out_size(pic.size))
+            check(pic)
             _notes(src, notes_for(pic))  # once the file is known to be processed
             result = run_one(pic)
             save_picture(dst, result, overwrite=args.overwrite)
@@ -611,7 +636,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("inpaint", help="fill the white part of a mask")
-    p.add_argument("image", help="the image to fill (one file)")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files or folders; one --mask for all "
+                   "(each image must have the mask's size)")
+    p.add_argument("--recursive", action="store_true", help="descend into sub-folders (keeping their structure)")
     p.add_argument("--mask", required=True,
                    help="mask image, the image's size: white or any bright colour = fill, black = keep; with "
                    "transparency, the bright visible pixels (or, for strokes of one colour on a transparent layer, "

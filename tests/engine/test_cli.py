@@ -168,3 +168,35 @@ def test_info_tells_mixed_dtypes_and_noise_and_convert_keeps_provenance(tmp_path
     assert main(["info", str(mixed), "--image-size", "64"]) == 2  # the option must change
     assert "states its own (16 px)" in capsys.readouterr().err
     assert main(["info", str(mixed), "--image-size", "16"]) == 0
+
+
+def test_one_mask_inpaints_a_folder_of_photos_of_its_size(tmp_path, tiny_model_file, capsys):
+    """Frames or scans with a blemish in the same place: one mask for all of them. The mask kept in
+    the same folder is not an input; a photo of another size fails alone; only the hole changes."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    photos = {}
+    for name in ("f1.png", "f2.png"):
+        photos[name] = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        Image.fromarray(photos[name]).save(folder / name)
+    Image.fromarray(rng.integers(0, 256, (20, 32, 3), dtype=np.uint8)).save(folder / "other_size.png")
+    mask = np.zeros((24, 32), np.uint8)
+    mask[8:14, 10:20] = 255
+    Image.fromarray(mask).save(folder / "mask.png")
+    out = tmp_path / "out"
+    m = ["--model", str(tiny_model_file), "--quiet", "--steps", "1", "--grow", "0"]
+    assert main(["inpaint", str(folder), "--mask", str(folder / "mask.png"), *m, "--out", str(out)]) == 1
+    cap = capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["f1_inpaint.png", "f2_inpaint.png"]
+    assert "other_size.png" in cap.err and "mask is 32x24 but the image is 32x20" in cap.err
+    for name, before in photos.items():
+        after = _read(out / name.replace(".png", "_inpaint.png"))
+        hole = mask > 0
+        assert (after[~hole] == before[~hole]).all() and (after[hole] != before[hole]).any()
+    # Run again: what is done is skipped, and the results in the folder are not taken as inputs.
+    assert main(["inpaint", str(folder), str(out), "--mask", str(folder / "mask.png"), *m, "--out", str(out)]) == 1
+    assert "2 skipped" in capsys.readouterr().out
+    # A missing mask is said before any photo is read or the model loads.
+    assert main(["inpaint", str(folder), "--mask", str(tmp_path / "nope.png"), *m, "--out", str(out)]) == 1
+    assert "nope.png: no such mask file" in capsys.readouterr().err
