@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 from engine.batch import IMAGE_SUFFIXES
-from engine.imageio import SAVE_FORMATS, ImageError, Picture, encode_picture, format_losses, load_picture
+from engine.imageio import (SAVE_FORMATS, ImageError, Picture, brightest_channel, encode_picture, format_losses,
+                            load_picture)
 
 from .model.document import Document, convert_depth, to_uint8
 from .model.safe_write import atomic_write, backup_path
@@ -140,7 +141,7 @@ def read_mask(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
     path = Path(path)
     pic = load_picture(path)
     rgb = to_uint8(pic.rgb)
-    level = rgb.max(axis=2)
+    level = brightest_channel(rgb)
     alpha = None if pic.alpha is None else to_uint8(pic.alpha)
     if alpha is None:
         m = level

@@ -324,6 +324,16 @@ _SIDE_SWAPS = {5: "mirrors them and turns them a quarter turn", 6: "turns them a
                7: "mirrors them and turns them a quarter turn", 8: "turns them a quarter turn counter-clockwise"}
 
 
+def brightest_channel(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) maximum over the channels of (H, W, 3) pixels (a grey (H, W) plane as it is).
+
+    Two element-wise maxima: numpy's reduction over a last axis of three is about 4x slower
+    (0.5 s for 24 Mpx), which a mask import on the UI thread felt."""
+    if rgb.ndim == 2:
+        return rgb
+    return np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
+
+
 def mask_from_pixels(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """(H, W) bool fill mask of 8-bit (rgb, alpha), by the rule `read_mask` states; `rgb` may be
     (H, W, 3) or one grey (H, W) plane.
@@ -331,7 +341,7 @@ def mask_from_pixels(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     The brightest channel, not luma: a pure red stroke (luma 76) would otherwise select nothing
     while a green one fills. Alpha alone must not decide when the colour carries a mask too: an
     opaque white-on-black mask with a single pixel below full alpha filled all its black."""
-    bright = (rgb.max(axis=2) if rgb.ndim == 3 else rgb) > 127
+    bright = brightest_channel(rgb) > 127
     if alpha is None:
         return bright
     visible = alpha > 127
