@@ -18,7 +18,7 @@ from .batch import plan
 from .files import ImageError, backup_path, open_document, read_mask, save_document, write_mask
 from .model.autosave import AutosaveError
 from .model.document import Document
-from .model.jobs import BatchDone, BatchRequest
+from .model.jobs import BATCH_FORMATS, DEFAULT_BATCH_FORMAT, BatchDone, BatchRequest, batch_suffix
 from .model.params import BATCH_TASKS, TASK_LABELS, Task
 
 if TYPE_CHECKING:
@@ -239,6 +239,21 @@ class DocumentsMixin:
         where = str(folder) if folder else "next to each input"
         self._status(f"Batch results go {'to ' if folder else ''}{where}.")
 
+    @property
+    def batch_format(self: EditorController) -> str:
+        """The file type batches write: a `BATCH_FORMATS` key (a settings file saying anything else: PNG)."""
+        fmt = self.settings.batch_format
+        return fmt if fmt in BATCH_FORMATS else DEFAULT_BATCH_FORMAT
+
+    def set_batch_format(self: EditorController, fmt: str) -> None:
+        """Batches write `fmt` (a `BATCH_FORMATS` key) from now on, remembered in the settings file."""
+        if fmt not in BATCH_FORMATS:
+            raise ValueError(f"unknown batch format {fmt!r}; one of {', '.join(BATCH_FORMATS)}")
+        self.save_settings(batch_format=fmt)
+        suffix = batch_suffix(fmt)
+        self._status("Batch results are written " + (f"as {suffix} files." if suffix else
+                                                      "in each input's own format (GIF as .png)."))
+
     def run_batch(self: EditorController, inputs: list[Path]) -> int | None:
         """Queue the current task (upscale or colorize) on files and folders; returns the job id or None."""
         self.view.commit_edits()  # a value still being typed counts, as for `run`
@@ -257,7 +272,8 @@ class DocumentsMixin:
             self._status(f"This model ({self.model.resolution} px) cannot upscale by {p.upscale_factor}x.")
             return None
         out = Path(self.settings.batch_out_dir) if self.settings.batch_out_dir else None
-        job = BatchRequest(self._ids.next(), p, tuple(Path(i) for i in inputs), out_dir=out)
+        job = BatchRequest(self._ids.next(), p, tuple(Path(i) for i in inputs), out_dir=out,
+                           suffix=batch_suffix(self.batch_format))
         try:
             empty = not plan(job)  # a folder listing: quick, and a drop of nothing is no failed task
         except OSError:

@@ -26,7 +26,7 @@ class PaintingMixin:
     _stroke_before: Snapshot | None
     _stroke_image: np.ndarray | None
     _stroke_display: np.ndarray | None
-    _shown: tuple[np.ndarray, np.ndarray | None] | None
+    _shown: tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None
 
     # -- brush ----------------------------------------------------------------------------------
 
@@ -84,7 +84,7 @@ class PaintingMixin:
         if tool == BrushTool.colour and self._stroke_image is not None:
             self.document.set_image(self._stroke_image, keep_before=False)
             # What the canvas shows: the stroke was drawn on it, and strokes never change 'before'.
-            self._shown = (self.document.image, self.document.before)
+            self._shown = (self.document.image, self.document.before, self.document.before_alpha)
         self._stroke_image = self._stroke_display = None
         labels = {BrushTool.mask: "Brush stroke", BrushTool.erase: "Erase stroke", BrushTool.colour: "Colour stroke"}
         dropped = self._record(before, labels[tool])

@@ -15,7 +15,7 @@ from pathlib import Path
 from engine import Cancelled, Model
 from engine.batch import collect_inputs, output_paths, upscale_op
 from engine.fallback import run_with_fallback
-from engine.imageio import check_output_path, load_picture
+from engine.imageio import SAVE_FORMATS, check_output_path, format_losses, load_picture
 
 from .files import save_picture_safely
 from .model.jobs import BatchDone, BatchRequest
@@ -40,13 +40,14 @@ def op_name(params: GenerationParams) -> str:
 
 def plan(request: BatchRequest) -> list[tuple[Path, Path]]:
     """(input, output) pairs: `name_upscale_4x.png` next to the input, or under `out_dir` keeping
-    sub-folders; names unique within the batch as the CLI makes them (`engine.batch.output_paths`)."""
+    sub-folders; names unique within the batch as the CLI makes them (`engine.batch.output_paths`).
+    The extension is the request's format (`BatchRequest.suffix`; None: each input's own, GIF -> .png)."""
     op = op_name(request.params)
     # Outputs of earlier batches (any task, factor or detail) found in a dropped folder are not
     # inputs (engine.batch.EARLIER_OUTPUT, the CLI's rule): a Fine-detail batch does not upscale the
     # plain batch's results again. A file dropped by itself is processed, whatever its name.
     items = collect_inputs(request.inputs, skip_outputs=True)
-    return list(zip((src for src, _ in items), output_paths(items, op, request.out_dir)))
+    return list(zip((src for src, _ in items), output_paths(items, op, request.out_dir, request.suffix)))
 
 
 def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> BatchDone:
@@ -59,10 +60,15 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
     failed: list[tuple[Path, str]] = []
     notes: list[str] = []
     coloured = 0  # colorize inputs that had colour of their own
+    # What the output format left out (`format_losses`, what a single save says): a JPEG or BMP keeps
+    # no transparency, so a cut-out comes out flattened onto white; only PNG and TIFF keep 16 bits.
+    # Counted per note, one line each for the whole batch (the status bar shows the first few notes).
+    losses: dict[str, int] = {}
 
     def done(cancelled: bool) -> BatchDone:
         said = [f"{coloured} of the photos already had colour: colorize kept their brightness and replaced "
                 "their colours"] if coloured else []
+        said += [f"{note.rstrip('.')} ({k} file{'s' if k != 1 else ''})" for note, k in losses.items()]
         return BatchDone(request.job_id, tuple(written), tuple(skipped), tuple(failed), cancelled,
                          tuple(said + notes))
 
@@ -86,12 +92,19 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
             # large upscale), not after it, as the CLI does.
             check_output_path(dst, overwrite=True)
             pic = load_picture(src)
+            # With the result's size: over the editor's pixel limit, or a side longer than the format
+            # holds (WebP: 16383 px, a x4 upscale of a 4096 px photo), fails before the compute too.
+            k = request.params.upscale_factor if request.params.task == Task.upscale else 1
+            check_output_path(dst, overwrite=True, size=(pic.size[0] * k, pic.size[1] * k))
             notes.extend(f"{src.name}: {note}" for note in pic.notes)
             use_class(model, request.params)  # a class the model lacks fails each file, as a factor it lacks
             name, kwargs = task_call(model, request.params, pic.rgb, None, pic.alpha, file_progress)
             out = run_with_fallback(model, name, kwargs, lambda m, s=src.name: notes.append(f"{s}: {m}"))
             rgb, alpha = out if isinstance(out, tuple) else (out, pic.alpha)
-            save_picture_safely(dst, pic.with_pixels(rgb, alpha))
+            out_pic = pic.with_pixels(rgb, alpha)
+            save_picture_safely(dst, out_pic)
+            for note in format_losses(out_pic, SAVE_FORMATS[dst.suffix.lower()]):
+                losses[note] = losses.get(note, 0) + 1
             coloured += bool(input_notes(request.params, pic.rgb))  # written ones only; one line for all, below
         except Cancelled:
             return done(True)

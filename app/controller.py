@@ -44,7 +44,8 @@ class EditorView(Protocol):
     # alpha: (H, W) uint8 transparency of a whole image (rect None), or None if opaque
     def set_image(self, image: np.ndarray, rect: Rect | None = None, alpha: np.ndarray | None = None) -> None: ...
     def set_mask(self, mask: np.ndarray, rect: Rect | None = None) -> None: ...
-    def set_before(self, image: np.ndarray | None) -> None: ...
+    # alpha: (H, W) uint8 transparency 'before' had (None: opaque), drawn as the image's is
+    def set_before(self, image: np.ndarray | None, alpha: np.ndarray | None = None) -> None: ...
     def set_params(self, params: GenerationParams) -> None: ...
     def set_brush(self, brush: BrushSettings) -> None: ...
     def set_models(self, models: list[ModelInfo], selected: int) -> None: ...
@@ -117,9 +118,9 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._stroke_before: Snapshot | None = None
         self._stroke_image: np.ndarray | None = None  # writable copy while a colour stroke is drawn
         self._stroke_display: np.ndarray | None = None  # its 8-bit view, for 16-bit documents
-        # (image, before): the document arrays the view shows, which `_show_document` does not send
-        # again. None: nothing shown yet, or the canvas holds a colour stroke being drawn.
-        self._shown: tuple[np.ndarray, np.ndarray | None] | None = None
+        # (image, before, before's alpha): the document arrays the view shows, which `_show_document`
+        # does not send again. None: nothing shown yet, or the canvas holds a colour stroke being drawn.
+        self._shown: tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None = None
         self.autosave = Autosave(autosave_dir or state_dir() / "autosave")
         self._autosaved: tuple[int, int] | None = None  # (image revision, history version) last written
         self._autosave_pending = False
@@ -674,9 +675,12 @@ class EditorController(PaintingMixin, DocumentsMixin):
         if shown is None or doc.image is not shown[0]:
             self.view.set_image(to_uint8(doc.image), alpha=None if doc.alpha is None else to_uint8(doc.alpha))
         self.view.set_mask(doc.mask)
-        if shown is None or doc.before is not shown[1]:
-            self.view.set_before(None if doc.before is None else to_uint8(doc.before))
-        self._shown = (doc.image, doc.before)
+        if shown is None or doc.before is not shown[1] or doc.before_alpha is not shown[2]:
+            # With the transparency it had, not the image's now: compare showed its raw colours
+            # (black where transparent) beside a result drawn over the checkerboard.
+            alpha = None if doc.before is None or doc.before_alpha is None else to_uint8(doc.before_alpha)
+            self.view.set_before(None if doc.before is None else to_uint8(doc.before), alpha)
+        self._shown = (doc.image, doc.before, doc.before_alpha)
         self._show_history()
 
 

@@ -223,7 +223,7 @@ class Autosave:
 
         def snap(s: Snapshot) -> dict[str, object]:
             return {"image": ref(s.image), "mask": ref(s.mask), "before": ref(s.before), "alpha": ref(s.alpha),
-                    "revision": s.image_revision}
+                    "before_alpha": ref(s.before_alpha), "revision": s.image_revision}
 
         manifest = {
             "format": FORMAT, "version": VERSION, "saved_at": time.time(), "pid": os.getpid(), **state.meta,
@@ -347,7 +347,9 @@ class Autosave:
             image, mask = array(d["image"]), array(d["mask"])
             if image is None or mask is None or image.ndim != 3 or mask.shape != image.shape[:2]:
                 raise AutosaveError(f"the autosave in {folder} is damaged: a snapshot's mask does not fit its image")
-            return Snapshot(image, mask, array(d["before"]), array(d["alpha"]), revision(d["revision"]))
+            # "before_alpha" is missing from autosaves written before it was kept: 'before' shows opaque.
+            return Snapshot(image, mask, array(d["before"]), array(d["alpha"]), revision(d["revision"]),
+                            before_alpha=array(d.get("before_alpha")))
 
         current = snap(m["current"])
         undo = [(snap(d), str(d["label"])) for d in m["undo"]]

@@ -72,6 +72,9 @@ class Snapshot:
     # (path, name, info) of the file the picture belongs to: a generate detaches the document from
     # its photo, and undoing it must attach it again. None (an autosave's history): left as it is.
     identity: tuple[Path | None, str | None, Mapping[str, object]] | None = None
+    # The transparency `before` had (None: opaque); kept apart from `alpha`, which is the image's: a
+    # generate drops the alpha and an upscale resizes it, and compare must show 'before' as it was.
+    before_alpha: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
@@ -97,6 +100,7 @@ class Document:
         self.mask = np.zeros(self.image.shape[:2], np.uint8)  # strokes paint into `editable_mask()`
         self.alpha = None if alpha is None else _frozen(np.ascontiguousarray(alpha))
         self.before: np.ndarray | None = None  # the image before the last result, for compare
+        self.before_alpha: np.ndarray | None = None  # its transparency then (`Snapshot.before_alpha`)
         self.path = path
         self.info: Mapping[str, object] = MappingProxyType(dict(info or {}))
         self.notes = tuple(notes)  # what the user was told on opening (e.g. "first of 12 frames")
@@ -131,10 +135,11 @@ class Document:
         if mask.flags.writeable:
             mask = _frozen(mask) if mask_replaced else _frozen(mask.copy())
         return Snapshot(self.image, mask, self.before, self.alpha, self.image_revision,
-                        (self.path, self._name, self.info))
+                        (self.path, self._name, self.info), self.before_alpha)
 
     def restore(self, snap: Snapshot) -> None:
         self.image, self.before, self.alpha = snap.image, snap.before, snap.alpha
+        self.before_alpha = snap.before_alpha
         # The snapshot's read-only mask is shared, not copied: it leaves the undo stack here, and the
         # next stroke copies it (editable_mask) only if it paints. A writable one (a Snapshot built
         # by hand) could change under the document, so that one is still copied.
@@ -161,7 +166,7 @@ class Document:
         old_h, old_w = self.image.shape[:2]
         h, w = image.shape[:2]
         if keep_before:
-            self.before = self.image
+            self.before, self.before_alpha = self.image, self.alpha  # the alpha it had, before it changes below
         if opaque:
             self.alpha = None
         elif alpha is not None and alpha.shape == (h, w):

@@ -127,10 +127,10 @@ class History:
         states = [e.snapshot for e in self._undo] + [e.snapshot for e in self._redo]
         if not states:
             return 0
-        arrays = [(s.image, s.mask, s.before, s.alpha) for s in states]
+        arrays = [(s.image, s.mask, s.before, s.alpha, s.before_alpha) for s in states]
         doc = self._document
         if doc is not None:
-            arrays.append((doc.image, doc.mask, doc.before, doc.alpha))
+            arrays.append((doc.image, doc.mask, doc.before, doc.alpha, doc.before_alpha))
         size: dict[int, int] = {}  # id of the owning array -> its size; all alive while counting
         holders: dict[int, set[int]] = {}  # id of the owning array -> the states that hold it
         for i, state in enumerate(arrays):

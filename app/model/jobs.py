@@ -72,6 +72,19 @@ class JobResult:
     notes: tuple[str, ...] = ()  # e.g. "out of GPU memory: ran on the CPU"
 
 
+# The formats a batch can write its results in (the settings file keeps the key), as the command
+# line's `--format` names them (engine.cli.OUTPUT_FORMATS): the extension each output gets, or None
+# for "same" (each input's own format where it can be written, else PNG: `engine.batch.output_suffix`).
+BATCH_FORMATS: dict[str, str | None] = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tif": ".tif", "bmp": ".bmp",
+                                        "same": None}
+DEFAULT_BATCH_FORMAT = "png"
+
+
+def batch_suffix(fmt: str) -> str | None:
+    """The output extension of a `BATCH_FORMATS` key (None: each input's own); an unknown key is PNG."""
+    return BATCH_FORMATS.get(fmt, BATCH_FORMATS[DEFAULT_BATCH_FORMAT])
+
+
 @dataclass(frozen=True)
 class BatchRequest:
     """Run `params.task` (upscale or colorize) on every image in `inputs` (files or folders)."""
@@ -81,6 +94,7 @@ class BatchRequest:
     inputs: tuple[Path, ...]
     out_dir: Path | None = None  # None = each result next to its input
     skip_existing: bool = True
+    suffix: str | None = ".png"  # the outputs' extension (`batch_suffix`); None = each input's own format
 
     @property
     def task(self) -> Task:

@@ -53,6 +53,7 @@ class Settings:
     upscale_detail: bool = False
     class_label: int = 0  # class-conditional models: the class tasks condition on (GenerationParams.class_label)
     batch_out_dir: str = ""  # where batch results go; "" = next to each input
+    batch_format: str = "png"  # the file type batches write (a `jobs.BATCH_FORMATS` key; "same" = each input's)
     window_geometry: str = ""  # Qt's saveGeometry() as hex; opaque here
     extra: dict[str, str] = field(default_factory=dict)  # forward compatibility: keys we do not know yet
 

@@ -135,6 +135,7 @@ class CanvasView(QGraphicsView):
             item.setZValue(z)
             self.scene().addItem(item)
         self._before: QImage | None = None
+        self._before_pixels: SharedImage | None = None  # 'before' with transparency: premultiplied BGRA
         self._split = 0.0  # fraction of the width showing 'before'
         self._compare_held = False
         self._mask_shown = True  # False while the task ignores the mask (set_mask_visible)
@@ -209,8 +210,24 @@ class CanvasView(QGraphicsView):
             self._overlay.array[y0:y1, x0:x1] = overlay_pixels(mask[y0:y1, x0:x1])
             self._mask_layer.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
-    def set_before(self, image: np.ndarray | None) -> None:
-        self._before = None if image is None else to_qimage(image)
+    def set_before(self, image: np.ndarray | None, alpha: np.ndarray | None = None) -> None:
+        """Show `image` (H, W, 3) uint8 as 'before' (None: nothing to compare); `alpha` (H, W) uint8 is
+        the transparency it had (None: opaque), drawn over the checkerboard as the picture itself is.
+
+        Its own alpha, not the picture's now: an upscale's 'before' is smaller, a generate's result has
+        none at all. An alpha of another size is not this image's: 'before' is then shown opaque.
+        """
+        self._before_pixels = None
+        if image is None:
+            self._before = None
+        elif alpha is None or alpha.shape != image.shape[:2]:
+            self._before = to_qimage(image)
+        else:
+            h, w = image.shape[:2]
+            self._before_pixels = SharedImage(w, h, 4)  # holds the pixels the QImage reads
+            _write_premultiplied(self._before_pixels.array, image, alpha)
+            self._before = self._before_pixels.qimage
+        self._before_layer.set_checker(None if self._before_pixels is None else self._checker)
         self._update_split()
 
     def set_split(self, fraction: float) -> None:
@@ -472,6 +489,8 @@ class CanvasView(QGraphicsView):
         self._checker = _checker_brush(base.lightness() > 128)
         if self._alpha is not None:
             self._image_layer.set_checker(self._checker)
+        if self._before_pixels is not None:
+            self._before_layer.set_checker(self._checker)
 
     def changeEvent(self, event) -> None:  # noqa: ANN001
         if event.type() == event.Type.PaletteChange:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QHBoxL
 
 from ..model.brush import BrushSettings, BrushTool, Rect
 from ..model.catalog import ModelInfo, size_choices
+from ..model.jobs import DEFAULT_BATCH_FORMAT
 from ..model.document import to_uint8
 from .._documents import AUTOSAVE_INTERVAL_S
 from ..files import SAVE_SUFFIXES, ImageError, save_as_path
@@ -27,7 +28,7 @@ from ..model.params import USES_MASK, GenerationParams
 from . import dialogs
 from .canvas import CanvasView, zoom_label
 from .control_panel import ControlPanel
-from .qimage import from_qimage_alpha, to_qimage
+from .qimage import from_qimage_alpha, to_qimage, to_qimage_alpha
 
 APP_TITLE = "Consistency Studio"
 COMPARE_KEY = Qt.Key.Key_C  # hold to see the image before the last result
@@ -35,6 +36,17 @@ PROGRESS_LONGEST = "Stroke edit: 99 % \u00b7 about 12 h 55 min left"
 # Imports in flight, as long as the controller makes it (controller.PROGRESS_CHARS: a long name is cut).
 PROGRESS_IMPORTS_LONGEST = "12 imports \u00b7 cd_imagenet\u2026: Reading checkpoint"
 PAN_KEY = Qt.Key.Key_Space  # hold and drag with the left button to pan the canvas
+# File > Batch Results File Type: (menu entry, what the submenu's title calls it, tooltip) per
+# `BATCH_FORMATS` key, in the order offered. What each keeps is what `engine.imageio.encode_picture` does.
+BATCH_FORMAT_CHOICES = {
+    "png": ("&PNG (keeps 16 bits and transparency)", "PNG",
+            "Lossless; 16-bit pictures stay 16-bit, transparency is kept"),
+    "jpg": ("&JPEG", "JPEG", "Quality 95, 8 bits; no transparency: transparent parts are flattened onto white"),
+    "webp": ("&WebP (lossless)", "WebP", "Lossless, 8 bits; transparency is kept"),
+    "tif": ("&TIFF", "TIFF", "Lossless; 16-bit pictures stay 16-bit, transparency is kept"),
+    "bmp": ("&BMP", "BMP", "8 bits; no transparency (flattened onto white), no colour profile or EXIF"),
+    "same": ("&Same as each input", "same as input", "Each result in its input's file type (a GIF's as PNG)"),
+}
 NOTHING_TO_COMPARE = "Nothing to compare yet: hold C after a Run to see the image as it was before."
 
 # (section, [(keys or mouse, what it does)]): Help > Keyboard Shortcuts shows them as a two-column table.
@@ -271,6 +283,15 @@ class MainWindow(QMainWindow):
             a.setCheckable(True)
             batch_group.addAction(a)
         self._show_batch_choice("")
+        # Which file type batches write: exclusive and checkable like the folder choice above.
+        format_group = QActionGroup(self)
+        self.batch_format_actions: dict[str, QAction] = {}
+        for key, (text, _, tip) in BATCH_FORMAT_CHOICES.items():
+            a = QAction(text, self)
+            a.setCheckable(True)
+            a.setToolTip(tip)
+            format_group.addAction(a)
+            self.batch_format_actions[key] = a
         self.act_clear_mask = self._action("Clear", "Ctrl+Shift+A")
         self.act_invert_mask = self._action("Invert", "Ctrl+I")
         self.act_grow_mask = self._action("Grow", "Ctrl+Alt+=")
@@ -293,6 +314,10 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_save, self.act_save_as])
         m.addSeparator()
         m.addActions([self.act_batch_folder, self.act_batch_beside])
+        # A submenu: six more entries would have doubled the File menu's length.
+        self.batch_format_menu = m.addMenu("")
+        self.batch_format_menu.addActions(list(self.batch_format_actions.values()))
+        self._show_batch_format(DEFAULT_BATCH_FORMAT)
         m.addSeparator()
         m.addActions([self.act_copy, self.act_paste])
         m.addSeparator()
@@ -330,6 +355,15 @@ class MainWindow(QMainWindow):
             self.act_batch_folder.setText("Batch Results to a &Folder...")
             self.act_batch_folder.setToolTip("Pick a folder for what batches (several files or a folder dropped "
                                              "on the window) write")
+
+    def _show_batch_format(self, fmt: str) -> None:
+        """Check the file type batches write; the submenu's title names it, seen without opening it."""
+        self.batch_format_actions[fmt].setChecked(True)
+        self.batch_format_menu.setTitle(f"Batch Results File &Type: {BATCH_FORMAT_CHOICES[fmt][1]}")
+
+    def _on_batch_format(self, fmt: str) -> None:
+        self.controller.set_batch_format(fmt)
+        self._show_batch_format(self.controller.batch_format)
 
     # -- the one wiring block -------------------------------------------------------------------
 
@@ -388,6 +422,9 @@ class MainWindow(QMainWindow):
         self.act_batch_folder.triggered.connect(self._on_batch_folder)
         self.act_batch_beside.triggered.connect(self._on_batch_beside)
         self._show_batch_choice(c.settings.batch_out_dir)
+        for key, a in self.batch_format_actions.items():
+            a.triggered.connect(lambda _=False, key=key: self._on_batch_format(key))
+        self._show_batch_format(c.batch_format)
         self.autosave_timer.timeout.connect(c.autosave_tick)
         self.autosave_timer.start()
         self.act_clear_mask.triggered.connect(c.clear_mask)
@@ -415,8 +452,8 @@ class MainWindow(QMainWindow):
     def set_mask(self, mask: np.ndarray, rect: Rect | None = None) -> None:
         self.canvas.set_mask(mask, rect)
 
-    def set_before(self, image: np.ndarray | None) -> None:
-        self.canvas.set_before(image)
+    def set_before(self, image: np.ndarray | None, alpha: np.ndarray | None = None) -> None:
+        self.canvas.set_before(image, alpha)
         for w in (self.split, self.split_label):
             w.setEnabled(image is not None)
 
@@ -611,8 +648,16 @@ class MainWindow(QMainWindow):
         return self.controller.save(target, confirmed=str(target) == path)
 
     def _on_copy(self) -> None:
-        QGuiApplication.clipboard().setImage(to_qimage(to_uint8(self.controller.document.image)))
-        self.set_status("Image copied to the clipboard.")
+        doc = self.controller.document
+        rgb = to_uint8(doc.image)
+        if doc.alpha is None:
+            QGuiApplication.clipboard().setImage(to_qimage(rgb))
+            self.set_status("Image copied to the clipboard.")
+            return
+        # With its alpha, as paste reads it (`from_qimage_alpha`): an RGB copy turned the transparent
+        # parts into their raw colour (often black), in other apps and in a paste back here alike.
+        QGuiApplication.clipboard().setImage(to_qimage_alpha(rgb, to_uint8(doc.alpha)))
+        self.set_status("Image copied to the clipboard, transparency kept.")
 
     def _on_paste(self) -> None:
         clip = QGuiApplication.clipboard()

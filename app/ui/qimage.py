@@ -17,6 +17,16 @@ def to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
+def to_qimage_alpha(rgb: np.ndarray, alpha: np.ndarray) -> QImage:
+    """(H, W, 3) uint8 colour and (H, W) uint8 alpha -> a QImage with straight (unpremultiplied) alpha
+    that owns its pixels: the colour is kept as the document keeps it, what `from_qimage_alpha` reads."""
+    h, w = rgb.shape[:2]
+    rgba = np.empty((h, w, 4), np.uint8)
+    rgba[..., :3] = rgb
+    rgba[..., 3] = alpha
+    return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
 def from_qimage(image: QImage) -> np.ndarray:
     """Any QImage -> (H, W, 3) uint8 (alpha is dropped; transparent pixels become their colour)."""
     img = image.convertToFormat(QImage.Format.Format_RGB888)

@@ -180,6 +180,29 @@ def test_sixteen_bit_alpha_and_metadata_survive_recovery(tmp_path: Path) -> None
     assert dict(d.info) == info and d.notes == ("16-bit scan",) and not d.dirty  # the image itself was unchanged
 
 
+def test_before_keeps_its_transparency_through_recovery(tmp_path: Path) -> None:
+    # A generate drops the picture's alpha; compare shows 'before' with the alpha it had
+    # (Document.before_alpha), which a recovered session must still have, in its undo steps too.
+    rgba = np.zeros((24, 32, 4), np.uint8)
+    rgba[:, 16:] = (200, 50, 30, 255)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    c, _, engine = make_controller(tmp_path, start=[str(tmp_path / "cut.png")])
+    alpha = c.document.alpha
+    c.set_params(task="generate", steps=1)
+    c.run()
+    engine.process()
+    c.set_params(task="colorize")
+    c.run()
+    engine.process()
+    assert c.document.alpha is None and c.document.before_alpha is None  # the generated picture's, opaque
+    _crash(c)
+    c2, view2, _ = make_controller(tmp_path, load_model=False)
+    assert c2.document.before_alpha is None
+    c2.undo()  # back to the generated picture, whose 'before' is the transparent original
+    assert np.array_equal(c2.document.before_alpha, alpha)
+    assert np.array_equal(view2.set_before.call_args.args[1], alpha)
+
+
 def test_a_damaged_autosave_gives_a_message_and_is_discarded(tmp_path: Path, photo_file: Path) -> None:
     c, _, _ = make_controller(tmp_path, start=[str(photo_file)], load_model=False)
     _stroke(c, (10, 10), (30, 12))

@@ -202,3 +202,87 @@ def test_a_colorize_batch_says_how_many_photos_had_colour(tmp_path: Path, folder
     engine.process()
     status = view.set_status.call_args.args[0]
     assert "3 written" in status and "2 of the photos already had colour" in status, status
+
+
+# -- the file type batches write (File > Batch Results File Type; the CLI's --format) ----------------
+
+
+def test_the_app_offers_the_formats_the_cli_writes() -> None:
+    # app.model cannot import the engine, so its list is a copy: it must name what `--format` names
+    # and only extensions the engine can write, or a batch would fail on every file at the save.
+    from app.model.jobs import BATCH_FORMATS, batch_suffix
+    from engine.cli import OUTPUT_FORMATS
+    from engine.imageio import SAVE_FORMATS
+
+    assert tuple(BATCH_FORMATS) == OUTPUT_FORMATS
+    assert all(s in SAVE_FORMATS for s in BATCH_FORMATS.values() if s is not None)
+    assert batch_suffix("same") is None and batch_suffix("jpg") == ".jpg" and batch_suffix("gif") == ".png"
+
+
+def test_a_jpeg_batch_writes_jpegs_and_says_what_jpeg_leaves_out(tmp_path: Path, folder: Path) -> None:
+    c, view, engine, _ = _upscaling(tmp_path)
+    out = tmp_path / "results"
+    c.set_batch_out_dir(out)
+    c.set_batch_format("jpg")
+    c.run_batch([folder / "a.png", folder / "b_deep.png"])
+    assert engine.queue[0].suffix == ".jpg"  # carried in the request, not read by the worker from settings
+    engine.process()
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["a_upscale_2x.jpg", "b_deep_upscale_2x.jpg"]  # were always .png
+    assert {Image.open(out / n).format for n in names} == {"JPEG"}
+    status = view.set_status.call_args.args[0]
+    assert "2 written" in status, status
+    # b_deep has transparency: a JPEG cannot keep it, and the summary says so as a single save does.
+    assert "JPEG keeps no transparency: the transparent parts were flattened onto white (1 file)" in status, status
+    assert "(1 file)." in status and ".." not in status  # one period, not the note's and the summary's
+
+
+def test_same_as_each_input_keeps_each_inputs_format(tmp_path: Path, folder: Path) -> None:
+    c, view, engine, _ = _upscaling(tmp_path)
+    Image.fromarray(make_photo(16, 16, seed=5)).save(folder / "e.webp", lossless=True)
+    Image.fromarray(make_photo(16, 16, seed=6)).convert("P").save(folder / "f.gif")
+    out = tmp_path / "results"
+    c.set_batch_out_dir(out)
+    c.set_batch_format("same")
+    c.run_batch([folder / "a.png", folder / "d.jpg", folder / "e.webp", folder / "f.gif"])
+    engine.process()
+    formats = {p.name: Image.open(p).format for p in out.iterdir()}
+    # A GIF's result is not a GIF (the editor writes none): PNG, as the CLI's --format same does.
+    assert formats == {"a_upscale_2x.png": "PNG", "d_upscale_2x.jpg": "JPEG", "e_upscale_2x.webp": "WEBP",
+                       "f_upscale_2x.png": "PNG"}, formats
+    assert "4 written" in view.set_status.call_args.args[0]
+
+
+def test_the_batch_format_survives_a_restart(tmp_path: Path) -> None:
+    c, view, _, _ = _upscaling(tmp_path)
+    assert c.batch_format == "png"  # the default: what batches always wrote
+    c.set_batch_format("webp")
+    assert "as .webp files" in view.set_status.call_args.args[0]
+    with pytest.raises(ValueError):
+        c.set_batch_format("gif")
+    c2, _, _ = make_controller(tmp_path, load_model=False)  # a new start, the same settings file
+    assert c2.batch_format == "webp"
+    # A value this version does not know (a later version's, a hand edit) falls back to PNG.
+    (tmp_path / "settings.json").write_text('{"batch_format": "heic"}')
+    c3, _, _ = make_controller(tmp_path, load_model=False)
+    assert c3.batch_format == "png"
+
+
+def test_a_result_too_large_for_its_format_fails_before_its_compute(tmp_path: Path, folder: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # WebP holds 16383 px a side: a x4 upscale of a 4096 px photo used to compute for minutes, then
+    # fail in the encoder. The limit is made small here so a 16 px photo's x2 result is over it.
+    import app.batch as batch
+    import engine.imageio as imageio
+
+    monkeypatch.setitem(imageio.MAX_SIDE, "WEBP", 20)
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("computed a result that could not be written")
+
+    monkeypatch.setattr(batch, "task_call", no_compute)
+    request = BatchRequest(1, GenerationParams(task=Task.upscale, upscale_factor=2), (folder / "a.png",),
+                           out_dir=tmp_path / "o", suffix=".webp")
+    done = batch.run_batch(None, request, lambda done, total, stage: None)  # type: ignore[arg-type]
+    assert done.written == () and len(done.failed) == 1
+    assert "32x32 is over WebP's limit of 20 px a side" in done.failed[0][1], done.failed

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QIcon, QPalette
@@ -145,6 +146,81 @@ def test_the_controller_gives_the_view_the_picture_transparency(tmp_path: Path) 
     Image.fromarray(make_photo(48, 64)).save(opaque)
     assert c.open_path(opaque)
     assert view.set_image.call_args.kwargs["alpha"] is None
+
+
+def _shown_at(w, fractions: list[tuple[float, float]]) -> list[tuple[int, int, int]]:
+    """What the canvas shows at these points, as fractions of the picture's width and height."""
+    shot = w.canvas.viewport().grab().toImage()
+    width, height = w.controller.document.size
+    out = []
+    for fx, fy in fractions:
+        p = w.canvas.mapFromScene(QPointF(fx * width, fy * height))
+        c = shot.pixelColor(p.x(), p.y())
+        out.append((c.red(), c.green(), c.blue()))
+    return out
+
+
+@pytest.mark.parametrize("task, factor", [(Task.colorize, None), (Task.upscale, 2), (Task.generate, None)])
+def test_before_view_shows_the_checkerboard_where_before_was_transparent(window, qtbot, tmp_path: Path,
+                                                                         task: Task, factor: int | None) -> None:
+    # 'before' used to be drawn in its raw colours: the transparent half black, beside a result drawn
+    # over the checkerboard. Colorize keeps the alpha, upscale resizes it (its 'before' is smaller)
+    # and generate drops it (its result is opaque): 'before' needs the alpha it had, in each case.
+    c = window.controller
+    assert c.open_path(_transparent_file(tmp_path / "half.png"))
+    _set_task(window, task, factor)
+    with qtbot.waitSignal(window.engine.finished, timeout=20000):
+        window.act_run.trigger()
+    wait_idle(qtbot, window)
+    assert c.document.before is not None and (c.document.alpha is None) == (task == Task.generate)
+    window.canvas.set_compare(True)  # hold C
+    clear = [(fx / 40, fy / 40) for fx in range(1, 19, 2) for fy in range(1, 40, 3)]  # before's left half
+    shown = _shown_at(window, clear)
+    assert (0, 0, 0) not in shown and _is_checker(shown), sorted(set(shown))
+    for colour in _shown_at(window, [(0.7, 0.2), (0.8, 0.5), (0.95, 0.9)]):  # before's opaque half as it was
+        assert max(abs(a - b) for a, b in zip(colour, RED)) <= 2, colour
+    window.canvas.set_compare(False)
+    window.split.setValue(50)  # the Before slider shows it the same way, left of its line
+    shown = _shown_at(window, [(fx / 40, fy / 40) for fx in range(1, 12, 2) for fy in range(1, 40, 3)])
+    assert _is_checker(shown), sorted(set(shown))
+
+
+def test_the_controller_gives_before_the_transparency_it_had(tmp_path: Path) -> None:
+    c, view, engine = make_controller(tmp_path, start=[str(_transparent_file(tmp_path / "half.png"))])
+    original = c.document.alpha
+    c.set_params(task="generate", steps=1)
+    c.run()
+    engine.process()
+    assert c.document.alpha is None  # a generated picture is opaque...
+    image, alpha = view.set_before.call_args.args
+    assert image.shape == (48, 64, 3) and alpha is not None  # ...but 'before' had transparency
+    assert np.array_equal(alpha, original) and alpha.dtype == np.uint8
+    c.undo()
+    assert view.set_before.call_args.args == (None, None)
+    c.redo()
+    assert np.array_equal(view.set_before.call_args.args[1], original)  # restored with the step
+    c.undo()
+    c.set_params(task="upscale", upscale_factor=2)
+    c.run()
+    engine.process()
+    assert c.document.alpha.shape == (96, 128)
+    image, alpha = view.set_before.call_args.args
+    assert image.shape == (48, 64, 3) and np.array_equal(alpha, original)  # its own size: no resize
+
+
+def test_a_before_alpha_of_another_size_shows_before_opaque(qtbot) -> None:
+    from app.ui.canvas import CanvasView
+
+    cv = CanvasView()
+    qtbot.addWidget(cv)
+    image = np.full((8, 8, 3), 90, np.uint8)
+    cv.set_image(image)
+    cv.set_before(image, np.zeros((4, 4), np.uint8))  # not this image's: no crash, no checkerboard
+    assert cv.has_before() and cv._before_layer._checker is None
+    cv.set_before(image, np.zeros((8, 8), np.uint8))
+    assert cv._before_layer._checker is not None
+    cv.set_before(None)
+    assert not cv.has_before() and cv._before_layer._checker is None
 
 
 # -- 10: the panel stays put across tasks ---------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer
@@ -91,6 +92,32 @@ def test_pasting_an_opaque_image_adds_no_transparency(window) -> None:
     window.act_paste.trigger()
     assert window.controller.document.alpha is None
     assert window.status_text.text() == "Pasted image (20x10)."
+
+
+def test_copy_keeps_transparency_so_a_paste_gets_it_back(window, tmp_path: Path) -> None:
+    # Soft alpha (0..255 across the picture) with colour under it: a copy used to be RGB only, so
+    # the paste came back opaque, its transparent parts their raw colour.
+    rgb = make_photo(30, 40, seed=7)
+    alpha = np.tile(np.linspace(0, 255, 40).astype(np.uint8), (30, 1))
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(tmp_path / "cut.png")
+    c = window.controller
+    assert window._open(tmp_path / "cut.png")
+    window.act_copy.trigger()
+    clip = QGuiApplication.clipboard().image()
+    assert clip.hasAlphaChannel() and clip.pixelColor(0, 0).alpha() == 0 and clip.pixelColor(39, 0).alpha() == 255
+    assert window.status_text.text() == "Image copied to the clipboard, transparency kept."
+    window.act_paste.trigger()
+    doc = c.document
+    assert doc.name == "Pasted image" and doc.alpha is not None
+    assert np.array_equal(doc.alpha, alpha)
+    seen = alpha > 0  # a fully transparent pixel's colour need not survive (premultiplied clipboards)
+    assert np.array_equal(doc.image[seen], rgb[seen])
+
+
+def test_copying_an_opaque_picture_puts_no_alpha_on_the_clipboard(window) -> None:
+    window.act_copy.trigger()
+    assert not QGuiApplication.clipboard().image().hasAlphaChannel()
+    assert window.status_text.text() == "Image copied to the clipboard."
 
 
 # -- 6: Esc on "Replace the original?" cancels ----------------------------------------------------------
@@ -224,6 +251,33 @@ def test_the_batch_results_menu_shows_the_current_choice(window, dialog_log, tmp
     dialog_log.batch_folder = None  # cancelled while next-to-inputs is the choice: it stays checked
     folder.trigger()
     assert beside.isChecked() and not folder.isChecked()
+
+
+def test_the_batch_file_type_menu_shows_the_current_choice(window, tmp_path: Path, qtbot) -> None:
+    from app.gui import build
+    from app.model.jobs import BATCH_FORMATS
+
+    actions, menu = window.batch_format_actions, window.batch_format_menu
+    assert list(actions) == list(BATCH_FORMATS)  # every format the controller takes, none it refuses
+    assert [a.text() for a in actions.values()] == [
+        "&PNG (keeps 16 bits and transparency)", "&JPEG", "&WebP (lossless)", "&TIFF", "&BMP", "&Same as each input"]
+    assert all(a.isCheckable() for a in actions.values())
+    assert actions["png"].isChecked() and menu.title().endswith(": PNG")  # the default: what batches wrote
+    assert menu.menuAction() in window.menuBar().actions()[0].menu().actions()  # in the File menu
+    actions["jpg"].trigger()
+    assert [k for k, a in actions.items() if a.isChecked()] == ["jpg"]  # exclusive, like the folder choice
+    assert menu.title().endswith(": JPEG") and window.controller.settings.batch_format == "jpg"
+    actions["same"].trigger()
+    assert [k for k, a in actions.items() if a.isChecked()] == ["same"] and "same as input" in menu.title()
+    # A restart (a new window on the same settings file) shows the choice it left.
+    w2 = build(settings_file=tmp_path / "settings.json", models_dir=tmp_path / "models")
+    qtbot.addWidget(w2)
+    try:
+        assert [k for k, a in w2.batch_format_actions.items() if a.isChecked()] == ["same"]
+        assert "same as input" in w2.batch_format_menu.title()
+    finally:
+        w2.close()
+        w2.engine.shutdown()
 
 
 # -- 13: Save As file types ------------------------------------------------------------------------------
