@@ -21,8 +21,11 @@ import os
 import shutil
 import threading
 import time
+import weakref
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +44,17 @@ VERSION = 1
 _DTYPES = {"uint8": np.dtype(np.uint8), "uint16": np.dtype(np.uint16)}
 HEARTBEAT_STALE_S = 120.0  # without flock: a session untouched this long has no live owner
 _MAX_SIDE = 1 << 17
+# Bytes hashed or compressed between two looks at whether the write was abandoned (`clear`): a 96 Mpx
+# 16-bit picture is 576 MB, seconds of work a closed document has no use for.
+CHUNK_BYTES = 32 << 20
 
 
 class AutosaveError(Exception):
     """An autosave that cannot be read back; the message says why."""
+
+
+class _Abandoned(Exception):
+    """The write in progress was given up: `clear` has dropped the session it was writing."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,7 @@ class Autosave:
     `save` only captures the state (immutable snapshots) and hands it to a writer thread, so the
     UI never waits for hashing, compression or fsync; a newer state replaces one not yet started.
     A failed write is kept for `take_error`; `flush` waits until everything queued is on disk.
+    `clear` does not wait for a write in progress: the writer abandons it and removes what it left.
     """
 
     def __init__(self, root: Path, *, background: bool = True) -> None:
@@ -114,9 +125,14 @@ class Autosave:
         self.background = background
         self._folder: Path | None = None
         self._lock: int | None = None  # fd holding the flock while this app runs
-        # id(array) -> (array, key): snapshot arrays are read-only, so a key once computed stays valid.
-        self._keys: dict[int, tuple[np.ndarray, str]] = {}
+        # id(array) -> (weak reference to it, key): snapshot arrays are read-only, so a key once computed
+        # stays valid while the array lives; the reference tells a live array from a new one given a
+        # dead one's id. Weak: holding the arrays kept a closed 96 Mpx document (900 MB) and the undo
+        # steps History had dropped alive until the next write, up to AUTOSAVE_INTERVAL_S later.
+        self._keys: dict[int, tuple[weakref.ref[np.ndarray], str]] = {}
         self._cv = threading.Condition()
+        # Bumped by `clear`: a write started under an older value is abandoned (see `_write`).
+        self._generation = 0
         self._pending: _State | None = None
         self._writing = False
         self._error: OSError | None = None
@@ -153,13 +169,15 @@ class Autosave:
             self._folder, self._lock = folder, lock
         return self._folder
 
-    def _key(self, a: np.ndarray) -> str:
+    def _key(self, a: np.ndarray, check: Callable[[], None]) -> str:
         cached = self._keys.get(id(a))
-        if cached is not None and cached[0] is a:
+        if cached is not None and cached[0]() is a:
             return cached[1]
         h = hashlib.blake2b(digest_size=16)
         h.update(f"{a.dtype.name}{a.shape}".encode())
-        h.update(np.ascontiguousarray(a).data)
+        for chunk in _chunks(a):  # the same digest as in one piece
+            check()
+            h.update(chunk)
         return h.hexdigest()
 
     def save(self, doc: Document, history: History) -> None:
@@ -173,7 +191,7 @@ class Autosave:
                 "saved_revision": doc.saved_revision, "info": _encode_info(dict(doc.info)), "notes": list(doc.notes)}
         state = _State(doc.snapshot(), undo, redo, meta)
         if not self.background:
-            self._write(state)
+            self._write(state, self._generation)
             return
         with self._cv:
             self._pending = state
@@ -191,10 +209,14 @@ class Autosave:
                     self._cv.notify_all()
                     return
                 state, self._pending, self._writing = self._pending, None, True
+                generation = self._generation
             try:
-                self._write(state)
+                self._write(state, generation)
+            except _Abandoned:
+                pass  # cleared meanwhile: nothing was lost, so nothing to report
             except OSError as e:
-                self._error = e
+                # Without its traceback, whose frames hold the state's arrays until `take_error`.
+                self._error = e.with_traceback(None)
             finally:
                 with self._cv:
                     self._writing = False
@@ -210,14 +232,44 @@ class Autosave:
         error, self._error = self._error, None
         return error
 
-    def _write(self, state: _State) -> None:
-        folder = self._session()
+    def _write(self, state: _State, generation: int) -> None:
+        """Write `state` unless `clear` bumps the generation first; then raise _Abandoned, leaving nothing.
+
+        `clear` removes the session folder without waiting; the writer looks between chunks of work
+        and gives up, and its manifest is renamed into place only under the lock `clear` takes, so
+        a folder `clear` dropped never gets a manifest that recovery would offer. What the writer
+        added to the folder after `clear` removed it, it removes itself.
+        """
+
+        def check() -> None:
+            if self._generation != generation:
+                raise _Abandoned
+
+        with self._cv:  # `clear` cannot drop the session between this check and its creation
+            check()
+            folder = self._session()
+        try:
+            self._write_to(folder, state, check, generation)
+        except BaseException:
+            if self._generation != generation:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise _Abandoned from None  # a failure in a folder `clear` removed is no failure
+            raise
+
+    @contextmanager
+    def _unless_abandoned(self, generation: int) -> Iterator[None]:
+        with self._cv:
+            if self._generation != generation:
+                raise _Abandoned
+            yield
+
+    def _write_to(self, folder: Path, state: _State, check: Callable[[], None], generation: int) -> None:
         blobs: dict[str, np.ndarray] = {}
 
         def ref(a: np.ndarray | None) -> str | None:
             if a is None:
                 return None
-            key = self._key(a)
+            key = self._key(a, check)
             blobs[key] = a
             return key
 
@@ -235,13 +287,14 @@ class Autosave:
         for key, a in blobs.items():
             path = folder / "blobs" / f"{key}.z"
             if not path.exists():  # content-addressed: an existing blob already holds these bytes
-                atomic_write(path, zlib.compress(np.ascontiguousarray(a).data, 1), private=True)
-        atomic_write(folder / "session.json", json.dumps(manifest).encode("utf-8"), private=True)
+                atomic_write(path, _compress(a, check), private=True)
+        atomic_write(folder / "session.json", json.dumps(manifest).encode("utf-8"), private=True,
+                     guard=lambda: self._unless_abandoned(generation))
         # Only after the manifest points at the new set may unreferenced blobs go.
         for path in (folder / "blobs").glob("*.z"):
             if path.stem not in blobs:
                 path.unlink(missing_ok=True)
-        self._keys = {id(a): (a, k) for k, a in blobs.items()}
+        self._keys = {id(a): (weakref.ref(a), k) for k, a in blobs.items()}
         os.utime(folder / "lock")  # heartbeat for systems without flock
 
     def heartbeat(self) -> None:
@@ -252,13 +305,20 @@ class Autosave:
                 pass
 
     def clear(self) -> None:
-        """Drop this app's autosave (nothing left to lose, or a clean exit)."""
+        """Drop this app's autosave (nothing left to lose, or a clean exit).
+
+        Never waits for a write in progress (a 16-bit 50 Mpx one takes up to 20 s, and closing the
+        window right after a result froze it that long): the writer abandons it (`_write`).
+        """
         with self._cv:
             self._pending = None  # a queued state is moot now
-        self.flush()
-        folder, lock = self._folder, self._lock
-        self._folder, self._lock, self._keys = None, None, {}
+            self._generation += 1
+            folder, lock = self._folder, self._lock
+            self._folder, self._lock, self._keys = None, None, {}
         if folder is not None:
+            # The manifest first: without it no start offers the folder for recovery, whatever else
+            # stays (Windows cannot remove the writer's open temp file; the writer removes it later).
+            (folder / "session.json").unlink(missing_ok=True)
             shutil.rmtree(folder, ignore_errors=True)
         if lock is not None:
             os.close(lock)
@@ -378,3 +438,21 @@ def _read_blob(path: Path, desc: dict) -> np.ndarray:
     a = np.frombuffer(raw, dtype).reshape(shape)
     a.flags.writeable = False  # like every snapshot array (frombuffer on bytes is read-only anyway)
     return a
+
+
+def _chunks(a: np.ndarray) -> Iterator[np.ndarray]:
+    """`a`'s bytes in pieces of CHUNK_BYTES, in memory order."""
+    flat = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    for start in range(0, flat.size, CHUNK_BYTES):
+        yield flat[start:start + CHUNK_BYTES]
+
+
+def _compress(a: np.ndarray, check: Callable[[], None]) -> bytes:
+    """zlib level 1 of `a`'s bytes (what `_read_blob` reads), calling `check` between pieces."""
+    z = zlib.compressobj(1)
+    parts = []
+    for chunk in _chunks(a):
+        check()
+        parts.append(z.compress(chunk))
+    parts.append(z.flush())
+    return b"".join(parts)

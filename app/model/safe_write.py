@@ -18,7 +18,9 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Callable
 
 TEMP_SUFFIX = ".cstudio-tmp"
 STALE_TEMP_S = 600  # a temp file this old belongs to a writer that died; a live one finishes in seconds
@@ -105,12 +107,17 @@ def _keep_backup(path: Path, backup: Path) -> None:
         raise
 
 
-def atomic_write(path: str | Path, data: bytes, *, backup: Path | None = None, private: bool = False) -> None:
+def atomic_write(path: str | Path, data: bytes, *, backup: Path | None = None, private: bool = False,
+                 guard: Callable[[], AbstractContextManager[object]] | None = None) -> None:
     """Replace `path` with `data` atomically; with `backup`, the previous file is kept there first.
 
     The file gets the replaced file's permissions, or what a plain open() would give (umask);
     `private` keeps mkstemp's owner-only mode (autosaves). Raises OSError (ENOSPC, EROFS, EACCES,
     ...) with `path` unchanged and no temp file left.
+
+    `guard`: a context manager entered around the rename only (not the write or the fsync), which
+    may raise to leave `path` untouched: the autosave's manifest is renamed into place under its
+    writer's lock, so a `clear` either comes first (no manifest) or after (and removes it).
     """
     path = Path(path)
     _remove_stale_temps(path)
@@ -123,9 +130,10 @@ def atomic_write(path: str | Path, data: bytes, *, backup: Path | None = None, p
                 os.fchmod(f.fileno(), path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
             os.fsync(f.fileno())
         _pause_for_tests(path, tmp)
-        if backup is not None and path.exists():
-            _keep_backup(path, backup)
-        os.replace(tmp, path)
+        with guard() if guard is not None else nullcontext():
+            if backup is not None and path.exists():
+                _keep_backup(path, backup)
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

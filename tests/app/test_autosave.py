@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
+import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -357,3 +360,110 @@ def test_a_recovery_that_drops_old_steps_says_so(tmp_path: Path, photo_file: Pat
     status = view2.set_status.call_args.args[0]
     assert "Recovered" in status and "Undo goes back 2 steps: the oldest were dropped" in status
     assert "and 2 steps" in status and len(c2.history.entries()[0]) == 2
+
+
+class _HeldWrite:
+    """Stands in for `atomic_write`: the first write of `which` ("blob" or "manifest") waits for `release`,
+    like the seconds a 16-bit 50 Mpx autosave spends compressing and writing."""
+
+    def __init__(self, module, monkeypatch, which: str) -> None:
+        self.real, self.which = module.atomic_write, which
+        self.started, self.release, self.ended = threading.Event(), threading.Event(), threading.Event()
+        monkeypatch.setattr(module, "atomic_write", self)
+
+    def __call__(self, path: Path, data: bytes, **kw) -> None:
+        held = not self.started.is_set() and (Path(path).name == "session.json") == (self.which == "manifest")
+        if held:
+            self.started.set()
+            self.release.wait(30)  # only a safety valve: the test releases it
+        try:
+            self.real(path, data, **kw)
+        finally:
+            if held:
+                self.ended.set()
+
+
+@pytest.mark.parametrize("removable", [True, False], ids=["removed", "windows-open-file"])
+@pytest.mark.parametrize("which", ["blob", "manifest"])
+def test_clear_does_not_wait_for_a_write_and_leaves_no_autosave(tmp_path: Path, monkeypatch, which: str,
+                                                                  removable: bool) -> None:
+    """Closing the window right after a result waited for its autosave (5 s at 50 Mpx): clear() now
+    returns at once, and the write it abandons never leaves anything recovery would offer."""
+    from app.model import autosave as module
+
+    held = _HeldWrite(module, monkeypatch, which)
+    root = tmp_path / "autosave"
+    a = Autosave(root)
+    doc, history = _doc_and_history()
+    a.save(doc, history)
+    assert held.started.wait(30)
+    with monkeypatch.context() as m:
+        if not removable:  # the folder cannot go yet (Windows, a file open in it): the writer removes it
+            m.setattr(module.shutil, "rmtree", lambda *args, **kw: None)
+        a.clear()
+        assert not held.ended.is_set()  # clear() returned while the write was still in progress
+        assert list(root.glob("*/session.json")) == []
+    held.release.set()
+    a.flush()
+    assert a.take_error() is None  # an abandoned write is no failure to report
+    assert list(root.iterdir()) == []
+    assert Autosave(root).orphans() == []
+
+
+def test_a_save_after_clear_is_written_while_the_abandoned_one_is_dropped(tmp_path: Path, monkeypatch) -> None:
+    from app.model import autosave as module
+
+    held = _HeldWrite(module, monkeypatch, "blob")
+    root = tmp_path / "autosave"
+    a = Autosave(root)
+    doc, history = _doc_and_history()
+    a.save(doc, history)
+    assert held.started.wait(30)
+    a.clear()
+    other = Document(make_photo(8, 8, seed=3), name="y")
+    other.mask[:] = 255
+    a.save(other, history)
+    held.release.set()
+    a.flush()
+    assert a.take_error() is None
+    (manifest,) = root.glob("*/session.json")
+    assert '"name": "y"' in manifest.read_text()
+
+
+def _alive(refs: list[weakref.ref]) -> int:
+    gc.collect()
+    return sum(r() is not None for r in refs)
+
+
+def test_opening_another_picture_frees_the_autosaved_one(tmp_path: Path, photo_file: Path) -> None:
+    """The autosave's cache of blob keys held the last written arrays: a closed 96 Mpx photo stayed in
+    memory (+900 MB) until the next autosave tick."""
+    c, view, _ = make_controller(tmp_path, start=[str(photo_file)], load_model=False)
+    _stroke(c, (10, 10), (30, 12))
+    c.autosave_tick()
+    c.autosave.flush()
+    undo, _ = c.history.entries()
+    refs = [weakref.ref(a) for a in (c.document.image, c.document.mask, undo[0][0].mask)]
+    del undo
+    other = tmp_path / "other.png"
+    Image.fromarray(make_photo(40, 56, seed=1)).save(other)
+    assert c.open_path(other)
+    view.reset_mock()  # the mock view remembers every array it was shown
+    assert _alive(refs) == 0
+    c.autosave_tick()  # the cache still works: an unchanged state is not written again
+    c.autosave.flush()
+    assert c.autosave.take_error() is None
+
+
+def test_undo_steps_dropped_by_the_cap_are_freed_before_the_next_autosave(tmp_path: Path, photo_file: Path) -> None:
+    c, view, _ = make_controller(tmp_path, start=[str(photo_file)], load_model=False)
+    c.history.max_entries = 1
+    _stroke(c, (10, 10), (30, 12))
+    c.autosave_tick()
+    c.autosave.flush()
+    (oldest,) = c.history.entries()[0]
+    ref = weakref.ref(oldest[0].mask)
+    del oldest
+    _stroke(c, (10, 30), (30, 32))  # the cap drops the first step
+    view.reset_mock()
+    assert _alive([ref]) == 0
