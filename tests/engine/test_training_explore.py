@@ -110,8 +110,12 @@ def test_eval_cli_checks_its_output_folder_before_evaluating(tmp_path: Path, mon
     # engine.eval re-exports the function under the module's name, hence import_module.
     monkeypatch.setattr(importlib.import_module("engine.eval.evaluate"), "evaluate", evaluate)
     (tmp_path / "taken").write_text("a file where the output folder should go")
-    rc = main(["eval", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "taken"), "--device", "cpu",
-               "--precision", "fp32", "--threads", "1"])
+    # A photo set to point at (its manifest is all that is checked before the evaluation), so the run
+    # gets past that check on a machine without the project's data-cache too.
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "manifest.tsv").write_text("file\tsplit\n")
+    rc = main(["eval", str(tmp_path / "m.safetensors"), "--data", str(tmp_path / "photos"), "--out",
+               str(tmp_path / "taken"), "--device", "cpu", "--precision", "fp32", "--threads", "1"])
     assert rc == 1 and "taken" in capsys.readouterr().err
 
 
