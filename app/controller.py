@@ -610,8 +610,13 @@ class EditorController(PaintingMixin, DocumentsMixin):
             # and the redo stay exactly as the user left them, and Redo + Run gets the result back.
             # (Applying it "on its own state" would mean redoing the stroke behind the user's back.)
             # Strokes only added since keep it: the area it filled is still wanted.
+            # "Undone" only where a redo made since Run brings the lost part of the mask back: an
+            # unrelated stroke undone meanwhile must not be offered as the way back to an erased area.
+            lost = job_mask > self.document.mask
+            back = any(s.mask.shape == job_mask.shape and bool((s.mask[lost] >= job_mask[lost]).all())
+                       for s in self.history.redo_states_since(job_redo))
             self._status(f"Result discarded: the mask was undone while {task} ran; Redo brings it back, then Run "
-                         "again." if undone else
+                         "again." if back else
                          f"Result discarded: part of the mask was erased while {task} ran; Run again to fill "
                          "what is masked now.")
         else:

@@ -379,11 +379,20 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     mask_file = Path(args.mask)
     masks: dict[tuple[tuple[int, int], int], np.ndarray] = {}
 
+    refused: dict[tuple[tuple[int, int], int], ImageError] = {}
+
     def mask_for(pic: Picture) -> np.ndarray:
-        # Read once per image size: a batch of same-sized frames shares one array.
+        # Read once per image size: a batch of same-sized frames shares one array, and photos of a
+        # size the mask does not fit are refused without decoding it again.
         key = (pic.size, pic.orientation)
+        if key in refused:
+            raise refused[key]
         if key not in masks:
-            masks[key] = read_mask(mask_file, pic.size, orientation=pic.orientation)  # a mask of the unturned photo is named so
+            try:
+                masks[key] = read_mask(mask_file, pic.size, orientation=pic.orientation)  # names an unturned photo
+            except ImageError as e:
+                refused[key] = e
+                raise
         return masks[key]
 
     def prepare() -> RunOne:
@@ -403,6 +412,10 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     if not mask_file.is_file():  # before any photo is read (a batch would fail every file for it)
         raise ImageError(f"{mask_file}: " + ("is a folder, expected a mask image" if mask_file.is_dir()
                                              else "no such mask file"))
+    if not (len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()):
+        # What the mask holds (unreadable, selecting nothing or everything) is said once, before the
+        # model loads; each photo then only has to have its size.
+        read_mask(mask_file, None)
     return _batch(args, "inpaint", prepare, check=mask_for, exclude=(mask_file,))
 
 
@@ -442,13 +455,16 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file; batches need a folder")
-    items = collect_inputs(args.inputs, recursive=args.recursive, skip_outputs=True)
-    if exclude:
-        # e.g. the mask kept in the folder of photos it applies to: it is not one of them.
-        skip = {os.path.realpath(p) for p in exclude}
-        items = [item for item in items if os.path.realpath(item[0]) not in skip]
+    # e.g. the mask kept in the folder of photos it applies to: it is not one of them.
+    skip = {os.path.realpath(p) for p in exclude}
+
+    def inputs(skip_outputs: bool) -> list[tuple[Path, Path]]:
+        found = collect_inputs(args.inputs, recursive=args.recursive, skip_outputs=skip_outputs)
+        return [item for item in found if os.path.realpath(item[0]) not in skip]
+
+    items = inputs(True)
     if not items:
-        earlier = collect_inputs(args.inputs, recursive=args.recursive)
+        earlier = inputs(False)
         raise UsageError(f"no images to process in the given inputs ({len(earlier)} found are results of earlier "
                          "batches, named like *_upscale_4x, *_colorize or *_inpaint)" if earlier else
                          "no image files found in the given inputs")

@@ -351,8 +351,9 @@ def mask_from_pixels(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     return visible  # one colour (or none) where visible: the alpha is the mask
 
 
-def read_mask(path: str | Path, size: tuple[int, int], *, orientation: int = 1) -> np.ndarray:
-    """Read an inpainting mask, check it matches size = (width, height), and return it as (H, W) bool.
+def read_mask(path: str | Path, size: tuple[int, int] | None, *, orientation: int = 1) -> np.ndarray:
+    """Read an inpainting mask, check it matches size = (width, height) (None: any size, the mask's
+    own; a batch checks what a mask holds once, before its photos), and return it as (H, W) bool.
 
     Which pixels are filled: white, or any bright colour (its brightest channel above
     half range), marks what to fill; black keeps. A mask with transparency whose visible pixels are
@@ -383,7 +384,8 @@ def read_mask(path: str | Path, size: tuple[int, int], *, orientation: int = 1) 
             im = Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # No image this editor opens is that large, so the mask cannot match it.
-        raise ImageError(f"{path}: mask is over {MAX_PIXELS / 1e6:.0f} Mpx but the image is {size[0]}x{size[1]}") from None
+        image = "" if size is None else f" but the image is {size[0]}x{size[1]}"
+        raise ImageError(f"{path}: mask is over {MAX_PIXELS / 1e6:.0f} Mpx{image}") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a supported mask image") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -393,7 +395,7 @@ def read_mask(path: str | Path, size: tuple[int, int], *, orientation: int = 1) 
             # Said from the header: decoding a wrong mask first can take seconds and gigabytes. Its
             # EXIF orientation may swap the sides, but reading it decodes a PNG, so either way fits.
             w, h = im.size
-            if tuple(size) not in ((w, h), (h, w)):
+            if size is not None and tuple(size) not in ((w, h), (h, w)):
                 raise wrong_size(w, h)
             sixteen = sixteen_bit_tiles(list(getattr(im, "tile", None) or []))  # loading clears the tiles
             im = ImageOps.exif_transpose(im)
@@ -408,7 +410,7 @@ def read_mask(path: str | Path, size: tuple[int, int], *, orientation: int = 1) 
                 rgb, alpha = _to_rgb_arrays(im, None, sixteen)
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{path}: not a readable mask image ({e})") from None
-    if (rgb.shape[1], rgb.shape[0]) != tuple(size):
+    if size is not None and (rgb.shape[1], rgb.shape[0]) != tuple(size):
         raise wrong_size(rgb.shape[1], rgb.shape[0])
     mask = mask_from_pixels(to_uint8(rgb), None if alpha is None else to_uint8(alpha))
     # Said before any compute: an empty mask wrote an unchanged copy, a full one a flat grey image.

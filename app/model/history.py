@@ -69,6 +69,10 @@ class History:
         a `record` now would take away that the user took back only after the mark."""
         return [e.label for e in self._redo if e.serial not in mark]
 
+    def redo_states_since(self, mark: frozenset[int]) -> list[Snapshot]:
+        """The states those redo steps bring back, next redo last."""
+        return [e.snapshot for e in self._redo if e.serial not in mark]
+
     def record(self, before: Snapshot, label: str) -> int:
         """Add an undo step; returns how many of the oldest steps were dropped to stay within the limits."""
         self._undo.append(_Entry(before, label))

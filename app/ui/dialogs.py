@@ -126,8 +126,23 @@ def open_mask_file(parent: QWidget | None, start: str) -> str | None:
 
 
 def save_mask_file(parent: QWidget | None, suggested: str) -> str | None:
-    path, _ = QFileDialog.getSaveFileName(parent, "Export mask", suggested, "PNG (*.png)")
-    return path or None
+    dialog = QFileDialog(parent, "Export mask", str(Path(suggested).parent), "PNG (*.png)")
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    # A name typed without an extension gets .png before the dialog asks whether to replace a file,
+    # so its question covers the file actually written.
+    dialog.setDefaultSuffix("png")
+    dialog.selectFile(Path(suggested).name)
+    if dialog.exec() != QDialog.DialogCode.Accepted or not dialog.selectedFiles():
+        return None
+    return dialog.selectedFiles()[0]
+
+
+def confirm_replace(parent: QWidget | None, name: str) -> bool:
+    """Replace an existing file whose name the user did not type as such (an extension was added)?"""
+    answer = QMessageBox.question(parent, "Replace the file?", f"{name} already exists. Replace it?",
+                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                  QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def open_checkpoint(parent: QWidget | None, start: str, folder: bool) -> str | None:

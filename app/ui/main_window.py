@@ -768,6 +768,9 @@ class MainWindow(QMainWindow):
             target = Path(path)
             if target.suffix.lower() != ".png":
                 target = target.with_name(target.name + ".png")
+                # The file dialog asked about the name it returned, not this one.
+                if target.exists() and not self._modal(dialogs.confirm_replace, target.name):
+                    return
             with self._working(f"Saving the mask to {target.name}..."):
                 self.controller.export_mask(target)
 

@@ -64,6 +64,23 @@ def test_a_result_for_a_mask_partly_erased_while_it_ran_is_discarded(tmp_path, p
     assert "erased" in _said(view) and "Run again" in _said(view)
 
 
+def test_an_erase_is_not_blamed_on_an_unrelated_undo(tmp_path, photo_file) -> None:
+    """Erased part of the stroke, then painted and undid another: the redo brings back the other
+    stroke, not the erased area, so the message must not send the user to Redo."""
+    c, view, engine = make_controller(tmp_path, start=[str(photo_file)])
+    c.set_params(task="inpaint")
+    c.set_brush(size=6)
+    _stroke(c, (10, 20), (40, 20))
+    c.run()
+    _stroke(c, (35, 20), (40, 20), erase=True)  # part of what the job fills
+    _stroke(c, (10, 40), (30, 40))  # elsewhere...
+    c.undo()  # ...and taken back
+    engine.process()
+    assert "erased" in _said(view) and "Redo" not in _said(view)
+    c.redo()
+    assert c.document.mask[20, 38] != 255  # indeed: Redo did not bring the erased part back
+
+
 def test_a_result_still_applies_when_only_a_stroke_painted_meanwhile_was_undone_and_says_its_redo_went(
         tmp_path, photo_file) -> None:
     c, view, engine = make_controller(tmp_path, start=[str(photo_file)])

@@ -200,3 +200,31 @@ def test_one_mask_inpaints_a_folder_of_photos_of_its_size(tmp_path, tiny_model_f
     # A missing mask is said before any photo is read or the model loads.
     assert main(["inpaint", str(folder), "--mask", str(tmp_path / "nope.png"), *m, "--out", str(out)]) == 1
     assert "nope.png: no such mask file" in capsys.readouterr().err
+
+
+def test_a_batch_mask_that_selects_nothing_is_refused_once_before_the_model_loads(tmp_path, tiny_model_file,
+                                                                                capsys, monkeypatch):
+    import engine.cli as cli
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.full((12, 16, 3), 90, np.uint8)).save(folder / name)
+    Image.fromarray(np.zeros((12, 16), np.uint8)).save(folder / "mask.png")
+
+    def no_model(_args):
+        raise AssertionError("the model loaded for a mask that selects nothing")
+
+    monkeypatch.setattr(cli, "_load", no_model)
+    assert main(["inpaint", str(folder), "--mask", str(folder / "mask.png"), "--model", str(tiny_model_file),
+                 "--quiet", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("selects no pixel") == 1 and not (tmp_path / "out").exists()
+    # A folder holding only the mask: nothing to process, and the mask is not called an earlier result.
+    (folder / "a.png").unlink()
+    (folder / "b.png").unlink()
+    half = np.zeros((12, 16), np.uint8)
+    half[:6] = 255
+    Image.fromarray(half).save(folder / "mask.png")
+    assert main(["inpaint", str(folder), "--mask", str(folder / "mask.png"), "--out", str(tmp_path / "out")]) == 2
+    assert "no image files found" in capsys.readouterr().err

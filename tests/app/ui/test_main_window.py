@@ -497,6 +497,15 @@ def test_export_mask_starts_beside_the_image_and_always_writes_png(window, monke
     assert not typed.exists()  # PNG data under a .jpg name would be a lie
     with Image.open(photo_file.parent / "mask.jpg.png") as im:
         assert im.format == "PNG" and im.size == (64, 48)
+    # An extension added after the dialog: the file it lands on is asked about, not replaced silently.
+    (photo_file.parent / "mask.jpg.png").write_bytes(b"the user's own file")
+    monkeypatch.setattr(dialogs, "confirm_replace", lambda parent, name: False)
+    window.act_export_mask.trigger()
+    assert (photo_file.parent / "mask.jpg.png").read_bytes() == b"the user's own file"
+    monkeypatch.setattr(dialogs, "confirm_replace", lambda parent, name: True)
+    window.act_export_mask.trigger()
+    with Image.open(photo_file.parent / "mask.jpg.png") as im:
+        assert im.format == "PNG"
     c.open_array(np.zeros((8, 8, 3), np.uint8))  # no file behind it: home
     window.act_export_mask.trigger()
-    assert Path(asked[1]).parent == Path.home()
+    assert Path(asked[-1]).parent == Path.home()
