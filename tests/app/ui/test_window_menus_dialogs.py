@@ -36,8 +36,21 @@ def _answer_modal(qtbot, answer) -> list:  # noqa: ANN001
         if w is not None and not seen:
             seen.append(w)
             answer(w)
+            QTimer.singleShot(5000, lambda: unstick(w))
         else:
             QTimer.singleShot(20, poll)
+
+    def unstick(w) -> None:  # noqa: ANN001
+        # An answer that did not close the dialog would leave its exec() waiting forever (the whole
+        # run hangs until the faulthandler's timeout): close it, and fail the test instead
+        # (pytest-qt reports exceptions raised in Qt callbacks).
+        try:
+            open_ = w.isVisible()
+        except RuntimeError:  # deleted with its dialog function's frame: long closed
+            return
+        if open_:
+            w.close()
+            raise AssertionError(f"{type(w).__name__} still open 5 s after the answer")
 
     QTimer.singleShot(20, poll)
     return seen
