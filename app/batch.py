@@ -64,8 +64,16 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
     # no transparency, so a cut-out comes out flattened onto white; only PNG and TIFF keep 16 bits.
     # Counted per note, one line each for the whole batch (the status bar shows the first few notes).
     losses: dict[str, int] = {}
+    made: list[Path] = []  # folders this batch created, to take back those it left empty
 
     def done(cancelled: bool) -> BatchDone:
+        # Every file of a folder failed, or a cancel came first: no empty folder is left behind
+        # (the CLI's rule). rmdir never removes a folder with anything in it.
+        for folder in sorted(set(made), key=lambda p: len(p.parts), reverse=True):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
         said = [f"{coloured} of the photos already had colour: colorize kept their brightness and replaced "
                 "their colours"] if coloured else []
         said += [f"{note.rstrip('.')} ({k} file{'s' if k != 1 else ''})" for note, k in losses.items()]
@@ -87,6 +95,7 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
             skipped.append(dst)
             continue
         try:
+            made.extend(p for p in (dst.parent, *dst.parent.parents) if not p.exists())
             dst.parent.mkdir(parents=True, exist_ok=True)
             # A folder that cannot take the result fails the file before its compute (minutes for a
             # large upscale), not after it, as the CLI does.

@@ -286,3 +286,18 @@ def test_a_result_too_large_for_its_format_fails_before_its_compute(tmp_path: Pa
     done = batch.run_batch(None, request, lambda done, total, stage: None)  # type: ignore[arg-type]
     assert done.written == () and len(done.failed) == 1
     assert "32x32 is over WebP's limit of 20 px a side" in done.failed[0][1], done.failed
+
+
+def test_a_batch_whose_files_all_fail_leaves_no_empty_folder(tmp_path: Path) -> None:
+    """The CLI removes the folders a batch made and left empty; the app's batch did not."""
+    broken = tmp_path / "in"
+    broken.mkdir()
+    (broken / "x.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    keep = tmp_path / "results"
+    keep.mkdir()  # chosen by the user beforehand: stays, whatever happens
+    c, view, engine, _ = _upscaling(tmp_path)
+    c.set_batch_out_dir(keep / "new" / "deeper")
+    c.run_batch([tmp_path / "in"])
+    engine.process()
+    assert "1 failed" in view.set_status.call_args.args[0]
+    assert keep.is_dir() and not any(keep.iterdir())
