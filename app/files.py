@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from engine.batch import IMAGE_SUFFIXES
-from engine.imageio import (SAVE_FORMATS, ImageError, Picture, brightest_channel, encode_picture, format_losses,
-                            load_picture)
+from engine.imageio import (SAVE_FORMATS, ImageError, Picture, brightest_channel, colour_is_mask, encode_picture,
+                            format_losses, load_picture)
 
 from .model.document import Document, convert_depth, to_uint8
 from .model.safe_write import atomic_write, backup_path
@@ -146,8 +146,7 @@ def read_mask(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
     if alpha is None:
         m = level
     else:
-        seen = level[alpha > 127] > 127
-        if seen.any() and not seen.all():
+        if colour_is_mask(level > 127, alpha > 127):
             m = (level.astype(np.uint16) * alpha // 255).astype(np.uint8)  # transparent = not painted
         else:
             m = alpha

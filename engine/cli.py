@@ -412,7 +412,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     if not mask_file.is_file():  # before any photo is read (a batch would fail every file for it)
         raise ImageError(f"{mask_file}: " + ("is a folder, expected a mask image" if mask_file.is_dir()
                                              else "no such mask file"))
-    if not (len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()):
+    if not _one_file(args):
         # What the mask holds (unreadable, selecting nothing or everything) is said once, before the
         # model loads; each photo then only has to have its size.
         read_mask(mask_file, None)
@@ -428,6 +428,11 @@ def _out_of_memory(error: BaseException) -> bool:
     return isinstance(error, MemoryError) or is_out_of_memory(error) or "not enough memory" in str(error)
 
 
+def _one_file(args: argparse.Namespace) -> bool:
+    """A single input file (not a batch: several inputs, or a folder)."""
+    return len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
+
+
 def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
            out_size: Callable[[tuple[int, int]], tuple[int, int]] = lambda size: size,
            notes_for: Callable[[Picture], list[str]] = lambda pic: [],
@@ -438,7 +443,7 @@ def _batch(args: argparse.Namespace, op: str, prepare: Callable[[], RunOne],
     input's (width, height) to its output's; `notes_for` adds the task's own notes about an input;
     `check` raises `ImageError` for an input the task cannot take (said, like the output checks,
     before the model loads or the file is computed); files in `exclude` found in a folder are not inputs."""
-    single = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
+    single = _one_file(args)
     if single:
         src = Path(args.inputs[0])
         pic = load_picture(src)

@@ -345,10 +345,17 @@ def mask_from_pixels(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     if alpha is None:
         return bright
     visible = alpha > 127
-    seen = bright[visible]
-    if seen.any() and not seen.all():  # the colour says what to fill among what is visible
+    if colour_is_mask(bright, visible):
         return bright & visible
     return visible  # one colour (or none) where visible: the alpha is the mask
+
+
+def colour_is_mask(bright: np.ndarray, visible: np.ndarray) -> bool:
+    """Whether a mask with transparency says what to fill by its colour: its visible pixels are
+    partly bright, partly dark. Otherwise (strokes of one colour on a transparent layer) its alpha is
+    the mask. The rule `read_mask` and the app's mask import share."""
+    seen = bright[visible]
+    return bool(seen.any() and not seen.all())
 
 
 def read_mask(path: str | Path, size: tuple[int, int] | None, *, orientation: int = 1) -> np.ndarray:

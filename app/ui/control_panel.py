@@ -354,18 +354,24 @@ class ControlPanel(QWidget):
         for label in self._labels:
             label.setMinimumWidth(width)
 
-    def _reserve_option_rows(self) -> None:
-        """Give the task's own rows the height of the tallest task's, so what follows never moves."""
-        shown = self._shown
+    def _measure_tasks(self) -> tuple[int, int]:
+        """(panel width, height of the task's own rows) of the widest and tallest task, each shown in
+        turn (upscale at every factor); the rows shown before come back."""
+        shown, widest, tallest = self._shown, 0, 0
         self.options.setMinimumHeight(0)
-        tallest = 0
         for task in Task:
             for factor in UPSCALE_FACTORS if task == Task.upscale else (4,):
                 self._show_task(task, factor)
-                self.options.layout().invalidate()
+                for layout in self.findChildren(QLayout):
+                    layout.invalidate()
+                widest = max(widest, self.sizeHint().width())
                 tallest = max(tallest, self.options.sizeHint().height())
         self._show_task(*shown)
-        self.options.setMinimumHeight(tallest)
+        return widest, tallest
+
+    def _reserve_option_rows(self) -> None:
+        """Give the task's own rows the height of the tallest task's, so what follows never moves."""
+        self.options.setMinimumHeight(self._measure_tasks()[1])
 
     def _reserve_hint_lines(self) -> None:
         width = self.hint.width()
@@ -472,21 +478,16 @@ class ControlPanel(QWidget):
         Measured only once shown: before that the widgets' size hints are not yet those of the screen.
         """
         self._align_labels()  # the labels' own widths, now on the screen's fonts
-        shown, widest = self._shown, self.minimumWidth()
         # With the class row too, so loading a class-conditional model later does not widen the panel.
         class_shown = self.class_row.isVisibleTo(self)
         for w in (self.class_title, self.class_row):
             w.setVisible(True)
-        for task in Task:
-            self._show_task(task, 4)
-            for layout in self.findChildren(QLayout):
-                layout.invalidate()
-            widest = max(widest, self.sizeHint().width())
-        self._show_task(*shown)
+        widest, tallest = self._measure_tasks()
+        widest = max(widest, self.minimumWidth())
         for w in (self.class_title, self.class_row):
             w.setVisible(class_shown)
         self.setMinimumWidth(widest)
-        self._reserve_option_rows()
+        self.options.setMinimumHeight(tallest)
         return widest
 
     def _show_task(self, task: Task, factor: int) -> None:
