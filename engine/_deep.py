@@ -1,4 +1,5 @@
-"""16-bit RGB(A) PNG and TIFF codecs. Pillow reduces these to 8 bits, so we decode and encode them here.
+"""16-bit RGB(A) PNG and TIFF codecs (Pillow reduces these to 8 bits), and the PNG writer for every
+depth (`encode_png`: Pillow's runs on one core; ours filters and deflates bands of rows on all of them).
 
 Memory: every reader and writer works through the image in bands of rows (about `BAND_BYTES`
 each), so a call needs the output plus a few MB, never a full-size temporary: photos are large
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import struct
 import sys
 import zlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -386,14 +390,107 @@ def _interleaved_bands(rgb: np.ndarray, alpha: np.ndarray | None, dtype: str) ->
         yield px[:n].view(np.uint8).reshape(n, w * ch * 2)
 
 
-def encode_png16(rgb: np.ndarray, alpha: np.ndarray | None, info: dict) -> bytes:
-    """16-bit RGB(A) PNG with ICC profile, text and EXIF chunks; Up filter (vectorised, compresses
-    photos well). Filtered and compressed a band of rows at a time, into IDAT chunks of about
-    PIECE_BYTES (readers join them), so the call needs the file plus a few MB."""
+def _png_rows(rgb: np.ndarray, alpha: np.ndarray | None, y0: int, y1: int) -> np.ndarray:
+    """Rows y0..y1-1 as a PNG stores them: (n, stride) uint8, RGB(A) interleaved, 16-bit big-endian."""
+    ch = 3 if alpha is None else 4
+    dtype = ">u2" if rgb.dtype == np.uint16 else np.uint8
+    px = np.empty((y1 - y0, rgb.shape[1], ch), dtype)
+    px[..., :3] = rgb[y0:y1]
+    if alpha is not None:
+        px[..., 3] = alpha[y0:y1]
+    return px.view(np.uint8).reshape(y1 - y0, -1)
+
+
+# Encoding: the rows go in bands of about this many bytes, each filtered and deflated on its own
+# thread. Small because filtering one takes about 25 times its size in numpy temporaries (per
+# worker); big enough that the per-band costs (a 32 KB dictionary, a 5-byte flush marker, the
+# threads' hand-overs) stay near nothing: +0.14 % of file size against 1 MB bands on a 13 Mpx photo.
+ENCODE_BAND_BYTES = 256 << 10
+DEFLATE_WINDOW = 32 << 10  # how far back a deflate match may reach (RFC 1951)
+PNG_LEVEL = 6  # zlib's default, what Pillow and libpng write
+# Deflate's strategy for filtered scanlines (libpng's and Pillow's choice too): fewer, longer matches
+# and more Huffman coding of the small residuals; 3-4 % smaller files on photos than the default.
+FILTER_UP, FILTER_PAETH = 2, 4
+
+
+def _paeth_residual(rows: np.ndarray, up: np.ndarray, bpp: int) -> np.ndarray:
+    """rows - Paeth(left, up, up-left), bytewise with uint8 wrap-around (PNG spec §9.4)."""
+    left = np.zeros_like(rows)
+    left[:, bpp:] = rows[:, :-bpp]
+    upleft = np.zeros_like(up)
+    upleft[:, bpp:] = up[:, :-bpp]
+    return rows - _paeth(left, up, upleft)
+
+
+def _filtered_band(rows: np.ndarray, above: np.ndarray, bpp: int) -> bytes:
+    """One band of PNG scanlines, each led by its filter-type byte, filtered Up or Paeth (PNG spec §9).
+
+    Which of the two deflates smaller depends on the picture (Paeth on most camera photos, Up on
+    screenshots, drawings and many JPEG-decoded photos, by up to 8 % either way; the usual
+    per-row heuristic, the least sum of absolute residuals, picks Paeth even where Up wins), so
+    each band takes the one whose first quarter deflates smaller at zlib level 1: a trial that
+    costs a few % of the encode. `above` is the row over the band (zeros over the first row).
+    """
+    n, stride = rows.shape
+    up = np.empty_like(rows)
+    up[0] = above
+    up[1:] = rows[:-1]
+    out = np.empty((n, stride + 1), np.uint8)
+    residual = {FILTER_UP: rows - up, FILTER_PAETH: _paeth_residual(rows, up, bpp)}
+    quarter = max(1, n // 4)
+    best = min(residual, key=lambda f: _deflated_size(residual[f][:quarter].tobytes(), 1))
+    out[:, 0] = best
+    out[:, 1:] = residual[best]
+    return out.tobytes()
+
+
+def _deflated_size(data: bytes, level: int) -> int:
+    z = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_FILTERED)
+    return len(z.compress(data)) + len(z.flush())
+
+
+def _deflate_band(data: bytes, history: bytes, last: bool) -> tuple[bytes, int]:
+    """Raw deflate of one band, its matches reaching into `history` (the bytes before it), ended by
+    a sync flush (or the final block): such pieces concatenate into one valid stream, as pigz does.
+    Returns (compressed, adler32 of `data`)."""
+    z = zlib.compressobj(PNG_LEVEL, zlib.DEFLATED, -15, 8, zlib.Z_FILTERED, *((history,) if history else ()))
+    return z.compress(data) + z.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH), zlib.adler32(data)
+
+
+def _adler32_combine(a: int, b: int, len_b: int) -> int:
+    """The Adler-32 of two byte strings joined, from each one's and the second's length (RFC 1950
+    §8.2; zlib's adler32_combine, which Python does not expose)."""
+    base = 65521
+    rem = len_b % base
+    s1 = ((a & 0xFFFF) + (b & 0xFFFF) - 1) % base
+    s2 = ((a >> 16) + (b >> 16) + rem * (a & 0xFFFF) - rem) % base
+    return (s2 << 16) | s1
+
+
+def _encode_workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+def encode_png(rgb: np.ndarray, alpha: np.ndarray | None, info: dict, *, workers: int | None = None) -> bytes:
+    """8- or 16-bit RGB(A) PNG (by `rgb`'s dtype) with ICC profile, text, resolution and EXIF chunks.
+
+    As small as Pillow's writer makes them (bench/png_encode.py: camera photos +0.3 %, upscaled
+    photos -10 %, flat synthetic graphics +4 %) and 1.2-1.3x faster on one core, about 2.5x on two,
+    more on more: bands of rows are filtered (`_filtered_band`) and deflated at zlib's level 6 on `workers` threads
+    (zlib and numpy let go of the GIL), each band's deflate primed with the 32 KB before it, so
+    the joined stream compresses as one would. The output does not depend on `workers`. At most
+    three bands per worker are in flight, so the call needs the file plus about 7 MB per worker.
+    """
     h, w = rgb.shape[:2]
     ch = 3 if alpha is None else 4
+    depth = 16 if rgb.dtype == np.uint16 else 8
+    bpp = ch * depth // 8
     out = io.BytesIO()
-    out.write(PNG_MAGIC + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2 if ch == 3 else 6, 0, 0, 0)))
+    out.write(PNG_MAGIC + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 2 if ch == 3 else 6, 0, 0, 0)))
     if "icc_profile" in info:
         out.write(_chunk(b"iCCP", b"icc\0\0" + zlib.compress(info["icc_profile"])))
     for k, v in info.get("text", {}).items():
@@ -405,24 +502,39 @@ def encode_png16(rgb: np.ndarray, alpha: np.ndarray | None, info: dict) -> bytes
     if "exif" in info:
         exif = info["exif"]
         out.write(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif))
-    stride = w * ch * 2
-    z = zlib.compressobj(6)
-    raw = np.empty((_band_rows(stride), stride + 1), np.uint8)
-    raw[:, 0] = 2  # every row Up
-    prev = np.zeros(stride, np.uint8)  # the row above the first is zeros
-    pending: list[bytes] = []
-    size = 0
-    for cur in _interleaved_bands(rgb, alpha, ">u2"):
-        n = len(cur)
-        np.subtract(cur[0], prev, out=raw[0, 1:])  # uint8 wraps: the spec's modulo 256
-        np.subtract(cur[1:], cur[:-1], out=raw[1:n, 1:])
-        prev[:] = cur[-1]
-        pending.append(z.compress(raw[:n]))
-        size += len(pending[-1])
-        if size >= PIECE_BYTES:
-            _write_chunk(out, b"IDAT", b"".join(pending))
-            pending, size = [], 0
-    pending.append(z.flush())
+    stride = w * bpp
+    rows = max(1, ENCODE_BAND_BYTES // stride)
+    starts = range(0, h, rows)
+    workers = workers or _encode_workers()
+
+    def filtered(y0: int) -> bytes:
+        y1 = min(h, y0 + rows)
+        above = _png_rows(rgb, alpha, y0 - 1, y0)[0] if y0 else np.zeros(stride, np.uint8)
+        return _filtered_band(_png_rows(rgb, alpha, y0, y1), above, bpp)
+
+    adler = 1
+    pending = [b"\x78\x9c"]  # zlib header: deflate, 32 KB window, default level, no dictionary
+    size = 2
+    with ThreadPoolExecutor(workers) as pool:
+        filters = deque(pool.submit(filtered, y0) for y0 in starts[:2 * workers])
+        deflates: deque = deque()
+        history = b""
+        for i, y0 in enumerate(starts):
+            data = filters.popleft().result()
+            if i + 2 * workers < len(starts):
+                filters.append(pool.submit(filtered, starts[i + 2 * workers]))
+            deflates.append((pool.submit(_deflate_band, data, history, i == len(starts) - 1), len(data)))
+            history = (history + data)[-DEFLATE_WINDOW:] if len(data) < DEFLATE_WINDOW else data[-DEFLATE_WINDOW:]
+            while deflates and (len(deflates) > workers or i == len(starts) - 1):
+                future, n = deflates.popleft()
+                piece, band_adler = future.result()
+                adler = _adler32_combine(adler, band_adler, n)
+                pending.append(piece)
+                size += len(piece)
+                if size >= PIECE_BYTES:
+                    _write_chunk(out, b"IDAT", b"".join(pending))
+                    pending, size = [], 0
+    pending.append(struct.pack(">I", adler))
     _write_chunk(out, b"IDAT", b"".join(pending))
     out.write(_chunk(b"IEND", b""))
     return out.getvalue()  # BytesIO hands over its buffer without a copy
