@@ -10,12 +10,14 @@ its previous version is then kept as `name.bak.ext`. The document is autosaved e
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from .batch import plan
-from .files import ImageError, backup_path, open_document, read_mask, save_document, write_mask
+from .files import (ImageError, backup_path, document_picture, open_document, read_mask, save_document,
+                    write_mask)
 from .model.autosave import AutosaveError
 from .model.document import Document
 from .model.jobs import BATCH_FORMATS, DEFAULT_BATCH_FORMAT, BatchDone, BatchRequest, batch_suffix
@@ -24,6 +26,7 @@ from .model.params import BATCH_TASKS, TASK_LABELS, Task
 if TYPE_CHECKING:
     from .controller import EditorController
 
+T = TypeVar("T")
 AUTOSAVE_INTERVAL_S = 30
 MAX_LISTED_FAILURES = 12
 
@@ -39,6 +42,10 @@ class DocumentsMixin:
     _written: set[str]
     _autosaved: tuple[int, int] | None
     _autosave_pending: bool
+    # Runs a step of file work (decode, encode and write) and returns its result or raises its error.
+    # The window sets one that runs it on a thread while the window keeps painting (a 24 Mpx PNG
+    # takes seconds to encode); without a window it runs inline.
+    offload: Callable[[Callable[[], T]], T]
 
     # -- open -----------------------------------------------------------------------------------
 
@@ -46,7 +53,7 @@ class DocumentsMixin:
         """Open an image file; on failure the current document is left untouched."""
         path = Path(path)
         try:
-            doc = open_document(path)
+            doc = self.offload(lambda: open_document(path))
         except ImageError as e:
             message = str(e)
             gone = str(path.resolve())
@@ -111,13 +118,16 @@ class DocumentsMixin:
         replacing = target.exists() and key not in self._written
         if replacing and not confirmed and not self.view.confirm_overwrite(target.name, backup_path(target).name):
             return False
+        # What is written is the document as it is now: the picture and its revision are taken here,
+        # on the UI thread, before the file work leaves it.
+        pic, revision = document_picture(doc), doc.image_revision
         try:
-            losses = save_document(doc, target, backup=replacing)
+            losses = self.offload(lambda: save_document(pic, target, backup=replacing))
         except ImageError as e:
             self.view.show_error("Could not save the image", f"{e}\nYour work is still open (and autosaved).")
             return False
         self._written.add(key)
-        doc.mark_saved(target)
+        doc.mark_saved(target, revision)
         self.save_settings(**self._recent_changes(target))
         self.view.set_recent_files(list(self.settings.recent_files))
         self.view.set_title(doc.name, doc.dirty)
@@ -133,7 +143,8 @@ class DocumentsMixin:
         # m.png." after an export), as if that were the latest news, after an import or a failed one.
         name = Path(path).name
         try:
-            mask, note = read_mask(path, self.document.mask.shape)
+            shape = self.document.mask.shape
+            mask, note = self.offload(lambda: read_mask(path, shape))
         except ImageError as e:
             self._status(f"Could not import the mask from {name}; the mask is as it was.")
             self.view.show_error("Could not import the mask", str(e))
@@ -149,7 +160,8 @@ class DocumentsMixin:
 
     def export_mask(self: EditorController, path: Path) -> bool:
         try:
-            write_mask(path, self.document.mask)
+            mask = self.document.mask
+            self.offload(lambda: write_mask(path, mask))
         except ImageError as e:
             self.view.show_error("Could not export the mask", str(e))
             return False

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -38,6 +39,13 @@ IMPORT_STAGES = 3  # tasks.import_checkpoint reports reading, checking and writi
 PROGRESS_CHARS = 44  # what the progress bar shows in full (main_window.PROGRESS_IMPORTS_LONGEST is this long)
 MISSING_DEFAULT = ("No trained default model found (resources/models/default.safetensors): using an untrained "
                    "test model, so results will look like noise. Import a checkpoint from the Model menu.")
+
+
+T = TypeVar("T")
+
+
+def _inline(work: Callable[[], T]) -> T:
+    return work()
 
 
 class EditorView(Protocol):
@@ -75,6 +83,7 @@ class EditorController(PaintingMixin, DocumentsMixin):
                  autosave_dir: Path | None = None) -> None:
         self.view = view
         self.engine = engine
+        self.offload = _inline  # the window's runs file work on a thread (DocumentsMixin.offload)
         self.settings_file = settings_file
         self.settings: Settings = load_settings(settings_file)
         s = self.settings

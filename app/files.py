@@ -31,7 +31,7 @@ SAVE_TYPES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
 ASPECT_TOLERANCE = 0.01  # a mask this close to the image's shape is a scaled export: resize it
 
 __all__ = ["ImageError", "OPEN_SUFFIXES", "SAVE_SUFFIXES", "SAVE_TYPES", "backup_path", "open_document", "read_mask",
-           "save_as_path", "save_document", "save_picture_safely", "write_mask"]
+           "document_picture", "save_as_path", "save_document", "save_picture_safely", "write_mask"]
 
 
 def _cannot_save(path: Path) -> ImageError:
@@ -120,9 +120,10 @@ def save_picture_safely(path: Path, pic: Picture, *, backup: bool = False) -> No
         raise ImageError(f"{path.name}: could not save ({_reason(e)}); the file on disk was not changed") from None
 
 
-def save_document(doc: Document, path: Path, *, backup: bool = False) -> list[str]:
-    """Save through `save_picture_safely`; returns what the format left out (`format_losses`)."""
-    pic = document_picture(doc)
+def save_document(doc: Document | Picture, path: Path, *, backup: bool = False) -> list[str]:
+    """Save a document (or its `document_picture`, taken earlier) through `save_picture_safely`;
+    returns what the format left out (`format_losses`)."""
+    pic = doc if isinstance(doc, Picture) else document_picture(doc)
     save_picture_safely(path, pic, backup=backup)
     return format_losses(pic, SAVE_FORMATS[Path(path).suffix.lower()])
 

@@ -196,9 +196,10 @@ class Document:
         self._name = name
         self.info = MappingProxyType({})
 
-    def mark_saved(self, path: Path) -> None:
+    def mark_saved(self, path: Path, revision: int | None = None) -> None:
+        """The file at `path` holds the image as it was at `revision` (default: now)."""
         self.path = path
-        self.saved_revision = self.image_revision
+        self.saved_revision = self.image_revision if revision is None else revision
 
 
 def _resize_nearest(a: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -7,13 +7,14 @@ a controller call in an `_on_*` handler or a direct connection in `bind`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from html import escape
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSize, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, QEventLoop, QObject, QSize, Qt, QTimer
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QGuiApplication, QIcon, QKeyEvent, QKeySequence,
                            QPainter, QPaintEvent, QResizeEvent)
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
@@ -49,6 +50,16 @@ BATCH_FORMAT_CHOICES = {
     "bmp": ("&BMP", "BMP", "8 bits; no transparency (flattened onto white), no colour profile or EXIF"),
     "same": ("&Same as each input", "same as input", "Each result in its input's file type (a GIF's as PNG)"),
 }
+# A file step (open, save, mask file) that ends within this long runs no event loop while it works:
+# most do (a 12 Mpx JPEG save), and they stay as atomic as a step on the UI thread.
+FILE_STEP_WAIT_S = 0.15
+# What the user can do, held off while a file step works off the UI thread (see `_in_background`).
+HELD_INPUT = frozenset({
+    QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease, QEvent.Type.MouseButtonDblClick,
+    QEvent.Type.MouseMove, QEvent.Type.Wheel, QEvent.Type.KeyPress, QEvent.Type.KeyRelease,
+    QEvent.Type.ShortcutOverride, QEvent.Type.Shortcut, QEvent.Type.ContextMenu, QEvent.Type.DragEnter,
+    QEvent.Type.DragMove, QEvent.Type.Drop, QEvent.Type.TabletPress, QEvent.Type.TabletRelease,
+    QEvent.Type.TabletMove, QEvent.Type.TouchBegin, QEvent.Type.TouchUpdate, QEvent.Type.TouchEnd})
 NOTHING_TO_COMPARE = "Nothing to compare yet: hold C after a Run to see the image as it was before."
 # Mask menu steps that take a second on a large photo: (controller method, what the status bar says meanwhile).
 MASK_STEPS = {"invert": ("invert_mask", "Inverting the mask..."), "grow": ("grow_mask", "Growing the mask..."),
@@ -169,6 +180,9 @@ class MainWindow(QMainWindow):
         self._save_cancelled = False  # the last "Replace the original?" was cancelled (see `_on_save`)
         self._compare_refused = False  # C is down but there was no "before" image to show
         self._working_depth = 0  # `_working` steps in progress: a dialog asked inside one gets the pointer back
+        self._file_step = False  # a file step works on a thread (`_in_background`): input is held off
+        self._held_messages: list[tuple[Callable[[object], None], object]] = []  # the engine's, meanwhile
+        self._close_after_step = False  # the window was asked to close during a file step
         self.canvas = CanvasView()
         self.panel = ControlPanel()
         self.split = QSlider(Qt.Orientation.Horizontal)
@@ -376,9 +390,10 @@ class MainWindow(QMainWindow):
     def bind(self, controller, engine) -> None:  # noqa: ANN001 - EditorController, EngineClient
         self.controller = c = controller
         self.engine = engine
-        engine.progress.connect(c.on_progress)
-        engine.finished.connect(c.on_finished)
-        engine.failed.connect(c.on_failed)
+        engine.progress.connect(lambda m: self._engine_message(c.on_progress, m))
+        engine.finished.connect(lambda m: self._engine_message(c.on_finished, m))
+        engine.failed.connect(lambda m: self._engine_message(c.on_failed, m))
+        c.offload = self._in_background
         p = self.panel
         p.task_changed.connect(lambda t: c.set_params(task=t))
         p.model_selected.connect(c.select_model)
@@ -574,26 +589,34 @@ class MainWindow(QMainWindow):
         """
         self.canvas.finish_input()
         self.canvas.release_keys()  # the dialog takes the keyboard: a held C or Space is released there
-        if not self._working_depth:
-            return dialog(self, *args)
-        # Asked in the middle of a `_working` step ("Replace the original?", an error): the dialog waits
-        # for the user, so it gets the normal pointer, not the wait cursor of the step around it.
-        QApplication.setOverrideCursor(Qt.CursorShape.ArrowCursor)
+        # One asked while a file step works (by a timer) must get the user's input, or nothing could
+        # answer it; its modality keeps that input off the window behind it.
+        held, self._file_step = self._file_step, False
         try:
-            return dialog(self, *args)
+            if not self._working_depth:
+                return dialog(self, *args)
+            # Asked in the middle of a `_working` step ("Replace the original?", an error): the dialog
+            # waits for the user, so it gets the normal pointer, not the wait cursor of the step around it.
+            QApplication.setOverrideCursor(Qt.CursorShape.ArrowCursor)
+            try:
+                return dialog(self, *args)
+            finally:
+                QApplication.restoreOverrideCursor()
         finally:
-            QApplication.restoreOverrideCursor()
+            self._file_step = held
 
     @contextmanager
     def _working(self, text: str) -> Iterator[None]:
-        """A step that holds the UI thread for seconds on a large photo (open, save, mask files and edits):
-        a wait cursor and `text` ("Saving photo.png...") in the status bar while it runs.
+        """A step that takes seconds on a large photo (open, save, mask files and edits): a wait cursor
+        and `text` ("Saving photo.png...") in the status bar while it runs.
 
         Without them a 96 Mpx save froze the window for 16 s with nothing to tell a hang from work.
         The text is painted at once with `repaint`, which paints that label and nothing else:
         processing events instead would let clicks, keys, the autosave timer and the engine's results
-        run in the middle of the step. The cursor is always restored, also when the step raises; the
-        text is put back unless the step said something of its own (the controller's "Saved ...").
+        run in the middle of the step. (The file work inside such a step goes on a thread with the
+        window painting, `_in_background`, which holds those off itself; the mask edits stay here.)
+        The cursor is always restored, also when the step raises; the text is put back unless the
+        step said something of its own (the controller's "Saved ...").
         """
         before = self.status_text.text()
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
@@ -607,6 +630,69 @@ class MainWindow(QMainWindow):
             QApplication.restoreOverrideCursor()
             if self.status_text.text() == text:
                 self.status_text.setText(before)
+
+    # -- file steps off the UI thread -----------------------------------------------------------
+
+    def _in_background(self, work: Callable[[], object]) -> object:
+        """Run `work` (decode, or encode and write, a file: seconds on a large photo) on a thread while
+        the window keeps painting; return its result or raise its exception here. The controller's
+        `offload`.
+
+        A 24 Mpx PNG save held the UI thread for 8-10 s: nothing repainted, and desktops offer to kill
+        a window that long unresponsive. The step stays modal: a stroke being drawn ends first (as
+        before a dialog), the user's input is held off (`HELD_INPUT`), the engine's messages wait
+        until the step is over (a result applied mid-save would change the picture being written, and
+        the controller's bookkeeping after the write), and a close waits for the end of the step.
+        A step done within FILE_STEP_WAIT_S runs no event loop at all.
+        """
+        if self._file_step or threading.current_thread() is not threading.main_thread():
+            return work()  # a step inside a step (a dialog's, a timer's): nothing to gain from another thread
+        self.canvas.finish_input()
+        self.canvas.release_keys()
+        outcome: dict[str, object] = {}
+
+        def run() -> None:
+            try:
+                outcome["value"] = work()
+            except BaseException as e:  # noqa: BLE001 - re-raised on the UI thread below
+                outcome["error"] = e
+
+        thread = threading.Thread(target=run, name="cstudio-file-step", daemon=True)
+        self._file_step = True
+        try:
+            thread.start()
+            thread.join(FILE_STEP_WAIT_S)
+            if thread.is_alive():
+                loop = QEventLoop()
+                poll = QTimer()
+                poll.setInterval(20)
+                poll.timeout.connect(lambda: thread.is_alive() or loop.quit())
+                poll.start()
+                loop.exec()
+                poll.stop()
+            thread.join()
+        finally:
+            self._file_step = False
+            if self._held_messages:
+                # After the caller has finished with the step (a save marks the document saved first).
+                QTimer.singleShot(0, self._release_messages)
+            if self._close_after_step:
+                self._close_after_step = False
+                QTimer.singleShot(0, self.close)
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        return outcome["value"]
+
+    def _engine_message(self, handler: Callable[[object], None], message: object) -> None:
+        if self._file_step or self._held_messages:
+            self._held_messages.append((handler, message))  # in order, behind any still held
+        else:
+            handler(message)
+
+    def _release_messages(self) -> None:
+        while self._held_messages and not self._file_step:
+            handler, message = self._held_messages.pop(0)
+            handler(message)
 
     # -- user input -> controller ---------------------------------------------------------------
 
@@ -789,6 +875,8 @@ class MainWindow(QMainWindow):
     # -- window events --------------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if self._file_step and event.type() in HELD_INPUT:
+            return True
         if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and isinstance(event, QKeyEvent) \
                 and event.key() in (COMPARE_KEY, PAN_KEY) and self._held_key(event):
             return True
@@ -861,6 +949,11 @@ class MainWindow(QMainWindow):
         self.canvas.dropEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self._file_step:
+            # A file is being written or read on another thread: close once it is done (`_in_background`).
+            self._close_after_step = True
+            event.ignore()
+            return
         if self.controller is not None:
             if not self._maybe_save():
                 event.ignore()
