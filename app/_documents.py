@@ -67,6 +67,11 @@ class DocumentsMixin:
         if as_sample:
             doc = Document(doc.image, None, alpha=doc.alpha, info=doc.info, notes=doc.notes, name=path.name)
             doc.saved_revision = doc.image_revision  # a pristine sample is nothing to save
+        else:
+            # Opened afresh, the file is the user's original again (another program may have
+            # rewritten it since this session last saved it): the first save over it asks and keeps
+            # a backup once more.
+            self._written.discard(_same_file_key(path))
         self._replace_document(doc)
         if not as_sample:
             self.save_settings(**self._recent_changes(path))
@@ -116,13 +121,17 @@ class DocumentsMixin:
             return False
         key = _same_file_key(target)
         replacing = target.exists() and key not in self._written
-        if replacing and not confirmed and not self.view.confirm_overwrite(target.name, backup_path(target).name):
+        # Chosen once: the question, the write and the status must name the same file.
+        keep = backup_path(target) if replacing else None
+        loses = doc.save_loses if doc.path is not None and _same_file_key(doc.path) == key else ""
+        if replacing and not confirmed and not self.view.confirm_overwrite(
+                target.name, keep.name, *((loses,) if loses else ())):
             return False
         # What is written is the document as it is now: the picture and its revision are taken here,
         # on the UI thread, before the file work leaves it.
         pic, revision = document_picture(doc), doc.image_revision
         try:
-            losses = self.offload(lambda: save_document(pic, target, backup=replacing))
+            losses = self.offload(lambda: save_document(pic, target, backup=keep or False))
         except ImageError as e:
             self.view.show_error("Could not save the image", f"{e}\nYour work is still open (and autosaved).")
             return False
@@ -131,7 +140,7 @@ class DocumentsMixin:
         self.save_settings(**self._recent_changes(target))
         self.view.set_recent_files(list(self.settings.recent_files))
         self.view.set_title(doc.name, doc.dirty)
-        kept = f" The previous version is kept as {backup_path(target).name}." if replacing else ""
+        kept = f" The previous version is kept as {keep.name}." if keep is not None else ""
         self._status(" ".join([f"Saved {target.name}.", *losses]) + kept)
         self._autosave()
         return True

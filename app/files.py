@@ -68,30 +68,38 @@ def _reason(e: OSError) -> str:
     return os.strerror(e.errno) if e.errno else str(e)
 
 
-def _source_notes(path: Path) -> list[str]:
-    """What was converted on the way in, worth a word to the user (the header only: nothing is decoded twice)."""
-    notes = []
+def _source_notes(path: Path) -> tuple[list[str], str]:
+    """(What was converted on the way in, worth a word to the user; what saving over the file would
+    lose, "" if nothing). The header only: nothing is decoded twice."""
+    notes: list[str] = []
     try:
         with Image.open(path) as im:
             mode, palette_alpha = im.mode, im.mode == "P" and "transparency" in im.info
             orientation = im.getexif().get(0x0112, 1)
+            frames, fmt = getattr(im, "n_frames", 1), im.format
     except (OSError, ValueError):
-        return notes
+        return notes, ""
+    loses = ""
+    if frames > 1:
+        # The editor opens the first page of a scan, the first frame of an animation, and writes one.
+        kind = "pages" if fmt == "TIFF" else "frames"
+        loses = f"It holds {frames} {kind}: the saved file will hold only the first, the one you edited."
     if mode == "CMYK":
         notes.append("CMYK converted to RGB")
     if orientation not in (0, 1):
         notes.append(f"rotated upright (EXIF orientation {orientation})")
     if palette_alpha:
         notes.append("palette image with transparency: converted to RGB, transparency kept")
-    return notes
+    return notes, loses
 
 
 def open_document(path: Path) -> Document:
     """A document with the file's own depth, alpha and metadata; ImageError says what is wrong."""
     path = Path(path)
     pic = load_picture(path)
-    notes = tuple(pic.notes) + tuple(_source_notes(path))
-    return Document(pic.rgb, path, alpha=pic.alpha, info=pic.info, notes=notes)
+    notes, loses = _source_notes(path)
+    return Document(pic.rgb, path, alpha=pic.alpha, info=pic.info, notes=tuple(pic.notes) + tuple(notes),
+                    save_loses=loses)
 
 
 def document_picture(doc: Document) -> Picture:
@@ -99,8 +107,9 @@ def document_picture(doc: Document) -> Picture:
     return Picture(rgb=doc.image, alpha=alpha, info=dict(doc.info))
 
 
-def save_picture_safely(path: Path, pic: Picture, *, backup: bool = False) -> None:
-    """Encode by extension and replace `path` atomically; `backup` keeps the old file as `name.bak.ext`.
+def save_picture_safely(path: Path, pic: Picture, *, backup: bool | Path = False) -> None:
+    """Encode by extension and replace `path` atomically; `backup` keeps the old file, at that path,
+    or if True at `backup_path(path)` (`name.bak.ext`, or the first free `name.bak-N.ext`).
 
     Raises ImageError; the file on disk is then unchanged and no temporary file is left.
     """
@@ -115,12 +124,13 @@ def save_picture_safely(path: Path, pic: Picture, *, backup: bool = False) -> No
     except (OSError, ValueError) as e:
         raise ImageError(f"{path.name}: cannot encode the image as {fmt} ({e})") from None
     try:
-        atomic_write(path, data, backup=backup_path(path) if backup else None)
+        keep = backup if isinstance(backup, Path) else backup_path(path) if backup else None
+        atomic_write(path, data, backup=keep)
     except OSError as e:
         raise ImageError(f"{path.name}: could not save ({_reason(e)}); the file on disk was not changed") from None
 
 
-def save_document(doc: Document | Picture, path: Path, *, backup: bool = False) -> list[str]:
+def save_document(doc: Document | Picture, path: Path, *, backup: bool | Path = False) -> list[str]:
     """Save a document (or its `document_picture`, taken earlier) through `save_picture_safely`;
     returns what the format left out (`format_losses`)."""
     pic = doc if isinstance(doc, Picture) else document_picture(doc)

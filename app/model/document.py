@@ -95,7 +95,7 @@ class Document:
 
     def __init__(self, image: np.ndarray, path: Path | None = None, *, alpha: np.ndarray | None = None,
                  info: Mapping[str, object] | None = None, notes: tuple[str, ...] = (),
-                 name: str | None = None) -> None:
+                 name: str | None = None, save_loses: str = "") -> None:
         self.image = _pixels(image)
         self.mask = np.zeros(self.image.shape[:2], np.uint8)  # strokes paint into `editable_mask()`
         self.alpha = None if alpha is None else _frozen(np.ascontiguousarray(alpha))
@@ -104,6 +104,9 @@ class Document:
         self.path = path
         self.info: Mapping[str, object] = MappingProxyType(dict(info or {}))
         self.notes = tuple(notes)  # what the user was told on opening (e.g. "first of 12 frames")
+        # What saving over `path` would lose that the user should hear first (the other pages of a
+        # TIFF): said in the "Replace the original?" question; "" if nothing.
+        self.save_loses = save_loses
         self._name = name
         self.image_revision = next(_revisions)
         self.saved_revision = self.image_revision if path is not None else -1

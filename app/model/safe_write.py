@@ -7,7 +7,7 @@ rename never crosses a file system.
 
 Backups: when the user agrees to replace a file, the old version is kept once per session as
 `<stem>.bak<suffix>` next to it (`photo.bak.jpg` stays openable by any viewer and sits where the
-user will look for it). It is made by hard link where possible (instant, no extra space) and
+user will look for it), or `<stem>.bak-2<suffix>`, -3, ... when an earlier one exists (`backup_path`). It is made by hard link where possible (instant, no extra space) and
 only after the new data is safely on disk.
 """
 
@@ -47,9 +47,21 @@ _UMASK = _read_umask()
 
 
 def backup_path(path: Path) -> Path:
-    """Where the previous version of `path` is kept: `photo.jpg` -> `photo.bak.jpg`."""
+    """Where the previous version of `path` would be kept now: `photo.jpg` -> `photo.bak.jpg`, or the
+    first of `photo.bak-2.jpg`, `photo.bak-3.jpg`, ... that does not exist.
+
+    An existing backup is never replaced: it is an earlier session's (often the untouched original
+    the user first opened), or a file of the user's own that happens to have that name. The second
+    session's save used to overwrite `photo.bak.jpg` with the first session's edit, and the original
+    was gone.
+    """
     path = Path(path)
-    return path.with_name(f"{path.stem}.bak{path.suffix}")
+    candidate = path.with_name(f"{path.stem}.bak{path.suffix}")
+    n = 2
+    while candidate.exists() or candidate.is_symlink():
+        candidate = path.with_name(f"{path.stem}.bak-{n}{path.suffix}")
+        n += 1
+    return candidate
 
 
 def _fsync_dir(folder: Path) -> None:

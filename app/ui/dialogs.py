@@ -43,8 +43,9 @@ def ask_unsaved(parent: QWidget | None, name: str) -> str:
         QMessageBox.StandardButton(answer), "cancel")
 
 
-def confirm_overwrite(parent: QWidget | None, name: str, backup_name: str) -> bool | None:
+def confirm_overwrite(parent: QWidget | None, name: str, backup_name: str, loses: str = "") -> bool | None:
     """Replace an existing file (usually the original the user opened)? If so, it is kept as a backup.
+    `loses`: what the saved file will not have that this one has (its other pages), said first.
 
     True: replace it; False: Save As (write a new file instead); None: cancel, save nothing.
     Esc and the window's close button mean Cancel: they used to answer Save As, so a box dismissed
@@ -52,7 +53,7 @@ def confirm_overwrite(parent: QWidget | None, name: str, backup_name: str) -> bo
     """
     box = QMessageBox(QMessageBox.Icon.Question, "Replace the original?",
                       f"Save over {name}?", parent=parent)
-    box.setInformativeText(f"The current {name} will be kept as {backup_name}. "
+    box.setInformativeText(f"{loses + ' ' if loses else ''}The current {name} will be kept as {backup_name}. "
                            "Choose Save As to write a new file instead.")
     replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
     save_as = box.addButton("Save As...", QMessageBox.ButtonRole.ActionRole)

@@ -569,8 +569,8 @@ class MainWindow(QMainWindow):
     def show_error(self, title: str, message: str) -> None:
         self._modal(dialogs.show_error, title, message)
 
-    def confirm_overwrite(self, name: str, backup_name: str) -> bool:
-        answer = self._modal(dialogs.confirm_overwrite, name, backup_name)
+    def confirm_overwrite(self, name: str, backup_name: str, loses: str = "") -> bool:
+        answer = self._modal(dialogs.confirm_overwrite, name, backup_name, *((loses,) if loses else ()))
         # None is Cancel (or Esc): `_on_save` must then stop, where False (Save As...) goes on to Save As.
         self._save_cancelled = answer is None
         return answer is True

@@ -239,3 +239,57 @@ def test_saving_says_what_the_format_leaves_out(tmp_path: Path, name: str, depth
         assert words in status
     if not said:
         assert status == f"Saved {name}."
+
+
+def _paint(c, colour) -> None:
+    c.set_brush(tool="colour", colour=colour, size=8)
+    c.begin_stroke(10, 10)
+    c.extend_stroke(40, 30)
+    c.end_stroke()
+
+
+def test_a_later_session_keeps_the_earlier_backup_and_numbers_its_own(tmp_path: Path) -> None:
+    c, view, original, before = _edited(tmp_path)
+    assert c.save()
+    first_edit = original.read_bytes()
+    # The next session opens the edited photo and saves over it again: photo.bak.png holds the
+    # untouched original and must stay; this session's backup gets the next free name.
+    (tmp_path / "s2").mkdir()  # its own settings: another session of the app
+    c2, view2, _ = make_controller(tmp_path / "s2", start=[str(original)], load_model=False)
+    _paint(c2, (0, 255, 0))
+    assert c2.save()
+    view2.confirm_overwrite.assert_called_once_with("photo.png", "photo.bak-2.png")
+    assert (tmp_path / "photo.bak.png").read_bytes() == before
+    assert (tmp_path / "photo.bak-2.png").read_bytes() == first_edit
+    assert "kept as photo.bak-2.png" in view2.set_status.call_args.args[0]
+
+
+def test_a_file_opened_again_is_asked_about_and_backed_up_again(tmp_path: Path) -> None:
+    c, view, original, _ = _edited(tmp_path)
+    assert c.save()
+    # Another program rewrites the photo; the user opens it again in the same session and edits it.
+    Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(original)
+    theirs = original.read_bytes()
+    assert c.open_path(original)
+    _paint(c, (0, 0, 255))
+    assert c.save()
+    assert view.confirm_overwrite.call_count == 2
+    assert (tmp_path / "photo.bak-2.png").read_bytes() == theirs
+
+
+def test_saving_over_a_multi_page_tiff_says_the_other_pages_stay_only_in_the_backup(tmp_path: Path) -> None:
+    scan = tmp_path / "scan.tif"
+    pages = [Image.fromarray(np.full((48, 64, 3), v, np.uint8)) for v in (40, 120, 200)]
+    pages[0].save(scan, save_all=True, append_images=pages[1:])
+    before = scan.read_bytes()
+    c, view, _ = make_controller(tmp_path, start=[str(scan)], load_model=False)
+    _paint(c, (255, 0, 0))
+    assert c.save()
+    view.confirm_overwrite.assert_called_once_with(
+        "scan.tif", "scan.bak.tif", "It holds 3 pages: the saved file will hold only the first, the one you edited.")
+    assert (tmp_path / "scan.bak.tif").read_bytes() == before
+    with Image.open(scan) as im:
+        assert im.n_frames == 1
+    # Save As to a new name is no replacement: nothing to say.
+    assert c.save(tmp_path / "copy.tif")
+    assert view.confirm_overwrite.call_count == 1

@@ -44,7 +44,7 @@ def dialog_log(monkeypatch: pytest.MonkeyPatch) -> DialogLog:
     monkeypatch.setattr(dialogs, "save_image_file",
                         lambda parent, suggested: (log.save_path, log.save_suffix) if log.save_path else None)
 
-    def confirm_overwrite(parent, name, backup_name):
+    def confirm_overwrite(parent, name, backup_name, loses=""):
         log.overwrite_asked.append(name)
         return log.overwrite_answer
 
