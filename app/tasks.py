@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from engine import Cancelled, CheckpointError, Model, ModelSpec, load_model, preset, save_model
 from engine.classes import class_names
@@ -223,10 +222,16 @@ def import_checkpoint(source: Path, dest_dir: Path, stage: StageFn) -> Path:
     if not spec.name:
         spec = dataclasses.replace(spec, name=base)
     # The source's notes travel on, as with `cstudio convert`: above all "guessed" (an official file
-    # stores no resolution), which the picker shows instead of presenting the guess as a fact.
-    notes = {k: v for k, v in meta.items() if k not in ("format", "format_version", "spec")}
+    # stores no resolution), which the picker shows instead of presenting the guess as a fact. A size
+    # the app kept for the source is the new file's own (in its spec), not a note.
+    notes = {k: v for k, v in meta.items() if k not in ("format", "format_version", "spec", "image_size_chosen")}
     notes.setdefault("converted_from", source.name)
-    save_model(dest, spec, state_dict, dtype=torch.float16, metadata=notes)
+    # The source's precision, as `cstudio convert` without --fp16: an imported model gives the official
+    # code's numbers (to ~1e-6 in fp32), and a weight beyond fp16's range stays importable.
+    try:
+        save_model(dest, spec, state_dict, metadata=notes)
+    except CheckpointError as e:
+        raise CheckpointError(f"{source}: could not be imported into {dest_dir}: {e}") from None
     try:
         stage(3, 3, "Done")
     except Cancelled:

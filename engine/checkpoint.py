@@ -14,6 +14,7 @@ import os
 import pickle
 import re
 import tempfile
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,8 +33,27 @@ class CheckpointError(Exception):
     """A model file that cannot be used, with a message naming the file, key or shape at fault."""
 
 
-class ImageSizeError(CheckpointError):
+class SettingError(CheckpointError):
+    """A setting stated for a model (image size, attention head width, kind) that does not fit it:
+    the command-line option has to change (`cstudio` exits 2, as for its other bad options)."""
+
+
+class ImageSizeError(SettingError):
     """The image size given for a model does not fit it (a command-line option to change)."""
+
+
+# The kinds a model file may be stated to be (`load_model(kind=...)`, `--kind`): official files do
+# not store theirs, and the three ImageNet 64 networks (CD, CT, EDM teacher) have identical layouts.
+KINDS = {"cm": "a consistency model (sampled on a 40-point grid, as the distilled CD models)",
+         "ct": "a consistency-trained (CT) model, on the grid of the released CT model of its layout",
+         "edm": "an EDM teacher (a diffusion model sampled by Heun steps)"}
+
+# The app keeps the image size a user chose for an imported file whose size was guessed in this
+# file next to it (app/model/catalog.py, SIZES_FILE and _chosen_size, which this must match): the
+# engine reads it too, so `cstudio --model FILE` runs that file at the size the app runs it at.
+# (The engine never imports the app, hence the copy of this small format.)
+SIZES_FILE = "image-sizes.json"
+_MAX_CHOSEN_SIZE = 4096
 
 
 # ----------------------------------------------------------------------------------------------
@@ -118,7 +138,10 @@ def _torch_load_weights_only(path: Path) -> dict[str, torch.Tensor]:
     try:
         # An open file, not the path: given a path ending in .safetensors, recent PyTorch reads it as
         # safetensors whatever the content, and a renamed .pt would be called corrupt.
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            # A plain pickle.dump file (protocol 4/5) makes PyTorch warn that its weights-only reader
+            # may not support it and to file an issue: noise in front of the refusal or the model.
+            warnings.filterwarnings("ignore", message=r"Detected pickle protocol", category=UserWarning)
             obj = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # PyTorch's text leads with advice to re-run with weights_only=False (the very thing refused
@@ -166,6 +189,34 @@ def _sniff(path: Path) -> str | None:
 # Inferring the network config from official tensor shapes.
 
 
+def rgb_problem(in_channels: object, out_channels: object) -> str:
+    """Why a network of these channel counts cannot be used here ("" if it can): every task feeds
+    it an RGB image and reads an RGB image back, so anything else fails at its first evaluation."""
+    if in_channels == 3 and out_channels == 3:
+        return ""
+    why = []
+    if in_channels == 4:
+        why.append("4 channels in is a latent-diffusion model, which works on an autoencoder's latents, not on pixels")
+    if out_channels == 6:
+        why.append("6 channels out is the ADM learn_sigma layout: a diffusion model that also predicts its variance "
+                   "(guided-diffusion), not a consistency model")
+    return "only RGB pixel-space models (3 channels in, 3 out) can be used" + "".join(f"; {w}" for w in why)
+
+
+def _attention_widths(model_channels: int, mult: tuple[int, ...] | list[int], attn_levels: list[int]) -> list[int]:
+    """Channel widths of the attention blocks: those of the levels that have them, and the middle block's."""
+    return sorted({model_channels * mult[lv] for lv in attn_levels} | {model_channels * mult[-1]})
+
+
+def _check_head_width(heads: object, widths: list[int]) -> None:
+    if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or any(w % heads for w in widths):
+        g = math.gcd(*widths)
+        fits = ", ".join(str(d) for d in (8, 16, 32, 64, 128, 256) if g % d == 0) or str(g)
+        raise SettingError(f"attention head width {heads} does not fit this network: its attention blocks are "
+                           f"{', '.join(map(str, widths))} channels wide, and the width per head must divide "
+                           f"each (e.g. {fits}; OpenAI's released models use 64)")
+
+
 def infer_unet_config(sd: dict[str, torch.Tensor], *, image_size: int | None = None,
                       num_head_channels: int | None = None) -> UNetConfig:
     """Rebuild a UNetConfig from official state_dict keys and shapes.
@@ -181,7 +232,16 @@ def infer_unet_config(sd: dict[str, torch.Tensor], *, image_size: int | None = N
             raise CheckpointError(f"missing key {key!r}{seen}: this does not look like an ADM/consistency-model UNet")
         return sd[key]
 
-    C = need("input_blocks.0.0.weight").shape[0]
+    first = need("input_blocks.0.0.weight")
+    C = first.shape[0]
+    # Said before the shapes below: a 4-channel latent or 6-output learn_sigma network would be called
+    # a UNet whose `out.2.weight` has the wrong shape, which does not say what the file is.
+    last = sd.get("out.2.weight")
+    n_in = first.shape[1] if first.ndim == 4 else 3  # other shapes: named by check_state_dict
+    n_out = last.shape[0] if last is not None and last.ndim == 4 else 3
+    problem = rgb_problem(n_in, n_out)
+    if problem:
+        raise CheckpointError(f"the network has {n_in} channels in and {n_out} out: {problem}")
     num_classes = sd["label_emb.weight"].shape[0] if "label_emb.weight" in sd else None
     out_idx = sorted({int(m.group(1)) for k in sd if (m := re.match(r"output_blocks\.(\d+)\.", k))})
     n_out = len(out_idx)
@@ -222,11 +282,13 @@ def infer_unet_config(sd: dict[str, torch.Tensor], *, image_size: int | None = N
             break
     if image_size is None:
         image_size = 64 if num_classes == 1000 else 256
+    widths = _attention_widths(C, mult, attn_levels)
     if num_head_channels is None:
         # Head width is not stored in the weights; 64 (all released models) where it divides every
         # attention width, else the largest common divisor of those widths.
-        widths = [C * mult[lv] for lv in attn_levels] + [C * mult[-1]]
         num_head_channels = 64 if all(w % 64 == 0 for w in widths) else math.gcd(*widths)
+    else:
+        _check_head_width(num_head_channels, widths)
     try:
         return UNetConfig(
             image_size=image_size, model_channels=C, channel_mult=tuple(mult), num_res_blocks=nrb,
@@ -245,15 +307,56 @@ def presets_named_in(names: list[str]) -> list[tuple[str, ModelSpec]]:
     return sorted(found, key=lambda item: -len(item[0]))
 
 
-def spec_for_official(path: Path, unet: UNetConfig) -> ModelSpec:
-    """Denoiser kind and sampler defaults from the released file name (edm_* = teacher; ts per launch.sh)."""
+def preset_kind(name: str, spec: ModelSpec) -> str:
+    """A preset's kind in `KINDS` terms: edm teachers, ct_* (their own grid), else cm."""
+    return "edm" if spec.denoiser.kind == "edm" else "ct" if name.startswith("ct_") else "cm"
+
+
+def _same_layout(a: UNetConfig, b: UNetConfig) -> bool:
+    """The same weights layout (what the tensors fix), whatever the image size and head width."""
+    return (a.model_channels, a.channel_mult, a.num_res_blocks, a.num_classes, a.use_scale_shift_norm) == \
+        (b.model_channels, b.channel_mult, b.num_res_blocks, b.num_classes, b.use_scale_shift_norm)
+
+
+def spec_of_kind(unet: UNetConfig, kind: str, name: str, source: str = "") -> ModelSpec:
+    """The denoiser and sampling defaults of a network stated to be of `kind` (see KINDS): those of
+    the first released model of that kind with this layout, else the generic ones of the kind."""
+    if kind not in KINDS:
+        raise SettingError(f"{source + ': ' if source else ''}kind {kind!r} is not one of "
+                           f"{', '.join(KINDS)} ({'; '.join(f'{k}: {v}' for k, v in KINDS.items())})")
+    for preset_name, spec in PRESETS.items():
+        if preset_kind(preset_name, spec) == kind and _same_layout(spec.unet, unet):
+            return ModelSpec(unet=unet, denoiser=spec.denoiser, sampler=spec.sampler, name=name)
+    if kind == "ct":
+        raise SettingError(f"{source + ': ' if source else ''}kind ct takes the sampling grid of the released CT "
+                           "model of the network's layout, and none has this layout: state kind cm (a 40-point "
+                           "grid) and choose the steps when sampling")
+    return ModelSpec(unet=unet, denoiser=DenoiserConfig(kind="edm" if kind == "edm" else "cm"), name=name)
+
+
+def official_kind(path: Path, unet: UNetConfig, kind: str | None = None) -> tuple[ModelSpec, bool]:
+    """Denoiser kind and sampler defaults of an official file: `kind` when stated, else from the
+    released file name (edm_* = teacher; ts per launch.sh). Returns (spec, whether the kind is a
+    guess): a name that says neither leaves a consistency model on a 40-point grid, which for the
+    ImageNet 64 layout may as well be the CT model (a 201-point grid) or the EDM teacher."""
     stem = path.stem.lower()
     teacher = stem.startswith("edm")  # OpenAI's teachers are named edm_*: that decides the kind
-    for name, spec in presets_named_in([stem]):
-        if spec.unet.model_channels == unet.model_channels:
-            denoiser = replace(spec.denoiser, kind="edm") if teacher else spec.denoiser
-            return ModelSpec(unet=unet, denoiser=denoiser, sampler=spec.sampler, name=name)
-    return ModelSpec(unet=unet, denoiser=DenoiserConfig(kind="edm" if teacher else "cm"), name=path.stem)
+    named = [(name, spec) for name, spec in presets_named_in([stem]) if spec.unet.model_channels == unet.model_channels]
+    if kind is not None:
+        if named and preset_kind(*named[0]) == kind:  # e.g. ct_cat256's own ts, not ct_bedroom256's
+            return ModelSpec(unet=unet, denoiser=named[0][1].denoiser, sampler=named[0][1].sampler,
+                             name=named[0][0]), False
+        return spec_of_kind(unet, kind, path.stem, str(path)), False
+    if named:
+        name, spec = named[0]
+        denoiser = replace(spec.denoiser, kind="edm") if teacher else spec.denoiser
+        return ModelSpec(unet=unet, denoiser=denoiser, sampler=spec.sampler, name=name), False
+    return ModelSpec(unet=unet, denoiser=DenoiserConfig(kind="edm" if teacher else "cm"), name=path.stem), not teacher
+
+
+def spec_for_official(path: Path, unet: UNetConfig, kind: str | None = None) -> ModelSpec:
+    """Denoiser kind and sampler defaults from the released file name, or `kind` (see `official_kind`)."""
+    return official_kind(path, unet, kind)[0]
 
 
 def check_spec(spec: ModelSpec, source: str) -> None:
@@ -273,6 +376,10 @@ def check_spec(spec: ModelSpec, source: str) -> None:
     u, d, smp = spec.unet, spec.denoiser, spec.sampler
     for f in ("image_size", "in_channels", "out_channels", "model_channels", "num_head_channels"):
         need(integer(getattr(u, f), 1), f"unet.{f}", "a positive integer", getattr(u, f))
+    problem = rgb_problem(u.in_channels, u.out_channels)
+    if problem:
+        raise CheckpointError(f"{source}: the network has {u.in_channels} channels in and {u.out_channels} out: "
+                              f"{problem}")
     # 0 is a real network: each level keeps its down/up-sampling and one ResBlock on the way up.
     need(integer(u.num_res_blocks, 0), "unet.num_res_blocks", "a non-negative integer", u.num_res_blocks)
     need(all(integer(m, 1) for m in u.channel_mult), "unet.channel_mult", "positive integers", u.channel_mult)
@@ -455,6 +562,12 @@ def unet_from_diffusers_config(cfg: dict) -> UNetConfig:
     """Inverse of `diffusers_config` (for the consistency-model UNet2DModel layouts)."""
     if not isinstance(cfg, dict):
         raise CheckpointError(f"diffusers config.json must hold an object, got {type(cfg).__name__}")
+    # Before anything else: a latent (4-channel) or learn_sigma (6-output) UNet2DModel would be read
+    # as a model, listed, and fail with a tensor-shape error at every task.
+    problem = rgb_problem(cfg.get("in_channels", 3), cfg.get("out_channels", 3))
+    if problem:
+        raise CheckpointError(f"diffusers config.json sets in_channels {cfg.get('in_channels', 3)!r} and out_channels "
+                              f"{cfg.get('out_channels', 3)!r}: {problem}")
     for name, want in _DIFFUSERS_FIXED.items():
         if name in cfg and cfg[name] != want:
             raise CheckpointError(f"diffusers config.json sets {name} = {cfg[name]!r}; consistency-model UNets "
@@ -570,14 +683,19 @@ def _read_diffusers_folder(folder: Path) -> tuple[ModelSpec, dict[str, torch.Ten
         unet = unet_from_diffusers_config(_read_json(cfg_path))
     except CheckpointError as e:
         raise CheckpointError(f"{folder}: {e}") from None
-    st = unet_dir / "diffusion_pytorch_model.safetensors"
-    binf = unet_dir / "diffusion_pytorch_model.bin"
-    if st.is_file():  # preferred over a .bin next to it: nothing to unpickle
-        weights, _ = _read_safetensors(st)
-    elif binf.is_file():
-        weights = _torch_load_weights_only(binf)
+    # The full-precision file first, then diffusers' fp16 variant (`variant="fp16"`, what a Hub
+    # download with that option leaves): the same model in half precision. safetensors before a .bin
+    # of the same precision: nothing to unpickle.
+    names = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin",
+             "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.fp16.bin")
+    found = next((unet_dir / n for n in names if (unet_dir / n).is_file()), None)
+    if found is None:
+        raise CheckpointError(f"{unet_dir}: no diffusion_pytorch_model.safetensors or .bin (or their .fp16 "
+                              "variants) found")
+    if found.suffix == ".safetensors":
+        weights, _ = _read_safetensors(found)
     else:
-        raise CheckpointError(f"{unet_dir}: no diffusion_pytorch_model.safetensors or .bin found")
+        weights = _torch_load_weights_only(found)
     try:
         sd = diffusers_to_official(weights, unet)
     except CheckpointError as e:
@@ -589,48 +707,187 @@ def _read_diffusers_folder(folder: Path) -> tuple[ModelSpec, dict[str, torch.Ten
 # One entry point for every supported file.
 
 
-def _official_spec(path: Path, sd: dict[str, torch.Tensor], image_size: int | None,
-                   num_head_channels: int | None) -> ModelSpec:
-    """The spec of a file that holds only official-key weights (an OpenAI `.pt`, or one re-saved as safetensors)."""
+
+
+def _refuse_training_checkpoint(path: Path, sd: dict[str, torch.Tensor]) -> None:
+    """`cstudio train`'s resumable checkpoints (engine.training.state) hold the network, its EMA, the
+    optimiser's moments and random states under `model.`, `ema.`, `optim.`, `rng.`. They are refused
+    by name rather than loaded: the run's config (image size, kind) lives in the JSON next to them,
+    and the run already exports the EMA weights as a model file with its spec."""
+    if "input_blocks.0.0.weight" in sd or not ("ema.input_blocks.0.0.weight" in sd and
+                                                 any(k.startswith("model.") for k in sd)):
+        return
+    run = path.parent.parent if path.parent.name == "checkpoints" else None
+    where = (f"{run / 'model.safetensors'} or a file in {run / 'exports'}" if run is not None else
+             "model.safetensors in its run folder, or a file in the run's exports/ folder")
+    raise CheckpointError(f"{path}: this is a `cstudio train` checkpoint (network, EMA, optimiser and random "
+                          f"states, for `cstudio train --resume`), not a model file; use the model its run "
+                          f"exported: {where}")
+
+
+# Why a "guessed" note's settings were guessed. Its parts are joined by " and " before this reason
+# in brackets (app/model/catalog.py reads them that way): keep both out of the parts' own words.
+_GUESS_WHY = "official files do not store these, and no released model has this layout"
+_KIND_WHY = ("official files do not store the kind, and released CD, CT and EDM-teacher files of this layout "
+             "differ only by name")
+
+
+def _guess_parts(note: str) -> dict[str, str]:
+    """A "guessed" note as {setting: its words}. Settings: image_size, num_head_channels and kind;
+    words this version does not know stand for themselves (kept, never overridden)."""
+    head = note.partition(" (")[0]
+    parts: dict[str, str] = {}
+    for part in (x.strip() for x in head.split(" and ")):
+        if part:
+            key = ("image_size" if part.startswith("resolution ") else
+                   "num_head_channels" if part.endswith("per attention head") else
+                   "kind" if part.startswith("kind ") else part)
+            parts[key] = part
+    return parts
+
+
+def _guess_note(parts: dict[str, str]) -> dict[str, str]:
+    """The "guessed" metadata of these parts, with why they are guesses (none: no note)."""
+    if not parts:
+        return {}
+    why = "; ".join(([_GUESS_WHY] if set(parts) - {"kind"} else []) + ([_KIND_WHY] if "kind" in parts else []))
+    return {"guessed": " and ".join(parts.values()) + f" ({why})"}
+
+
+def guessed_settings(meta: dict[str, str]) -> list[str]:
+    """Which of image_size, num_head_channels, kind a file's metadata calls guessed."""
+    parts = _guess_parts(meta.get("guessed", ""))
+    return [k for k in ("image_size", "num_head_channels", "kind") if k in parts]
+
+
+def _official_spec(path: Path, sd: dict[str, torch.Tensor], image_size: int | None, num_head_channels: int | None,
+                   kind: str | None) -> tuple[ModelSpec, dict[str, str]]:
+    """The spec of a file that holds only official-key weights (an OpenAI `.pt`, or one re-saved as
+    safetensors), and the "guessed" note of what neither the file nor the arguments said."""
     if any(k.startswith("down_blocks.") for k in sd):
         raise CheckpointError(f"{path}: diffusers weights without their config: import the whole folder instead")
+    _refuse_training_checkpoint(path, sd)
     try:
         unet = infer_unet_config(sd, image_size=image_size, num_head_channels=num_head_channels)
     except CheckpointError as e:
         raise type(e)(f"{path}: {e}") from None  # an ImageSizeError stays one
-    return spec_for_official(path, unet)
+    spec, kind_guessed = official_kind(path, unet, kind)
+    parts: dict[str, str] = {}
+    # Size and head width: only a released layout pins them.
+    if not any(p.unet == unet for p in PRESETS.values()):
+        if image_size is None:
+            parts["image_size"] = f"resolution {unet.image_size} px"
+        if num_head_channels is None:
+            parts["num_head_channels"] = f"{unet.num_head_channels} channels per attention head"
+    # The kind: a guess where released models of other kinds share the layout (ImageNet 64's CD, CT
+    # and EDM teacher; LSUN's likewise), and the name said none of them.
+    if kind_guessed and any(preset_kind(n, p) != "cm" and _same_layout(p.unet, unet) for n, p in PRESETS.items()):
+        parts["kind"] = f"kind cm, a consistency model sampled on a {spec.sampler.steps}-point grid"
+    return spec, _guess_note(parts)
 
 
-def _guesses(unet: UNetConfig, image_size: int | None, num_head_channels: int | None) -> dict[str, str]:
-    """Metadata that says which settings of an official-key file were guesses, so `info` does not
-    present them as facts: neither is stored in the weights, and only a released layout pins them."""
-    if any(spec.unet == unet for spec in PRESETS.values()):
-        return {}
-    guessed = ([] if image_size is not None else [f"resolution {unet.image_size} px"]) + \
-              ([] if num_head_channels is not None else [f"{unet.num_head_channels} channels per attention head"])
-    if not guessed:
-        return {}
-    return {"guessed": " and ".join(guessed) + " (official files do not store these, and no released model "
-            "has this layout)"}
+def chosen_image_size(path: Path, step: int) -> int:
+    """The image size the app keeps for this file (SIZES_FILE next to it), or 0: none, one kept for
+    another file of that name (its byte count differs), or one the network cannot run at."""
+    try:
+        data = json.loads((path.parent / SIZES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return 0
+    models = data.get("models") if isinstance(data, dict) else None
+    entry = models.get(path.name) if isinstance(models, dict) else None
+    if not isinstance(entry, dict):
+        return 0
+    size, nbytes = entry.get("image_size"), entry.get("bytes")
+    try:
+        same_file = isinstance(nbytes, int) and not isinstance(nbytes, bool) and path.stat().st_size == nbytes
+    except OSError:
+        return 0
+    fits = isinstance(size, int) and not isinstance(size, bool) and 0 < size <= _MAX_CHOSEN_SIZE and size % step == 0
+    return size if same_file and fits else 0
 
 
-def _check_stated_size(path: Path, spec: ModelSpec, image_size: int | None) -> None:
-    """`image_size` tells the resolution of official files, which do not store it; a file that states
-    its own (ours, a diffusers folder) is not overridden without a word."""
-    if image_size is not None and image_size != spec.unet.image_size:
-        raise ImageSizeError(f"{path}: the image size is given as {image_size}, but this model states its own "
-                              f"({spec.unet.image_size} px); the image size only applies to official .pt files")
+def _at_size(unet: UNetConfig, size: object) -> UNetConfig:
+    step, levels = unet.size_step, len(unet.channel_mult)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % step:
+        raise ImageSizeError(f"image size {size} does not fit this network: it must be a positive "
+                             f"multiple of {step} ({levels} levels)")
+    return unet.at_size(size)
 
 
-def load_model(path: str | Path, *, image_size: int | None = None, num_head_channels: int | None = None) -> tuple[ModelSpec, dict[str, torch.Tensor], dict[str, str]]:
-    """Read a native `.safetensors`, an official `.pt`, or a diffusers folder: (spec, official-key state_dict, metadata)."""
+def _stated_kind(spec: ModelSpec) -> str:
+    if spec.denoiser.kind == "edm":
+        return "edm, an EDM teacher"
+    return f"cm, a consistency model on a {spec.sampler.steps}-point grid"
+
+
+def _restate(path: Path, spec: ModelSpec, meta: dict[str, str], image_size: int | None,
+             num_head_channels: int | None, kind: str | None) -> tuple[ModelSpec, dict[str, str]]:
+    """Settings stated for a file that describes itself (a native file, a diffusers folder). Those its
+    metadata calls guessed (an imported official file's) take the stated value and are guesses no
+    more; an image size the app keeps for it stands in for a stated one. What the file states itself
+    is not overridden: a different value is refused with what the file says."""
+    parts = _guess_parts(meta.get("guessed", ""))
+    unet = spec.unet
+    extra: dict[str, str] = {}
+    if image_size is None and "image_size" in parts:
+        chosen = chosen_image_size(path, unet.size_step)
+        if chosen:
+            image_size = chosen
+            extra["image_size_chosen"] = f"{chosen} px, the size chosen for this file in the app ({SIZES_FILE})"
+    if image_size is not None:
+        if "image_size" in parts:
+            try:
+                unet = _at_size(unet, image_size)
+            except ImageSizeError as e:
+                raise ImageSizeError(f"{path}: {e}") from None
+            del parts["image_size"]
+        elif image_size != unet.image_size:
+            raise ImageSizeError(f"{path}: the image size is given as {image_size}, but this model states its own "
+                                 f"({unet.image_size} px); only a size that was guessed (an official file's, as "
+                                 "`cstudio info` says) can be stated")
+    if num_head_channels is not None:
+        if "num_head_channels" in parts:
+            levels = [lv for lv in range(len(unet.channel_mult)) if 2 ** lv in unet.attention_ds]
+            try:
+                _check_head_width(num_head_channels, _attention_widths(unet.model_channels, unet.channel_mult, levels))
+            except SettingError as e:
+                raise SettingError(f"{path}: {e}") from None
+            unet = replace(unet, num_head_channels=num_head_channels)
+            del parts["num_head_channels"]
+        elif num_head_channels != unet.num_head_channels:
+            raise SettingError(f"{path}: the attention head width is given as {num_head_channels}, but this model "
+                               f"states its own ({unet.num_head_channels} channels per head); only a width that "
+                               "was guessed can be stated")
+    spec = replace(spec, unet=unet)
+    if kind is not None:
+        if "kind" in parts:
+            spec = replace(spec_of_kind(unet, kind, spec.name, str(path)), name=spec.name)
+            del parts["kind"]
+        elif kind not in KINDS:
+            spec_of_kind(unet, kind, spec.name, str(path))  # raises, listing the kinds
+        elif not (kind == "edm" if spec.denoiser.kind == "edm" else
+                  kind == "cm" or (kind == "ct" and spec.sampler.steps != 40)):
+            # cm fits every consistency model; ct one whose grid is not the distilled models' 40 points.
+            raise SettingError(f"{path}: the kind is given as {kind}, but this model states its own "
+                               f"({_stated_kind(spec)}); only a kind that was guessed can be stated")
+    meta = {k: v for k, v in meta.items() if k != "guessed"}
+    return spec, {**meta, **_guess_note(parts), **extra}
+
+
+def load_model(path: str | Path, *, image_size: int | None = None, num_head_channels: int | None = None,
+               kind: str | None = None) -> tuple[ModelSpec, dict[str, torch.Tensor], dict[str, str]]:
+    """Read a native `.safetensors`, an official `.pt`, or a diffusers folder: (spec, official-key state_dict, metadata).
+
+    `image_size`, `num_head_channels` (attention head width) and `kind` (see KINDS) state what an
+    official file does not store; they also replace what the metadata of a converted or imported one
+    calls "guessed". A file that states a setting itself refuses a different value (SettingError).
+    The metadata's "guessed" note lists what is still a guess."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or folder")
     if path.is_dir():
         spec, sd = _read_diffusers_folder(path)
-        meta = {"source": "diffusers"}
-        _check_stated_size(path, spec, image_size)
+        spec, meta = _restate(path, spec, {"source": "diffusers"}, image_size, num_head_channels, kind)
     elif path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
     elif (_sniff(path) or ("safetensors" if path.suffix.lower() == ".safetensors" else "torch")) == "safetensors":
@@ -640,14 +897,15 @@ def load_model(path: str | Path, *, image_size: int | None = None, num_head_chan
                 spec = ModelSpec.from_json(meta["spec"])
             except (ValueError, KeyError, TypeError) as e:
                 raise CheckpointError(f"{path}: model spec in the metadata is invalid ({e})") from None
-            _check_stated_size(path, spec, image_size)
+            check_spec(spec, str(path))  # before its fields are used to restate it
+            spec, meta = _restate(path, spec, meta, image_size, num_head_channels, kind)
         else:
-            spec = _official_spec(path, sd, image_size, num_head_channels)
-            meta = {**meta, **_guesses(spec.unet, image_size, num_head_channels)}
+            spec, guessed = _official_spec(path, sd, image_size, num_head_channels, kind)
+            meta = {**meta, **guessed}
     else:
         sd = _torch_load_weights_only(path)
-        spec = _official_spec(path, sd, image_size, num_head_channels)
-        meta = {"source": "official", **_guesses(spec.unet, image_size, num_head_channels)}
+        spec, guessed = _official_spec(path, sd, image_size, num_head_channels, kind)
+        meta = {"source": "official", **guessed}
     check_spec(spec, str(path))
     check_state_dict(spec.unet, sd, str(path))
     return spec, sd, meta

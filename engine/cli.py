@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, ImageSizeError, load_model, save_model
+from .checkpoint import KINDS, CheckpointError, SettingError, guessed_settings, load_model, save_model
 from .classes import IMAGENET_CLASSES, class_names, imagenet_names, parse_class, search
 from .batch import collect_inputs, output_suffix, run_batch, upscale_op
 from .device import pick_device
@@ -97,15 +97,41 @@ def _resolve_model_path(arg: str | None) -> Path:
     return p
 
 
+def _settings(args: argparse.Namespace) -> dict:
+    """--image-size, --head-channels and --kind as `load_model` takes them."""
+    return {"image_size": args.image_size, "num_head_channels": args.head_channels, "kind": args.kind}
+
+
+# The options that state each setting a "guessed" note may list.
+SETTING_OPTIONS = {"image_size": "--image-size N", "num_head_channels": "--head-channels N",
+                   "kind": "--kind cm|ct|edm"}
+
+
+def _guess_notes(meta: dict[str, str], *, convert: bool = False) -> list[str]:
+    """What a model's metadata says was guessed or taken from the app, with how to state it."""
+    notes = []
+    if "image_size_chosen" in meta:
+        notes.append(f"runs at {meta['image_size_chosen']}; --image-size N states another")
+    if meta.get("guessed"):
+        options = " and ".join(SETTING_OPTIONS[k] for k in guessed_settings(meta))
+        fix = (f"if wrong, state them with {options}" + ("" if convert else " (or `cstudio convert` the file "
+               "once with them, to a file that keeps them)")) if options else ""
+        notes.append(f"guessed: {meta['guessed']}" + (f"; {fix}" if fix else ""))
+    return notes
+
+
 def _load(args: argparse.Namespace):
     from .pipeline import Model
 
     path = _resolve_model_path(args.model)
     try:
         pick_device(args.device)  # a wrong --device is said before the model file is read
-        return Model.load(path, device=args.device, precision=args.precision)
+        model = Model.load(path, device=args.device, precision=args.precision, **_settings(args))
     except ValueError as e:  # device/precision problems
         raise UsageError(str(e)) from None
+    # A setting the file does not store changes every output: never used without a word.
+    _notes(path, _guess_notes(model.metadata))
+    return model
 
 
 def _sampling_kwargs(args: argparse.Namespace, model) -> dict:
@@ -247,7 +273,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .pipeline import EDIT_DEFAULTS
 
     path = _resolve_model_path(args.model)
-    spec, sd, meta = load_model(path, image_size=args.image_size)
+    spec, sd, meta = load_model(path, **_settings(args))
     n = sum(v.numel() for v in sd.values())
     edits = EDIT_DEFAULTS.get(spec.denoiser.kind, EDIT_DEFAULTS["cm"])
     # Every tensor's type, not the first one's: a half-converted file holds several.
@@ -295,6 +321,10 @@ def cmd_info(args: argparse.Namespace) -> int:
             for task, loop in edits.items()))
         for k, v in info["metadata"].items():
             print(f"  {k}: {v}")
+        options = " and ".join(SETTING_OPTIONS[k] for k in guessed_settings(meta))
+        if options:
+            print(f"  (if a guess is wrong, state it with {options}; `cstudio convert` with them writes a file "
+                  "that keeps them)")
     return 0
 
 
@@ -311,7 +341,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UsageError(f"{folder}: output folder " + ("is a file" if folder.exists() else "does not exist"))
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"{folder}: output folder is not writable; nothing was changed")
-    spec, sd, meta = load_model(args.in_file, image_size=args.image_size)
+    spec, sd, meta = load_model(args.in_file, **_settings(args))
     if args.name:
         from dataclasses import replace
 
@@ -319,11 +349,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     dtype = torch.float16 if args.fp16 else None
     # The input's own notes (its training run, where it was first converted from) travel on; the file
     # format's keys are written afresh by save_model.
-    kept = {k: v for k, v in meta.items() if k not in ("format", "format_version", "spec")}
+    # An image size the app kept for the input is the output's own (stated in its spec), not a note.
+    kept = {k: v for k, v in meta.items() if k not in ("format", "format_version", "spec", "image_size_chosen")}
     origin = {"converted_from": kept.get("converted_from", Path(args.in_file).name),
               "source": kept.get("source", "native")}
     save_model(out, spec, sd, dtype=dtype, metadata={**kept, **origin})
-    print(f"wrote {out} ({spec.name}, {spec.denoiser.kind}, {spec.unet.image_size}px, {out.stat().st_size / 1e6:.1f} MB)")
+    # What was guessed goes into the file (its "guessed" note) and is said here, not presented as fact.
+    guessed = meta.get("guessed", "").split(" (", 1)[0]
+    print(f"wrote {out} ({spec.name}, {spec.denoiser.kind}, {spec.unet.image_size}px, {out.stat().st_size / 1e6:.1f} MB"
+          + (f"; guessed: {guessed}" if guessed else "") + ")")
+    _notes(Path(args.in_file), _guess_notes(meta, convert=True))
     return 0
 
 
@@ -573,8 +608,27 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 # Parser.
 
 
+def _setting_args(p: argparse.ArgumentParser) -> None:
+    """What an official .pt does not store: guessed when not given, and the guess reported (`_guess_notes`)."""
+    p.add_argument("--image-size", type=int, metavar="N",
+                   help="resolution the model was trained at, for an official .pt, which does not store it "
+                   "(default: that of the released model of its layout, else a guess, reported as such), or for "
+                   "a file converted or imported from one whose size was guessed (`cstudio info` says so)")
+    p.add_argument("--head-channels", type=int, metavar="N",
+                   help="channels per attention head (num_head_channels), which an official .pt does not store "
+                   "either; OpenAI's released models use 64 (default: as --image-size; the guess is 64 where "
+                   "it fits)")
+    p.add_argument("--kind", choices=tuple(KINDS),
+                   help="what an official .pt is, which only its file name tells: cm, a consistency model "
+                   "(CD, 40-point grid); ct, a consistency-trained model (the released CT model's grid, "
+                   "e.g. 201 points for ImageNet 64); edm, an EDM teacher (Heun steps). Default: from a "
+                   "released file's name (edm_*, ct_*, cd_*), else cm, reported as a guess where released "
+                   "models of several kinds share the layout")
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model file or diffusers folder (default: the embedded default model)")
+    _setting_args(p)
     p.add_argument("--steps", type=int, help="network evaluations (generate: a consistency model spreads them over "
                    "its grid, an EDM model takes that many Heun/Euler steps; edits: from the start sigma; "
                    "default per task)")
@@ -630,7 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="describe a model file (default: the embedded default model)")
     p.add_argument("model", nargs="?", help="model file or diffusers folder; omitted: the embedded default model")
-    p.add_argument("--image-size", type=int, help="resolution, for official files whose size is not standard")
+    _setting_args(p)
     p.add_argument("--json", action="store_true", help="print everything, with the metadata, as one JSON object")
     p.set_defaults(func=cmd_info)
 
@@ -644,8 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_file", help="the native model file to write (.safetensors, in an existing folder)")
     p.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
     p.add_argument("--name", help="model name stored in the file")
-    p.add_argument("--image-size", type=int,
-                   help="resolution, for official files whose size is not standard (default: read from the file)")
+    _setting_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing out_file")
     p.set_defaults(func=cmd_convert)
 
@@ -739,9 +792,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (CheckpointError, ImageError) as e:
         # 1: the command was well formed but a file it was given could not be used; 2 when it is
-        # --image-size that does not fit the model (the option has to change).
+        # --image-size, --head-channels or --kind that does not fit the model (the option has to change).
         print(f"cstudio {args.command}: error: {e}", file=sys.stderr)
-        return 2 if isinstance(e, ImageSizeError) else 1
+        return 2 if isinstance(e, SettingError) else 1
     except MemoryError as e:
         print(f"cstudio {args.command}: error: {e or 'not enough memory'}", file=sys.stderr)
         return 1

@@ -179,10 +179,20 @@ class Model:
 
     # -- construction ---------------------------------------------------------------------------
 
+    # The model file's notes (engine.checkpoint.load_model's metadata, e.g. "guessed": settings an
+    # official file does not store); empty for a model built in memory. Replaced, never mutated.
+    metadata: dict[str, str] = {}
+
     @classmethod
-    def load(cls, path: str | Path, **kwargs: object) -> Model:
-        spec, sd, _ = load_model(path)
-        return cls(spec, sd, source=str(path), **kwargs)  # type: ignore[arg-type]
+    def load(cls, path: str | Path, *, image_size: int | None = None, num_head_channels: int | None = None,
+             kind: str | None = None, **kwargs: object) -> Model:
+        """A model file on a device. `image_size`, `num_head_channels` and `kind` state what an
+        official file does not store (engine.checkpoint.load_model); `metadata` says what is still
+        a guess."""
+        spec, sd, meta = load_model(path, image_size=image_size, num_head_channels=num_head_channels, kind=kind)
+        model = cls(spec, sd, source=str(path), **kwargs)  # type: ignore[arg-type]
+        model.metadata = meta
+        return model
 
     @classmethod
     def random(cls, spec: ModelSpec, seed: int = 0, scale: float = 0.05, **kwargs: object) -> Model:

@@ -58,9 +58,11 @@ class ModelInfo:
 
     @property
     def label(self) -> str:
-        # A guessed size is not stated as a fact: "?" in the picker, the whole note in its tooltip.
-        size = f"{self.resolution} px{'?' if 'resolution' in self.guessed else ''}"
-        detail = f"{size}, {KIND_LABELS.get(self.kind, self.kind)}"
+        # A guessed size or kind is not stated as a fact: "?" in the picker, the whole note in its tooltip.
+        guesses = _guessed_parts(self.guessed)
+        size = f"{self.resolution} px{'?' if any(g.startswith('resolution') for g in guesses) else ''}"
+        kind = f"{KIND_LABELS.get(self.kind, self.kind)}{'?' if any(g.startswith('kind ') for g in guesses) else ''}"
+        detail = f"{size}, {kind}"
         if self.untrained:
             return f"Untrained test model ({detail})"
         return f"{self.name} ({detail}){' - default' if self.is_default else ''}"
@@ -152,6 +154,12 @@ def image_size_problem(info: ModelInfo, size: object) -> str:
     return ""
 
 
+def _guessed_parts(guessed: str) -> list[str]:
+    """The settings an importer's note names ('resolution 256 px and 64 channels per attention head
+    (why)' -> both parts); engine.checkpoint writes them so."""
+    return [part.strip() for part in guessed.partition(" (")[0].split(" and ") if part.strip()]
+
+
 def _without_resolution(guessed: str) -> str:
     """The importer's note less its resolution: 'resolution 256 px and 64 channels per attention head (why)'
     -> '64 channels per attention head (why)'; "" when the resolution was the only guess."""
@@ -235,6 +243,12 @@ def read_model_info(path: Path, *, is_default: bool = False, sizes: dict[str, di
             raise TypeError(f"sampler ts is {ts!r}, not a list of steps")
         name = spec.get("name")
         resolution = _whole(unet["image_size"], "image_size", 1)  # a 0 would divide by zero later
+        channels = (unet.get("in_channels", 3), unet.get("out_channels", 3))
+        if channels != (3, 3):
+            # A latent (4 in) or learn_sigma (6 out) network: listed as unreadable, with the reason,
+            # rather than offered as a model whose every task fails (the engine refuses it too).
+            raise CatalogError(f"{path.name}: the network has {channels[0]} channels in and {channels[1]} out; only "
+                               "RGB pixel-space models (3 in, 3 out) can be used")
         guessed = meta["guessed"] if isinstance(meta.get("guessed"), str) else ""
         step = guess = chosen = 0
         if "resolution" in guessed:
