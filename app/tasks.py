@@ -23,7 +23,7 @@ from engine.fallback import run_with_fallback
 from engine.imageio import ImageError
 from engine.inpaint import InpaintOptions
 from engine.pipeline import COLOUR_REPLACED
-from engine.tensors import is_grey
+from engine.tensors import near_grey
 
 from .model.catalog import ModelInfo
 from .model.jobs import JobRequest
@@ -164,7 +164,7 @@ def stroke_notes(model: Model, image: np.ndarray, mask: np.ndarray | None) -> li
 
 def input_notes(params: GenerationParams, image: np.ndarray) -> list[str]:
     """What the user should know about running `params.task` on this picture (one run or a batch)."""
-    if params.task == Task.colorize and not is_grey(image):
+    if params.task == Task.colorize and not near_grey(image):  # a scan's channel noise is no colour
         return [COLOUR_REPLACED[0].upper() + COLOUR_REPLACED[1:] + "."]
     return []
 

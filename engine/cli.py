@@ -24,7 +24,7 @@ from .fallback import is_out_of_memory, run_with_fallback
 from .inpaint import InpaintOptions
 from .paths import default_model_path
 from .progress import TimeLeft, format_time_left
-from .tensors import is_grey
+from .tensors import near_grey
 
 
 class UsageError(Exception):
@@ -563,7 +563,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         return run_one
 
     # The colours a photo has are replaced, not kept: say so (naming the file) before the user finds out.
-    return _batch(args, "colorize", prepare, notes_for=lambda pic: [] if is_grey(pic.rgb) else [COLOUR_REPLACED])
+    return _batch(args, "colorize", prepare, notes_for=lambda pic: [] if near_grey(pic.rgb) else [COLOUR_REPLACED])
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:

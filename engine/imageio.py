@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import os
 import re
+import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -154,6 +156,12 @@ _LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266,
 # often megabytes). Copied as EXIF they bloat every output with stale data (XMP's orientation, the
 # old thumbnail) and push a JPEG output past the 64 KB its EXIF may take, failing the save.
 _FOREIGN_BLOCK_TAGS = frozenset({700, 33723, 34377, 37724})
+# Tags that alone make no EXIF worth writing: the orientation (reset to 1 once the pixels are
+# upright) and the resolution (XResolution, YResolution, ResolutionUnit: carried as "dpi").
+_STUB_EXIF_TAGS = frozenset({0x0112, 0x011A, 0x011B, 0x0128})
+# The Exif sub-IFD and its PixelXDimension/PixelYDimension: the size of the picture the EXIF
+# came with, rewritten to the output's (`_exif_for_size`).
+_EXIF_IFD, _PIXEL_X, _PIXEL_Y = 0x8769, 0xA002, 0xA003
 # The most EXIF a JPEG holds (one APP1 segment, "Exif\0\0" included); Pillow refuses more.
 JPEG_MAX_EXIF = 65533
 
@@ -190,6 +198,12 @@ def load_picture(path: str | Path) -> Picture:
                     notes.append(f"animated image: using the first of {frames} frames")
                 info = {k: im.info[k] for k in ("icc_profile", "dpi") if k in im.info}
                 exif = im.getexif()
+                if "dpi" in info:
+                    dpi = _stated_dpi(im, exif)  # not Pillow's stand-in for a missing resolution
+                    if dpi is None:
+                        del info["dpi"]
+                    else:
+                        info["dpi"] = dpi
                 orientation = exif.get(0x0112, 1) if exif else 1
                 deep = None
                 if im.mode in ("RGB", "RGBA"):
@@ -214,7 +228,12 @@ def load_picture(path: str | Path) -> Picture:
                     # multi-strip offsets back: NotImplementedError on most TIFFs from other software).
                     for tag in (_LAYOUT_TAGS | _FOREIGN_BLOCK_TAGS).intersection(exif):
                         del exif[tag]
-                    info["exif"] = exif.tobytes()
+                    # What is left may be nothing but the orientation just reset and the resolution
+                    # (kept as "dpi"): every TIFF without EXIF, or a JPEG's orientation-only EXIF.
+                    # Kept, it put an EXIF block holding Orientation=1 into every output and a note
+                    # that a BMP or 16-bit TIFF "keeps no EXIF (camera data, date)" that was never there.
+                    if not set(exif).issubset(_STUB_EXIF_TAGS):
+                        info["exif"] = exif.tobytes()
                 if im.format == "PNG":
                     # From the upright copy: exif_transpose takes the orientation out of the XMP text
                     # too, which otherwise would tell viewers to turn the upright output again.
@@ -249,6 +268,26 @@ def load_picture(path: str | Path) -> Picture:
     return Picture(rgb=rgb, alpha=alpha, info=info, notes=tuple(notes), orientation=orientation)
 
 
+def _stated_dpi(im: Image.Image, exif: Image.Exif | None) -> tuple[float, float] | None:
+    """The resolution `im`'s file states, from the dpi Pillow reports; None where the file states
+    none. Pillow makes one up then: (1, 1) for a TIFF without XResolution/YResolution (OpenCV
+    writes none), and (72, 72) for a JPEG with EXIF but neither a JFIF density in real units nor
+    an EXIF resolution. Copied, the TIFF's made-up 1 dpi printed a 96 x 64 photo 96 inches wide."""
+    dpi = tuple(im.info["dpi"])
+    if im.format == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        has_x, has_y = 0x011A in tags, 0x011B in tags
+        if not (has_x or has_y):
+            return None
+        if has_x != has_y:  # the missing one read as Pillow's 1: the one given holds for both
+            return (dpi[0], dpi[0]) if has_x else (dpi[1], dpi[1])
+        return dpi
+    if im.format in ("JPEG", "MPO") and im.info.get("jfif_unit") not in (1, 2):
+        # Not from JFIF: Pillow's reading of the EXIF resolution, or its 72 where there is none.
+        return _exif_dpi(exif)
+    return dpi
+
+
 def _exif_dpi(exif: Image.Exif | None) -> tuple[float, float] | None:
     """The resolution in EXIF's XResolution/YResolution (per inch, or per cm: unit 3) as dpi; None
     where it is missing, not in a real unit (unit 1) or not usable."""
@@ -270,6 +309,24 @@ def _with_exif_dpi(exif: bytes | None, dpi: tuple[float, float]) -> bytes:
         ex.load(exif)
     ex[0x011A], ex[0x011B], ex[0x0128] = float(dpi[0]), float(dpi[1]), 2
     return ex.tobytes()
+
+
+def _exif_for_size(exif: bytes, size: tuple[int, int]) -> bytes:
+    """`exif` with the Exif sub-IFD's PixelXDimension/PixelYDimension, where it has them, saying
+    size = (width, height): they describe the picture the EXIF is stored with (catalogues and
+    uploaders read them), and an upscaled or turned picture is another size. Unchanged bytes
+    where there is nothing to correct, or where the EXIF cannot be read (it is copied as it is)."""
+    ex = Image.Exif()
+    try:
+        ex.load(exif)
+        sub = ex.get_ifd(_EXIF_IFD)
+        want = {tag: n for tag, n in ((_PIXEL_X, size[0]), (_PIXEL_Y, size[1])) if tag in sub}
+        if all(sub[tag] == n for tag, n in want.items()):
+            return exif
+        sub.update(want)  # the dict `tobytes` writes the sub-IFD from
+        return ex.tobytes()
+    except (struct.error, SyntaxError, ValueError, TypeError, KeyError, IndexError, OSError):
+        return exif  # EXIF Pillow cannot take apart is written as it came, as before
 
 
 def _too_large(path: Path, size: tuple[int, int] | int | None) -> str:
@@ -486,8 +543,12 @@ def encode_picture(pic: Picture, fmt: str, *, quality: int | None = None) -> byt
     dpi = pic.info.get("dpi") if usable_dpi(pic.info.get("dpi")) else None  # a TIFF's 0/0 reads as nan
     if dpi is not None and fmt in ("PNG", "JPEG", "TIFF", "BMP"):
         kw["dpi"] = tuple(dpi)[:2]
-    if "exif" in pic.info and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and not _exif_too_long(pic, fmt):
-        kw["exif"] = pic.info["exif"]
+    if "exif" in info:
+        # Here, where every output's EXIF is written (CLI, app, batches): an upscale's EXIF still
+        # gave the source's size.
+        info["exif"] = _exif_for_size(info["exif"], pic.size)
+    if "exif" in info and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and not _exif_too_long(pic, fmt):
+        kw["exif"] = info["exif"]
     if dpi is not None and fmt == "WEBP":
         # WebP has no resolution field: its EXIF's XResolution/YResolution is where readers (and
         # `load_picture`) find it. Without this a 300 dpi print scan came back at 72 or 96.

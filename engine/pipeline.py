@@ -28,7 +28,7 @@ from .sampling import (StepInfo, gaussian, gaussian_each, sample_euler, sample_h
                        sub_seed, tint_free)
 from .schedules import even_ts, karras_sigmas, sigmas_from_ts
 from .inpaint import InpaintOptions, inpaint_parts, plan_windows, round_to_multiple
-from .tensors import fit_gamut, is_grey, resize_float, rgb_to_ycbcr, shrink_float, to_uint8, ycbcr_to_rgb
+from .tensors import fit_gamut, near_grey, resize_float, rgb_to_ycbcr, shrink_float, to_uint8, ycbcr_to_rgb
 from .upscale import bleed_colour, plan_tiles, upscale_alpha, upscale_tiled
 from .unet import UNet
 
@@ -392,7 +392,9 @@ class Model:
                                  blend=blend if coarse else 1, base=base if coarse else None, band=band,
                                  progress=None if on_step is None else (lambda d, t: on_step()))
 
-        grey = is_grey(image, ~hole)  # a black-and-white photo gets a grey fill, not the model's tint
+        # A black-and-white photo (a scan's few levels of channel noise included) gets a grey
+        # fill, not the model's tint.
+        grey = near_grey(image, ~hole)
         out = image.copy()
         # Window by window, converting only those to float: a whole 96 Mpx photo as floats (and the
         # copies a full-size blend makes) took 9 GB for a 1-step fill of a small stroke.
@@ -400,7 +402,11 @@ class Model:
                                                     coarse_evals=coarse_evals, opts=opts, progress=progress,
                                                     to_float=as_float):
             if grey:
-                blended = np.repeat(blended.mean(axis=2, keepdims=True), 3, axis=2)
+                # The fill gets no chroma; the share of the known pixels the blend keeps (1 - alpha)
+                # keeps theirs, a scan's own noise (nothing, for a truly grey photo: the channels' mean).
+                known = as_float(image[sy, sx])
+                blended = (blended.mean(axis=2, keepdims=True)
+                           + (1 - alpha)[..., None] * (known - known.mean(axis=2, keepdims=True)))
             touched = alpha > 0
             part = out[sy, sx]
             part[touched] = from_float(blended[touched], image.dtype)
@@ -517,7 +523,9 @@ class Model:
             # Colour hidden under transparent pixels must not reach the visible edge (`bleed_colour`);
             # opaque images (and constant alpha) go through untouched.
             image = bleed_colour(image, a.astype(np.float32) / a_peak)
-        out = upscale_tiled(image, k, R, restore_fn, batch=batch, overlap=overlap, grey=is_grey(image))
+        # A black-and-white photo stays grey, scans with a few levels of channel noise included
+        # (`near_grey`): the model invented specks of colour up to 20 levels in those.
+        out = upscale_tiled(image, k, R, restore_fn, batch=batch, overlap=overlap, grey=near_grey(image))
         if a is None:
             return out
         if not varying:

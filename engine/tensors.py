@@ -146,3 +146,53 @@ def is_grey(image: np.ndarray, where: np.ndarray | None = None, levels: int = 2)
         if (a.max(axis=-1) - a.min(axis=-1)).max() > tol:  # max >= min: unsigned, no wrap-around
             return False
     return seen
+
+
+# `near_grey`: a pixel may differ from grey by this many 8-bit levels (R, G, B spread; an RGB scan
+# of a black-and-white print carries 2-4 of noise) ...
+NEAR_GREY_LEVELS = 6
+# ... except this share of the pixels (dust, a speck of colour, a few levels more of noise) ...
+NEAR_GREY_OUTLIERS = 0.001
+# ... and the whole picture's mean chroma (BT.601 Cb, Cr) stays within this many levels of zero:
+# noise averages out; a tint (a faint colour photo, a toned print) does not.
+NEAR_GREY_MEAN = 1.0
+
+
+def near_grey(image: np.ndarray, where: np.ndarray | None = None) -> bool:
+    """True when the (H, W, 3) uint8/uint16 image (or its pixels in `where`) is a black-and-white
+    photo with channel noise: every pixel's channel spread (max - min) at most NEAR_GREY_LEVELS 8-bit
+    levels but for a NEAR_GREY_OUTLIERS share, and the mean Cb and Cr within NEAR_GREY_MEAN of neutral.
+    Every `is_grey` image is near grey.
+
+    `is_grey`'s tolerance of 2 levels is a JPEG's chroma noise; an RGB scan of a print has spread
+    4 where the channels' noise happens to disagree, and the upscaler then treated it as colour
+    and invented chroma of up to 20 levels in specks. Callers that take such a picture as grey keep
+    its own small chroma offsets (`upscale_tiled`), so nothing of the picture is lost; the test
+    only has to tell noise around grey from colour, which has a mean: a colour photo (even a
+    faded one) has a cast, and noise has none.
+    """
+    if is_grey(image, where):
+        return True  # a grey tinted by up to `is_grey`'s 2 levels may have a mean of a level
+    tol = NEAR_GREY_LEVELS * (257 if image.dtype == np.uint16 else 1)
+    total = image.shape[0] * image.shape[1] if where is None else int(np.count_nonzero(where))
+    allowed = NEAR_GREY_OUTLIERS * total
+    rows = max(1, (1 << 20) // max(1, image.shape[1]))  # about a megapixel at a time, as `is_grey`
+    over = 0
+    sums = np.zeros(3, np.float64)
+    for top in range(0, image.shape[0], rows):
+        a = image[top:top + rows]
+        if where is not None:
+            a = a[where[top:top + rows]]
+        r, g, b = a[..., 0], a[..., 1], a[..., 2]
+        # Element-wise maxima: numpy's reduction over a last axis of three is about 4x slower.
+        spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)  # unsigned: max >= min
+        over += int(np.count_nonzero(spread > tol))
+        if over > allowed:
+            return False  # a colour photo is told at its first megapixel
+        sums += [c.sum(dtype=np.float64) for c in (r, g, b)]
+    if total == 0:
+        return False
+    # Cb and Cr are linear in R, G, B: the mean chroma is the chroma of the mean colour.
+    peak = 65535.0 if image.dtype == np.uint16 else 255.0
+    mean_chroma = rgb_to_ycbcr((sums / total * 255 / peak)[None])[0, 1:] - 128
+    return bool(np.all(np.abs(mean_chroma) <= NEAR_GREY_MEAN))

@@ -79,7 +79,7 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
     row by row; batch `batch_index` holds tiles batch_index * batch onward (the pipeline seeds
     each tile's noise by that number, so results do not depend on `batch`).
 
-    `grey`: the input is (nearly) grey (`engine.tensors.is_grey`); the output takes the mean of
+    `grey`: the input is (nearly) grey (`engine.tensors.near_grey`); the output takes the mean of
     its channels plus each input pixel's own small channel offsets over its block, so it stays
     grey and every channel's block means still equal the input's.
     """
@@ -134,9 +134,7 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
                 target = image[a // k:b // k].astype(np.float32) / peak
                 rows_f[a - lo:b - lo] = fit_block_means(rows_f[a - lo:b - lo], target, k)
                 if grey:
-                    offset = target - target.mean(axis=2, keepdims=True)
-                    rows_f[a - lo:b - lo] = (rows_f[a - lo:b - lo].mean(axis=2, keepdims=True)
-                                             + offset.repeat(k, axis=0).repeat(k, axis=1))
+                    rows_f[a - lo:b - lo] = grey_with_offsets(rows_f[a - lo:b - lo], target, k)
             out[lo:hi] = np.clip(rows_f * peak + 0.5, 0, peak).astype(image.dtype)
         acc = np.concatenate([acc[rows:], np.zeros((rows, acc.shape[1], 3), np.float32)])
         wsum = np.concatenate([wsum[rows:], np.zeros((rows, wsum.shape[1], 1), np.float32)])
@@ -164,6 +162,30 @@ def upscale_tiled(image: np.ndarray, k: int, resolution: int, restore_fn: Restor
             progress(bi + 1, n_batches)
     flush(band_top + acc.shape[0])
     return out
+
+
+def grey_with_offsets(x: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
+    """The grey (channel mean) of x plus each input pixel's own channel offsets over its block: a
+    (nearly) grey picture upscaled with no chroma but its own. x: (h*k, w*k, 3) in [0, 1] whose
+    k x k block means equal `target` (h, w, 3) (`fit_block_means`); so do the result's.
+
+    Grey g plus offsets o_c stays in [0, 1] only for g in [-min o, 1 - max o], a range per block
+    that holds the block's target grey; where the model's grey leaves it (a dark pixel with a
+    channel below its grey, next to black), the clip at output cut that channel's offset short, up
+    to 2 levels off the block mean. Those blocks' greys are moved into their range by the
+    projection `fit_block_means` makes onto [0, 1], in the range's own coordinates."""
+    tm = target.mean(axis=2, keepdims=True)
+    off = target - tm
+    g = x.mean(axis=2, keepdims=True)
+
+    def up(a: np.ndarray) -> np.ndarray:
+        return a.repeat(k, axis=0).repeat(k, axis=1)
+
+    lo, hi = -off.min(axis=2, keepdims=True), 1 - off.max(axis=2, keepdims=True)
+    if ((g < up(lo) - 1e-6) | (g > up(hi) + 1e-6)).any():
+        span = np.maximum(hi - lo, 1e-6)  # a speck of pure colour leaves its grey no room: lo = hi
+        g = up(lo) + fit_block_means((g - up(lo)) / up(span), (tm - lo) / span, k) * up(span)
+    return g + up(off)
 
 
 def fit_block_means(x: np.ndarray, target: np.ndarray, k: int, iters: int = 40) -> np.ndarray:
@@ -253,8 +275,63 @@ def bleed_colour(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
-def upscale_alpha(alpha: np.ndarray, k: int) -> np.ndarray:
-    """Alpha is resampled on its own (Lanczos in float, clipped), so edges stay smooth, never stair-stepped."""
-    h, w = alpha.shape
-    a = np.asarray(Image.fromarray(alpha.astype(np.float32), mode="F").resize((w * k, h * k), Image.Resampling.LANCZOS))
-    return np.clip(a, 0.0, 1.0)
+def upscale_alpha(alpha: np.ndarray, k: int, strip_px: int = 1 << 21) -> np.ndarray:
+    """Upscale a float alpha plane (H, W) in [0, 1] by k: smooth where the input is, never ringing,
+    and each k x k block's mean equal to its input pixel, as the colour's block means are.
+
+    Lanczos alone rang at hard edges: a fully transparent area took alpha 4, an opaque one fell to
+    251, 128 overshot to 141, and an isolated transparent pixel came out 80-110 with its opaque
+    neighbours at 213-242. Here each output pixel is first clamped to the range of the input
+    pixels it lies between (its 2 x 2 bilinear neighbourhood; a monotone interpolation's bounds,
+    so no overshoot), then each block is moved to its exact mean by the Euclidean projection onto
+    {mean = t} within those per-pixel bounds: clip(x + s, lo, hi) for the one shift s that meets
+    the mean (the box's KKT conditions, as in `fit_block_means`), found by bisection. The input
+    pixel lies within the bounds of every pixel of its block, so the mean can always be met. An
+    opaque (or fully transparent) input pixel so becomes an opaque (transparent) block, exactly: a
+    hard cut-out edge stays hard and clean, and a soft (antialiased) edge keeps Lanczos's ramp.
+
+    A band of about `strip_px` output pixels at a time (Lanczos reads 3 input rows either side of
+    it, which the band's cut includes, so the result does not depend on the band, to float rounding): the whole
+    plane's bounds and floats were three times the output in float32.
+    """
+    a = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)
+    h, w = a.shape
+    out = np.empty((h * k, w * k), np.float32)
+    # Output pixel u of a block sits at (u + 0.5) / k - 0.5 input pixels from its centre: between
+    # the block's pixel and the one before (-1), after (+1), or on it (0, the middle of an odd k).
+    side = np.sign((np.arange(k) + 0.5) / k - 0.5).astype(int)
+    band = max(1, strip_px // max(1, w * k * k))
+    reach = 4  # Lanczos (a = 3) reads 3 input pixels either side when it enlarges
+    cols = np.clip(np.arange(-1, w + 1), 0, w - 1)
+    for r0 in range(0, h, band):
+        r1 = min(h, r0 + band)
+        n = r1 - r0
+        c0, c1 = max(0, r0 - reach), min(h, r1 + reach)
+        lz = np.asarray(Image.fromarray(np.ascontiguousarray(a[c0:c1]), mode="F").resize(
+            (w * k, n * k), Image.Resampling.LANCZOS, box=(0.0, float(r0 - c0), float(w), float(r1 - c0))))
+        # The band's pixels with one more on every side (edges repeated): P[1 + i, 1 + j] = a[r0 + i, j].
+        P = a[np.clip(np.arange(r0 - 1, r1 + 1), 0, h - 1)][:, cols]
+        lo = np.empty((n, k, w, k), np.float32)
+        hi = np.empty_like(lo)
+        for u, sy in enumerate(side):
+            for v, sx in enumerate(side):
+                quad = [P[1 + dy:1 + dy + n, 1 + dx:1 + dx + w] for dy in {0, sy} for dx in {0, sx}]
+                lo[:, u, :, v] = np.minimum.reduce(quad)
+                hi[:, u, :, v] = np.maximum.reduce(quad)
+        x = np.clip(lz.reshape(n, k, w, k), lo, hi)
+        target = a[r0:r1]
+        off = np.abs(x.mean(axis=(1, 3)) - target) > 1e-6
+        if off.any():
+            bi, bj = np.nonzero(off)
+            xb = x[bi, :, bj, :].reshape(len(bi), -1).astype(np.float64)  # (blocks, k * k)
+            lb = lo[bi, :, bj, :].reshape(len(bi), -1).astype(np.float64)
+            hb = hi[bi, :, bj, :].reshape(len(bi), -1).astype(np.float64)
+            tb = target[bi, bj].astype(np.float64)[:, None]
+            s_lo, s_hi = (lb - xb).min(axis=1, keepdims=True), (hb - xb).max(axis=1, keepdims=True)
+            for _ in range(40):  # mean(clip(x + s)) is monotone in s; 40 halvings: far below a 16-bit level
+                mid = (s_lo + s_hi) / 2
+                below = np.clip(xb + mid, lb, hb).mean(axis=1, keepdims=True) < tb
+                s_lo, s_hi = np.where(below, mid, s_lo), np.where(below, s_hi, mid)
+            x[bi, :, bj, :] = np.clip(xb + (s_lo + s_hi) / 2, lb, hb).reshape(len(bi), k, k).astype(np.float32)
+        out[r0 * k:r1 * k] = x.reshape(n * k, w * k)
+    return out
