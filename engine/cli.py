@@ -434,7 +434,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         model = _load(args)
         _use_class(args, model)
         opts = InpaintOptions(context=args.context, min_context=args.min_context, grow=args.grow,
-                              feather=args.feather, colour_match=not args.no_colour_match)
+                              feather=args.feather, colour_match=not args.no_colour_match, grain=not args.no_grain)
         kw = {**_edit_kwargs(args, model), **({} if args.blend is None else {"blend": args.blend})}
 
         def run_one(pic: Picture) -> Picture:
@@ -730,6 +730,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feather", type=int, default=d.feather,
                    help="px of soft blend outside the grown mask (default %(default)s)")
     p.add_argument("--no-colour-match", action="store_true", help="do not blend the fill's edge into its surroundings (seamless cloning)")
+    p.add_argument("--no-grain", action="store_true",
+                   help="do not give a fill smoother than its surroundings the photo's own grain")
     p.add_argument("--blend", type=int, default=None,
                    help="samples whose mean gives the fill's structure under one sample's texture, instead "
                    "of the default loop's cheap structure pass (1: a single sample, no structure pass; "

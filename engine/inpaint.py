@@ -11,6 +11,7 @@ the full-resolution membrane is kept instead of the upsampled fill. A window ove
 px (a stroke across a whole 96 Mpx photo) is filled from a mid level of block means and finished
 tile by tile (`fill_large_window`), so memory follows the hole, not the window. The result is
 pasted only inside the grown (optionally feathered) mask: pixels outside stay bit-identical.
+Where the fill is smoother than the photo around it, the photo's own grain is added (`add_grain`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class InpaintOptions:
     max_scale: int = 4  # finest working size = this x the model resolution
     refine_sigma: float = 1.0  # start noise of the finer passes (low: keep the coarse fill's layout)
     refine_steps: int = 2
+    # Give the fill the photo's grain where it is smoother than its surroundings (`add_grain`).
+    grain: bool = True
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,98 @@ def fill_window(crop: np.ndarray, hole: np.ndarray, fill: Fill, resolution: int,
         # the fill holds nothing the membrane through the photo's own pixels does not hold better.
         prev = keep_membrane_where_thin(prev, crop, hole, scale)
     return np.where(hole[..., None], prev, crop)
+
+
+# Grain matching (`add_grain`): the known ring around the hole whose fine texture is measured and
+# copied, the side of the copied patches, and the least grain worth adding (1/4 of an 8-bit level).
+GRAIN_RING = 16
+GRAIN_PATCH = 8
+GRAIN_MIN = 0.25 / 255
+MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation over its median absolute deviation
+
+
+@dataclass(frozen=True)
+class Grain:
+    """What `add_grain` learnt of a photo's fine texture near a hole: the high-pass residual of the
+    known pixels there (clipped at 3 sigma, so edges do not pass for grain), the top-left corners of
+    its patches that lie wholly in known pixels, and its per-channel robust sigma."""
+
+    residual: np.ndarray  # (h, w, 3) float
+    corners: np.ndarray  # (n, 2) int: (y, x) of GRAIN_PATCH-square patches of known pixels
+    sigma: np.ndarray  # (3,) float
+
+
+def _high_pass(x: np.ndarray) -> np.ndarray:
+    """x minus its 5x5 box mean (edges replicated): the texture finer than a few pixels."""
+    t = torch.from_numpy(np.ascontiguousarray(x, np.float32)).permute(2, 0, 1)[None]
+    mean = F.avg_pool2d(F.pad(t, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    return (t - mean)[0].permute(1, 2, 0).numpy()
+
+
+def _robust_sigma(values: np.ndarray) -> np.ndarray:
+    """Per-channel noise sigma of (n, 3) high-pass values from their median absolute deviation, which
+    a few edges among them hardly move (Donoho & Johnstone 1994 estimate noise the same way)."""
+    med = np.median(values, axis=0)
+    return MAD_TO_SIGMA * np.median(np.abs(values - med), axis=0)
+
+
+def learn_grain(crop: np.ndarray, hole: np.ndarray) -> Grain | None:
+    """The grain of the known pixels within GRAIN_RING px of `hole` in a float (h, w, 3) crop;
+    None when too few of them are known to say."""
+    ring = dilate(hole, GRAIN_RING) & ~hole
+    if ring.sum() < 4 * GRAIN_PATCH * GRAIN_PATCH:
+        return None
+    residual = _high_pass(crop)
+    sigma = _robust_sigma(residual[ring])
+    residual = np.clip(residual, -3 * sigma - 1e-6, 3 * sigma + 1e-6)
+    # Patches wholly of known pixels whose corner lies within the ring's reach of the hole.
+    p = GRAIN_PATCH
+    h, w = hole.shape
+    if h < p or w < p:
+        return None
+    filled = np.pad(np.cumsum(np.cumsum(hole, 0, dtype=np.int32), 1), ((1, 0), (1, 0)))
+    holes_in = filled[p:, p:] - filled[:-p, p:] - filled[p:, :-p] + filled[:-p, :-p]
+    near = dilate(hole, GRAIN_RING + p)[: h - p + 1, : w - p + 1]
+    corners = np.argwhere((holes_in == 0) & near)
+    if len(corners) < 4:
+        return None
+    return Grain(residual, corners, sigma)
+
+
+def add_grain(fill: np.ndarray, hole: np.ndarray, grain: Grain, seed: int) -> np.ndarray:
+    """`fill` (float (h, w, 3), filled where `hole`) with the photo's grain added inside the hole,
+    as much as it lacks: sigma^2 = the surroundings' minus the fill's own, per channel.
+
+    A fill made at a coarser working level and scaled up is smooth, so on a grainy sky it showed as
+    a clean patch once the contrast was raised (the fill's high-pass sigma 0.16 levels against 0.79
+    around it). The grain is not invented: it is the photo's own high-pass texture, copied in
+    patches of GRAIN_PATCH px taken at random around the hole (so its size, colour correlation and
+    any JPEG blockiness match), scaled to the missing sigma. Patch-based texture synthesis (Efros &
+    Freeman 2001) without the seam search: the residual is noise-like, so patch edges do not show.
+    """
+    inside = hole.astype(bool)
+    if not inside.any():
+        return fill
+    need = np.sqrt(np.maximum(grain.sigma ** 2 - _robust_sigma(_high_pass(fill)[inside]) ** 2, 0))
+    if (need < GRAIN_MIN).all():
+        return fill
+    ys, xs = np.nonzero(inside)
+    y0, x0 = ys.min(), xs.min()
+    p = GRAIN_PATCH
+    ny, nx = (ys.max() - y0) // p + 1, (xs.max() - x0) // p + 1
+    rng = np.random.default_rng(seed)
+    pick = grain.corners[rng.integers(0, len(grain.corners), ny * nx)].reshape(ny, nx, 2)
+    d = np.arange(p)
+    rows = pick[..., 0][:, :, None, None] + d[None, None, :, None]
+    cols = pick[..., 1][:, :, None, None] + d[None, None, None, :]
+    patches = grain.residual[rows, cols]  # (ny, nx, p, p, 3)
+    noise = patches.transpose(0, 2, 1, 3, 4).reshape(ny * p, nx * p, 3)
+    noise = noise * (need / np.maximum(grain.sigma, 1e-9))
+    out = fill.copy()
+    region = out[y0:y0 + ny * p, x0:x0 + nx * p]
+    sub = inside[y0:y0 + ny * p, x0:x0 + nx * p]
+    region[sub] = np.clip(region[sub] + noise[: sub.shape[0], : sub.shape[1]][sub], 0, 1)
+    return out
 
 
 # Full-size tiles of `keep_membrane_where_thin` and `fill_large_window`: a thin stroke across a
@@ -633,7 +728,9 @@ def inpaint_parts(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: i
 
     for i, win in enumerate(windows):
         sy, sx = win.slices()
+        grain_seed = sub_seed(seed, 1_000_003 + i)  # apart from the fill's own seeds
         if win.height * win.width > LARGE_WINDOW:
+            learnt: Grain | None = None  # a tile deep inside a wide hole has no known pixels: the last one's
             # Tile by tile; each tile's alpha from the mask around it (the blend reaches grow +
             # feather px out, well inside the tiles' margin of the mask).
             pad = opts.grow + 2 * opts.feather + 2  # the feather's blur reaches ~1.5x its width
@@ -648,10 +745,19 @@ def inpaint_parts(image: np.ndarray, mask: np.ndarray, fill: Fill, resolution: i
                     a = blend_alpha(mask[py0:ry.stop + pad, px0:rx.stop + pad], opts.grow, opts.feather)
                     a = a[ry.start - py0:ry.stop - py0, rx.start - px0:rx.stop - px0]
                 crop = to_float(image[ry, rx])
+                if opts.grain:
+                    tile_hole = generated[ry, rx]
+                    learnt = learn_grain(crop, tile_hole) or learnt
+                    if learnt is not None:
+                        gen = add_grain(gen, tile_hole, learnt, sub_seed(grain_seed, ry.start * 65_537 + rx.start))
                 yield ry, rx, crop * (1 - a[..., None]) + gen * a[..., None], a
             continue
         crop = to_float(image[sy, sx])
         gen = fill_window(crop, generated[sy, sx], fill, resolution, multiple, opts, sub_seed(seed, i), on_step)
+        if opts.grain:
+            learnt = learn_grain(crop, generated[sy, sx])
+            if learnt is not None:
+                gen = add_grain(gen, generated[sy, sx], learnt, grain_seed)
         a = blend_alpha(mask[sy, sx], opts.grow, opts.feather)
         yield sy, sx, crop * (1 - a[..., None]) + gen * a[..., None], a
 
