@@ -136,6 +136,14 @@ class Cancelled(Exception):
     """Raised from a progress callback to stop a running task."""
 
 
+def stroke_work_size(H: int, W: int, resolution: int, multiple: int = 1) -> tuple[int, int]:
+    """`Model.stroke_size` for a model of this resolution (and size multiple)."""
+    R = resolution
+    short = min(max(min(H, W), R), STROKE_MAX_ZOOM * R)
+    scale = min(short / min(H, W), 4 * short / max(H, W))
+    return round_to_multiple(H * scale, multiple), round_to_multiple(W * scale, multiple)
+
+
 class Model:
     """A denoiser on a device with its spec and sampling defaults, plus image-level tasks."""
 
@@ -543,10 +551,7 @@ class Model:
         views of photos scaled to a short side of R .. max_zoom x R (`engine.training.data`; 8 for
         the default model). Working at R alone made a 768x512 photo 48x32 px, so the result came
         back as a blur 16 px per model pixel, even at strength 0 and outside the strokes."""
-        R, m = self.resolution, self.multiple
-        short = min(max(min(H, W), R), STROKE_MAX_ZOOM * R)
-        scale = min(short / min(H, W), 4 * short / max(H, W))
-        return round_to_multiple(H * scale, m), round_to_multiple(W * scale, m)
+        return stroke_work_size(H, W, self.resolution, self.multiple)
 
     def stroke_edit(self, guide: np.ndarray, *, strength: float = 0.5, mask: np.ndarray | None = None, seed: int = 0,
                     num_steps: int | None = None, sampler: str | None = None,
