@@ -100,7 +100,7 @@ class DocumentsMixin:
             # says (notes such as "rotated upright"), and Run would stay off meanwhile.
             self._live_pending = False
             self._end_job()
-        self._stroke = self._stroke_before = self._stroke_image = self._stroke_display = None
+        self._stroke = self._stroke_before = self._stroke_image = self._stroke_display = self._stroke_base = None
         self.document = doc
         self.history.clear()
         self.history.attach(doc)  # its pictures count toward the undo memory limit

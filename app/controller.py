@@ -127,8 +127,10 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self._task_progress: tuple[int, int, str] | None = None  # the task's last report, shown again after an import
         self._stroke: Stroke | None = None
         self._stroke_before: Snapshot | None = None
-        self._stroke_image: np.ndarray | None = None  # writable copy while a colour stroke is drawn
+        # While a colour stroke is drawn: its pixels, valid inside the stroke's bounds only (`begin_stroke`)
+        self._stroke_image: np.ndarray | None = None
         self._stroke_display: np.ndarray | None = None  # its 8-bit view, for 16-bit documents
+        self._stroke_base = None  # the picture the colour stroke ends in, being copied (`_painting._Copy`)
         # (image, before, before's alpha): the document arrays the view shows, which `_show_document`
         # does not send again. None: nothing shown yet, or the canvas holds a colour stroke being drawn.
         self._shown: tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None = None

@@ -12,6 +12,7 @@ from PIL import Image
 
 from app import tasks
 from app.controller import MISSING_DEFAULT, EditorController, EditorView
+from app.model import brush as brushes
 from app.model import (ImportDone, ImportRequest, JobFailed, JobRequest, JobResult, LoadModelRequest, ModelReady,
                        Progress, Task)
 from app.model.settings import load_settings
@@ -268,6 +269,29 @@ def test_colour_strokes_paint_the_image(setup, photo: np.ndarray) -> None:
     assert not c.document.mask.any()
     c.undo()
     assert (c.document.image == photo).all()
+
+
+def test_a_colour_stroke_is_its_blend_inside_its_bounds_and_the_photo_elsewhere(setup, photo: np.ndarray) -> None:
+    # The stroke paints into an uninitialised buffer and the picture it ends in is copied on a
+    # thread (`_painting._Copy`): what the document gets must still be exactly the blend of every
+    # dab over the photo, and the photo's own pixels everywhere else.
+    c, view, _ = setup
+    c.set_brush(tool="colour", colour=(20, 200, 90), hardness=0.3, size=9)
+    c.begin_stroke(5.5, 6.5)
+    for x, y in ((20.0, 12.0), (33.0, 30.0), (12.0, 40.0)):
+        c.extend_stroke(x, y)
+    stroke = c._stroke
+    shown = view.set_image.call_args.args
+    c.end_stroke()
+    expected = brushes.apply_to_image(photo, stroke.coverage, (20, 200, 90), stroke.bounds)
+    assert np.array_equal(c.document.image, expected)
+    x0, y0, x1, y1 = stroke.bounds
+    outside = np.ones(photo.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(c.document.image[outside], photo[outside]) and not np.array_equal(expected, photo)
+    # The canvas was sent the painted pixels of the last dab's rectangle.
+    (rx0, ry0, rx1, ry1) = shown[1]
+    assert np.array_equal(shown[0][ry0:ry1, rx0:rx1], expected[ry0:ry1, rx0:rx1])
 
 
 def test_model_switches_drop_stale_loads_and_import_adds_a_model(setup, tmp_path: Path) -> None:
