@@ -131,7 +131,9 @@ class DocumentsMixin:
         # on the UI thread, before the file work leaves it.
         pic, revision = document_picture(doc), doc.image_revision
         try:
-            losses = self.offload(lambda: save_document(pic, target, backup=keep or False))
+            report = self.step_progress
+            losses = self.offload(lambda: save_document(pic, target, backup=keep or False,
+                                                        progress=lambda done, total: report(done / max(total, 1))))
         except ImageError as e:
             self.view.show_error("Could not save the image", f"{e}\nYour work is still open (and autosaved).")
             return False

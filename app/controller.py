@@ -86,6 +86,8 @@ class EditorController(PaintingMixin, DocumentsMixin):
         self.view = view
         self.engine = engine
         self.offload = _inline  # the window's runs file work on a thread (DocumentsMixin.offload)
+        # How far the file step in `offload` has come (0-1), called on its thread; the window shows it.
+        self.step_progress: Callable[[float], None] = lambda fraction: None
         self.settings_file = settings_file
         self.settings: Settings = load_settings(settings_file)
         s = self.settings

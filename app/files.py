@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +108,8 @@ def document_picture(doc: Document) -> Picture:
     return Picture(rgb=doc.image, alpha=alpha, info=dict(doc.info))
 
 
-def save_picture_safely(path: Path, pic: Picture, *, backup: bool | Path = False) -> None:
+def save_picture_safely(path: Path, pic: Picture, *, backup: bool | Path = False,
+                        progress: Callable[[int, int], None] | None = None) -> None:
     """Encode by extension and replace `path` atomically; `backup` keeps the old file, at that path,
     or if True at `backup_path(path)` (`name.bak.ext`, or the first free `name.bak-N.ext`).
 
@@ -120,7 +122,7 @@ def save_picture_safely(path: Path, pic: Picture, *, backup: bool | Path = False
     if not path.parent.is_dir():
         raise ImageError(f"{path.parent}: the folder does not exist")
     try:
-        data = encode_picture(pic, fmt)  # WebP lossless: pixels the user never touched stay untouched
+        data = encode_picture(pic, fmt, progress=progress)  # WebP lossless: pixels the user never touched stay untouched
     except (OSError, ValueError) as e:
         raise ImageError(f"{path.name}: cannot encode the image as {fmt} ({e})") from None
     try:
@@ -130,11 +132,12 @@ def save_picture_safely(path: Path, pic: Picture, *, backup: bool | Path = False
         raise ImageError(f"{path.name}: could not save ({_reason(e)}); the file on disk was not changed") from None
 
 
-def save_document(doc: Document | Picture, path: Path, *, backup: bool | Path = False) -> list[str]:
+def save_document(doc: Document | Picture, path: Path, *, backup: bool | Path = False,
+                  progress: Callable[[int, int], None] | None = None) -> list[str]:
     """Save a document (or its `document_picture`, taken earlier) through `save_picture_safely`;
     returns what the format left out (`format_losses`)."""
     pic = doc if isinstance(doc, Picture) else document_picture(doc)
-    save_picture_safely(path, pic, backup=backup)
+    save_picture_safely(path, pic, backup=backup, progress=progress)
     return format_losses(pic, SAVE_FORMATS[Path(path).suffix.lower()])
 
 

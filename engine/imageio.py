@@ -518,11 +518,13 @@ def format_losses(pic: Picture, fmt: str) -> list[str]:
     return notes
 
 
-def encode_picture(pic: Picture, fmt: str, *, quality: int | None = None) -> bytes:
+def encode_picture(pic: Picture, fmt: str, *, quality: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> bytes:
     """Encode with metadata; 16-bit kept for PNG/TIFF (else reduced to 8-bit); alpha kept where the format has it.
 
     `quality` None: lossless WebP (lossy WebP would change the known pixels an edit promises to
-    keep, e.g. outside an inpaint mask), JPEG at 95.
+    keep, e.g. outside an inpaint mask), JPEG at 95. `progress(rows, height)`: as a PNG's rows are
+    written (the other formats encode in one call of Pillow's).
     """
     if quality is None:
         quality = 100 if fmt == "WEBP" else 95
@@ -564,7 +566,7 @@ def encode_picture(pic: Picture, fmt: str, *, quality: int | None = None) -> byt
     if fmt == "PNG":
         # Our writer, not Pillow's: about the same size, on every core (bench/png_encode.py: a 20 Mpx
         # photo 6.2 s with Pillow, 2.7 s on two cores); Pillow's runs on one.
-        return encode_png(rgb, alpha, info)
+        return encode_png(rgb, alpha, info, progress=progress)
     if rgb.dtype == np.uint16:
         return encode_tiff16(rgb, alpha, icc, dpi=pic.info.get("dpi"))
     im = Image.fromarray(rgb) if alpha is None else Image.fromarray(np.dstack([rgb, alpha]), "RGBA")

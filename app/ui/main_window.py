@@ -183,6 +183,7 @@ class MainWindow(QMainWindow):
         self._file_step = False  # a file step works on a thread (`_in_background`): input is held off
         self._held_messages: list[tuple[Callable[[object], None], object]] = []  # the engine's, meanwhile
         self._close_after_step = False  # the window was asked to close during a file step
+        self._step_fraction: float | None = None  # how far it has come, set from its thread
         self.canvas = CanvasView()
         self.panel = ControlPanel()
         self.split = QSlider(Qt.Orientation.Horizontal)
@@ -394,6 +395,7 @@ class MainWindow(QMainWindow):
         engine.finished.connect(lambda m: self._engine_message(c.on_finished, m))
         engine.failed.connect(lambda m: self._engine_message(c.on_failed, m))
         c.offload = self._in_background
+        c.step_progress = self._set_step_fraction
         p = self.panel
         p.task_changed.connect(lambda t: c.set_params(task=t))
         p.model_selected.connect(c.select_model)
@@ -658,6 +660,18 @@ class MainWindow(QMainWindow):
                 outcome["error"] = e
 
         thread = threading.Thread(target=run, name="cstudio-file-step", daemon=True)
+        said = self.status_text.text()  # "Saving photo.png...": a percentage goes after it
+        shown = [said]
+
+        def poll_step() -> None:
+            fraction = self._step_fraction
+            if fraction is not None and self.status_text.text() == shown[0]:
+                shown[0] = f"{said} {min(99, int(100 * fraction))} %"
+                self.status_text.setText(shown[0])
+            if not thread.is_alive():
+                loop.quit()
+
+        self._step_fraction = None
         self._file_step = True
         try:
             thread.start()
@@ -666,13 +680,15 @@ class MainWindow(QMainWindow):
                 loop = QEventLoop()
                 poll = QTimer()
                 poll.setInterval(20)
-                poll.timeout.connect(lambda: thread.is_alive() or loop.quit())
+                poll.timeout.connect(poll_step)
                 poll.start()
                 loop.exec()
                 poll.stop()
             thread.join()
         finally:
             self._file_step = False
+            if self.status_text.text() == shown[0]:
+                self.status_text.setText(said)  # the percentage was ours; what the caller says comes next
             if self._held_messages:
                 # After the caller has finished with the step (a save marks the document saved first).
                 QTimer.singleShot(0, self._release_messages)
@@ -682,6 +698,9 @@ class MainWindow(QMainWindow):
         if "error" in outcome:
             raise outcome["error"]  # type: ignore[misc]
         return outcome["value"]
+
+    def _set_step_fraction(self, fraction: float) -> None:
+        self._step_fraction = fraction  # on the file step's thread: a plain attribute, read by its poll
 
     def _engine_message(self, handler: Callable[[object], None], message: object) -> None:
         if self._file_step or self._held_messages:

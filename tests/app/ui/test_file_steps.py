@@ -153,3 +153,36 @@ def test_opening_a_file_runs_off_the_ui_thread(window, monkeypatch, tmp_path):
     assert window._open(other)
     assert threads == [False]
     assert window.controller.document.image.shape == (30, 40, 3)
+
+
+def test_a_long_save_shows_how_far_it_has_come(window, dialog_log, monkeypatch, tmp_path):
+    real = _documents.save_document
+
+    def in_quarters(*args, progress=None, **kwargs):
+        for q in range(4):
+            progress(q, 4)
+            time.sleep(SLOW_S / 4)
+        return real(*args, progress=progress, **kwargs)
+
+    monkeypatch.setattr(_documents, "save_document", in_quarters)
+    dialog_log.save_path = str(tmp_path / "copy.png")
+    seen: list[str] = []
+    ticks = QTimer()
+    ticks.setInterval(30)
+    ticks.timeout.connect(lambda: seen.append(window.status_text.text()))
+    ticks.start()
+    window.act_save_as.trigger()
+    ticks.stop()
+    assert {"Saving copy.png... 25 %", "Saving copy.png... 50 %", "Saving copy.png... 75 %"} <= set(seen), set(seen)
+    assert window.status_text.text().startswith("Saved copy.png.")
+
+
+def test_png_saves_report_their_rows(tmp_path):
+    from app.files import save_document
+    from engine.imageio import Picture
+
+    reports = []
+    rgb = np.zeros((300, 2000, 3), np.uint8)
+    save_document(Picture(rgb=rgb, alpha=None, info={}), tmp_path / "a.png", progress=lambda d, t: reports.append((d, t)))
+    assert reports and reports[-1] == (300, 300) and all(t == 300 for _, t in reports)
+    assert [d for d, _ in reports] == sorted(d for d, _ in reports)
