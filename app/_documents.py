@@ -9,15 +9,17 @@ its previous version is then kept as `name.bak.ext`. The document is autosaved e
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from engine.imageio import SAVE_FORMATS
+
 from .batch import plan
-from .files import (ImageError, backup_path, document_picture, open_document, read_mask, save_document,
-                    write_mask)
+from .files import (ImageError, backup_path, document_picture, format_losses, open_document, read_mask,
+                    save_picture_safely, write_mask)
 from .model.autosave import AutosaveError
 from .model.document import Document
 from .model.jobs import BATCH_FORMATS, DEFAULT_BATCH_FORMAT, BatchDone, BatchRequest, batch_suffix
@@ -124,7 +126,9 @@ class DocumentsMixin:
         # Chosen once: the question, the write and the status must name the same file.
         keep = backup_path(target) if replacing else None
         loses = doc.save_loses if doc.path is not None and _same_file_key(doc.path) == key else ""
-        if replacing and not confirmed and not self.view.confirm_overwrite(
+        # Asked also after a file dialog's own "Replace?" when the file has pages the save drops: that
+        # question says nothing of them.
+        if replacing and (not confirmed or loses) and not self.view.confirm_overwrite(
                 target.name, keep.name, *((loses,) if loses else ())):
             return False
         # What is written is the document as it is now: the picture and its revision are taken here,
@@ -132,8 +136,8 @@ class DocumentsMixin:
         pic, revision = document_picture(doc), doc.image_revision
         try:
             report = self.step_progress
-            losses = self.offload(lambda: save_document(pic, target, backup=keep or False,
-                                                        progress=lambda done, total: report(done / max(total, 1))))
+            keep = self.offload(lambda: save_picture_safely(target, pic, backup=keep or False,
+                                                            progress=lambda done, total: report(done / max(total, 1))))
         except ImageError as e:
             self.view.show_error("Could not save the image", f"{e}\nYour work is still open (and autosaved).")
             return False
@@ -142,7 +146,9 @@ class DocumentsMixin:
         self.save_settings(**self._recent_changes(target))
         self.view.set_recent_files(list(self.settings.recent_files))
         self.view.set_title(doc.name, doc.dirty)
+        # The backup's real name: another may have taken the one asked about meanwhile (`_keep_backup`).
         kept = f" The previous version is kept as {keep.name}." if keep is not None else ""
+        losses = format_losses(pic, SAVE_FORMATS[target.suffix.lower()])
         self._status(" ".join([f"Saved {target.name}.", *losses]) + kept)
         self._autosave()
         return True

@@ -109,9 +109,10 @@ def document_picture(doc: Document) -> Picture:
 
 
 def save_picture_safely(path: Path, pic: Picture, *, backup: bool | Path = False,
-                        progress: Callable[[int, int], None] | None = None) -> None:
+                        progress: Callable[[int, int], None] | None = None) -> Path | None:
     """Encode by extension and replace `path` atomically; `backup` keeps the old file, at that path,
     or if True at `backup_path(path)` (`name.bak.ext`, or the first free `name.bak-N.ext`).
+    Returns the backup made (another name if that one was taken meanwhile), None if none.
 
     Raises ImageError; the file on disk is then unchanged and no temporary file is left.
     """
@@ -127,7 +128,7 @@ def save_picture_safely(path: Path, pic: Picture, *, backup: bool | Path = False
         raise ImageError(f"{path.name}: cannot encode the image as {fmt} ({e})") from None
     try:
         keep = backup if isinstance(backup, Path) else backup_path(path) if backup else None
-        atomic_write(path, data, backup=keep)
+        return atomic_write(path, data, backup=keep)
     except OSError as e:
         raise ImageError(f"{path.name}: could not save ({_reason(e)}); the file on disk was not changed") from None
 

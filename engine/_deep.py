@@ -496,6 +496,8 @@ def encode_png(rgb: np.ndarray, alpha: np.ndarray | None, info: dict, *, workers
     if "icc_profile" in info:
         out.write(_chunk(b"iCCP", b"icc\0\0" + zlib.compress(info["icc_profile"])))
     for k, v in info.get("text", {}).items():
+        if not k:
+            continue  # a PNG keyword has 1-79 characters: an empty one makes an invalid chunk
         out.write(_chunk(b"iTXt", k.encode("latin-1", "replace")[:79] + b"\0\0\0\0\0" + v.encode("utf-8")))
     if usable_dpi(info.get("dpi")):
         # pHYs counts pixels per metre (unit 1); 300 dpi is 11811.

@@ -489,7 +489,9 @@ def read_mask(path: str | Path, size: tuple[int, int] | None, *, orientation: in
 def _exif_too_long(pic: Picture, fmt: str) -> bool:
     """EXIF larger than `fmt` holds (a PNG's or WebP's may exceed JPEG's 64 KB): left out rather
     than failing the save."""
-    return fmt == "JPEG" and len(pic.info.get("exif", b"")) > JPEG_MAX_EXIF
+    # Measured as written: `encode_picture` rewrites the pixel dimensions first (`_exif_for_size`),
+    # which may change the length.
+    return fmt == "JPEG" and "exif" in pic.info and len(_exif_for_size(pic.info["exif"], pic.size)) > JPEG_MAX_EXIF
 
 
 def format_losses(pic: Picture, fmt: str) -> list[str]:

@@ -151,8 +151,13 @@ def is_grey(image: np.ndarray, where: np.ndarray | None = None, levels: int = 2)
 # `near_grey`: a pixel may differ from grey by this many 8-bit levels (R, G, B spread; an RGB scan
 # of a black-and-white print carries 2-4 of noise) ...
 NEAR_GREY_LEVELS = 6
-# ... except this share of the pixels (dust, a speck of colour, a few levels more of noise) ...
-NEAR_GREY_OUTLIERS = 0.001
+# ... except this share of the pixels: the spread of three normal samples passes 4 sigma for 1 % of
+# them, so a scan with chroma noise of sigma 1.4 levels has 0.3 % over 6, 1.2 % at sigma 1.6 ...
+NEAR_GREY_OUTLIERS = 0.03
+# ... and colour, which noise of that size never reaches (a spread of 12 is 8 sigma at 1.5), only
+# on this share (a speck of dust): a grey photo with a small red object (1.5 % of it) is colour.
+NEAR_GREY_COLOUR_LEVELS = 12
+NEAR_GREY_COLOUR = 0.001
 # ... and the whole picture's mean chroma (BT.601 Cb, Cr) stays within this many levels of zero:
 # noise averages out; a tint (a faint colour photo, a toned print) does not.
 NEAR_GREY_MEAN = 1.0
@@ -161,7 +166,8 @@ NEAR_GREY_MEAN = 1.0
 def near_grey(image: np.ndarray, where: np.ndarray | None = None) -> bool:
     """True when the (H, W, 3) uint8/uint16 image (or its pixels in `where`) is a black-and-white
     photo with channel noise: every pixel's channel spread (max - min) at most NEAR_GREY_LEVELS 8-bit
-    levels but for a NEAR_GREY_OUTLIERS share, and the mean Cb and Cr within NEAR_GREY_MEAN of neutral.
+    levels but for a NEAR_GREY_OUTLIERS share, over NEAR_GREY_COLOUR_LEVELS for no more than a
+    NEAR_GREY_COLOUR share, and the mean Cb and Cr within NEAR_GREY_MEAN of neutral.
     Every `is_grey` image is near grey.
 
     `is_grey`'s tolerance of 2 levels is a JPEG's chroma noise; an RGB scan of a print has spread
@@ -173,11 +179,12 @@ def near_grey(image: np.ndarray, where: np.ndarray | None = None) -> bool:
     """
     if is_grey(image, where):
         return True  # a grey tinted by up to `is_grey`'s 2 levels may have a mean of a level
-    tol = NEAR_GREY_LEVELS * (257 if image.dtype == np.uint16 else 1)
+    unit = 257 if image.dtype == np.uint16 else 1
+    tol, colour_tol = NEAR_GREY_LEVELS * unit, NEAR_GREY_COLOUR_LEVELS * unit
     total = image.shape[0] * image.shape[1] if where is None else int(np.count_nonzero(where))
-    allowed = NEAR_GREY_OUTLIERS * total
+    allowed, colour_allowed = NEAR_GREY_OUTLIERS * total, NEAR_GREY_COLOUR * total
     rows = max(1, (1 << 20) // max(1, image.shape[1]))  # about a megapixel at a time, as `is_grey`
-    over = 0
+    over = coloured = 0
     sums = np.zeros(3, np.float64)
     for top in range(0, image.shape[0], rows):
         a = image[top:top + rows]
@@ -187,7 +194,8 @@ def near_grey(image: np.ndarray, where: np.ndarray | None = None) -> bool:
         # Element-wise maxima: numpy's reduction over a last axis of three is about 4x slower.
         spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)  # unsigned: max >= min
         over += int(np.count_nonzero(spread > tol))
-        if over > allowed:
+        coloured += int(np.count_nonzero(spread > colour_tol))
+        if over > allowed or coloured > colour_allowed:
             return False  # a colour photo is told at its first megapixel
         sums += [c.sum(dtype=np.float64) for c in (r, g, b)]
     if total == 0:

@@ -103,8 +103,11 @@ def _pause_for_tests(path: Path, tmp: str) -> None:
         time.sleep(float(seconds))
 
 
-def _keep_backup(path: Path, backup: Path) -> None:
-    """Make `backup` a copy of `path` atomically (link or copy to a temp name, then rename)."""
+def _keep_backup(path: Path, backup: Path) -> Path:
+    """Make `backup` a copy of `path` atomically (link or copy to a temp name, then link that to
+    `backup`); returns the backup made. An existing file is never replaced: if one appeared at
+    `backup` since it was chosen (another window or program saving the same photo), the next free
+    name of `backup_path` is taken instead."""
     fd, tmp = tempfile.mkstemp(prefix=f".{backup.name}.", suffix=TEMP_SUFFIX, dir=backup.parent)
     os.close(fd)
     try:
@@ -113,15 +116,30 @@ def _keep_backup(path: Path, backup: Path) -> None:
             os.link(path, tmp)
         except OSError:  # no hard links here (FAT, some network shares): copy instead
             shutil.copy2(path, tmp)
-        os.replace(tmp, backup)
+        while True:
+            try:
+                os.link(tmp, backup)  # unlike a rename, fails on an existing name
+                break
+            except FileExistsError:
+                backup = backup_path(path)
+            except OSError:  # no hard links: rename, after checking the name is still free
+                if backup.exists():
+                    backup = backup_path(path)
+                    continue
+                os.replace(tmp, backup)
+                break
+        Path(tmp).unlink(missing_ok=True)
+        return backup
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
 def atomic_write(path: str | Path, data: bytes, *, backup: Path | None = None, private: bool = False,
-                 guard: Callable[[], AbstractContextManager[object]] | None = None) -> None:
-    """Replace `path` with `data` atomically; with `backup`, the previous file is kept there first.
+                 guard: Callable[[], AbstractContextManager[object]] | None = None) -> Path | None:
+    """Replace `path` with `data` atomically; with `backup`, the previous file is kept there first
+    (or at the next free backup name, if that one has been taken since: `_keep_backup`). Returns
+    the backup made, None if none.
 
     The file gets the replaced file's permissions, or what a plain open() would give (umask);
     `private` keeps mkstemp's owner-only mode (autosaves). Raises OSError (ENOSPC, EROFS, EACCES,
@@ -142,11 +160,18 @@ def atomic_write(path: str | Path, data: bytes, *, backup: Path | None = None, p
                 os.fchmod(f.fileno(), path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
             os.fsync(f.fileno())
         _pause_for_tests(path, tmp)
+        kept = None
         with guard() if guard is not None else nullcontext():
             if backup is not None and path.exists():
-                _keep_backup(path, backup)
-            os.replace(tmp, path)
+                kept = _keep_backup(path, backup)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                if kept is not None:  # the file was not replaced: its backup would only be a stray copy
+                    kept.unlink(missing_ok=True)
+                raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+    return kept

@@ -59,7 +59,8 @@ HELD_INPUT = frozenset({
     QEvent.Type.MouseMove, QEvent.Type.Wheel, QEvent.Type.KeyPress, QEvent.Type.KeyRelease,
     QEvent.Type.ShortcutOverride, QEvent.Type.Shortcut, QEvent.Type.ContextMenu, QEvent.Type.DragEnter,
     QEvent.Type.DragMove, QEvent.Type.Drop, QEvent.Type.TabletPress, QEvent.Type.TabletRelease,
-    QEvent.Type.TabletMove, QEvent.Type.TouchBegin, QEvent.Type.TouchUpdate, QEvent.Type.TouchEnd})
+    QEvent.Type.TabletMove, QEvent.Type.TouchBegin, QEvent.Type.TouchUpdate, QEvent.Type.TouchEnd,
+    QEvent.Type.InputMethod})
 NOTHING_TO_COMPARE = "Nothing to compare yet: hold C after a Run to see the image as it was before."
 # Mask menu steps that take a second on a large photo: (controller method, what the status bar says meanwhile).
 MASK_STEPS = {"invert": ("invert_mask", "Inverting the mask..."), "grow": ("grow_mask", "Growing the mask..."),
@@ -694,10 +695,25 @@ class MainWindow(QMainWindow):
                 QTimer.singleShot(0, self._release_messages)
             if self._close_after_step:
                 self._close_after_step = False
-                QTimer.singleShot(0, self.close)
+                QTimer.singleShot(0, self._close_when_idle)
         if "error" in outcome:
             raise outcome["error"]  # type: ignore[misc]
         return outcome["value"]
+
+    def _close_when_idle(self) -> None:
+        """The close asked for during a file step, once what the step led to is over.
+
+        The step's caller may still show a dialog (the save failed: an error box, then Save As):
+        a close run inside that dialog's event loop asked "Save changes?" over the error box and
+        shut the window down under the rest of the save. So it waits until no dialog or step is
+        up; a window closed meanwhile (the step was the save a close asked for) is not closed again.
+        """
+        if not self.isVisible():
+            return
+        if self._file_step or self._working_depth or QApplication.activeModalWidget() is not None:
+            QTimer.singleShot(50, self._close_when_idle)
+            return
+        self.close()
 
     def _set_step_fraction(self, fraction: float) -> None:
         self._step_fraction = fraction  # on the file step's thread: a plain attribute, read by its poll

@@ -293,3 +293,29 @@ def test_saving_over_a_multi_page_tiff_says_the_other_pages_stay_only_in_the_bac
     # Save As to a new name is no replacement: nothing to say.
     assert c.save(tmp_path / "copy.tif")
     assert view.confirm_overwrite.call_count == 1
+
+
+def test_a_backup_name_taken_meanwhile_is_not_replaced(tmp_path: Path) -> None:
+    c, view, original, before = _edited(tmp_path)
+    theirs = tmp_path / "photo.bak.png"
+
+    def another_program_saves_first(name, backup_name, *loses):
+        theirs.write_bytes(b"another window's backup")  # between the question and the write
+        return True
+
+    view.confirm_overwrite.side_effect = another_program_saves_first
+    assert c.save()
+    assert theirs.read_bytes() == b"another window's backup"
+    assert (tmp_path / "photo.bak-2.png").read_bytes() == before
+    assert "kept as photo.bak-2.png" in view.set_status.call_args.args[0]
+
+
+def test_save_as_over_the_opened_multi_page_file_still_says_what_it_drops(tmp_path: Path) -> None:
+    scan = tmp_path / "scan.tif"
+    pages = [Image.fromarray(np.full((48, 64, 3), v, np.uint8)) for v in (40, 120, 200)]
+    pages[0].save(scan, save_all=True, append_images=pages[1:])
+    c, view, _ = make_controller(tmp_path, start=[str(scan)], load_model=False)
+    _paint(c, (255, 0, 0))
+    assert c.save(scan, confirmed=True)  # picked in Save As, whose own question knows nothing of pages
+    view.confirm_overwrite.assert_called_once()
+    assert "3 pages" in view.confirm_overwrite.call_args.args[2]

@@ -151,6 +151,17 @@ def test_near_grey_tells_a_noisy_scan_from_colour(scene, bw_scan):
     assert near_grey(specks)
     specks[:4] = (200, 40, 40)
     assert not near_grey(specks)
+    # Gaussian channel noise of 1.5 levels (1-2 % of the pixels spread over 6 levels: the normal
+    # tails a bounded noise never reaches) is still a scan ...
+    rng = np.random.default_rng(3)
+    base = np.repeat(rng.integers(30, 220, (64, 96, 1)), 3, axis=2)
+    noisy = np.clip(base + rng.normal(0, 1.5, base.shape), 0, 255).astype(np.uint8)
+    assert 0.005 < np.mean(spread(noisy) > 6) < 0.03 and near_grey(noisy)
+    # ... but a small red object on a grey photo (1 % of it, too little to move the mean chroma
+    # a level) is colour.
+    red = base.astype(np.uint8)
+    red[0, :61] = (200, 40, 40)
+    assert not near_grey(red)
 
 
 def test_upscaling_a_black_and_white_scan_invents_no_colour(tiny_model, bw_scan):

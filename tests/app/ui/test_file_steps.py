@@ -38,7 +38,7 @@ class Ticks:
 @pytest.fixture
 def slow_save(monkeypatch):
     """Saving takes SLOW_S (a large PNG); records on which thread it ran."""
-    real = _documents.save_document
+    real = _documents.save_picture_safely
     threads: list[bool] = []
 
     def slow(*args, **kwargs):
@@ -48,7 +48,7 @@ def slow_save(monkeypatch):
         time.sleep(SLOW_S)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_documents, "save_document", slow)
+    monkeypatch.setattr(_documents, "save_picture_safely", slow)
     return threads
 
 
@@ -125,7 +125,7 @@ def test_an_error_in_the_save_thread_is_shown_and_the_work_stays_unsaved(window,
         time.sleep(SLOW_S / 2)
         raise ImageError("copy.png: could not save (No space left on device); the file on disk was not changed")
 
-    monkeypatch.setattr(_documents, "save_document", fails)
+    monkeypatch.setattr(_documents, "save_picture_safely", fails)
     c = window.controller
     paint_mask(c)
     c.document.set_image(c.document.image[::-1].copy())  # something to save
@@ -156,7 +156,7 @@ def test_opening_a_file_runs_off_the_ui_thread(window, monkeypatch, tmp_path):
 
 
 def test_a_long_save_shows_how_far_it_has_come(window, dialog_log, monkeypatch, tmp_path):
-    real = _documents.save_document
+    real = _documents.save_picture_safely
 
     def in_quarters(*args, progress=None, **kwargs):
         for q in range(4):
@@ -164,7 +164,7 @@ def test_a_long_save_shows_how_far_it_has_come(window, dialog_log, monkeypatch, 
             time.sleep(SLOW_S / 4)
         return real(*args, progress=progress, **kwargs)
 
-    monkeypatch.setattr(_documents, "save_document", in_quarters)
+    monkeypatch.setattr(_documents, "save_picture_safely", in_quarters)
     dialog_log.save_path = str(tmp_path / "copy.png")
     seen: list[str] = []
     ticks = QTimer()
@@ -186,3 +186,41 @@ def test_png_saves_report_their_rows(tmp_path):
     save_document(Picture(rgb=rgb, alpha=None, info={}), tmp_path / "a.png", progress=lambda d, t: reports.append((d, t)))
     assert reports and reports[-1] == (300, 300) and all(t == 300 for _, t in reports)
     assert [d for d, _ in reports] == sorted(d for d, _ in reports)
+
+
+def test_a_close_during_a_save_that_fails_waits_until_the_error_is_answered(window, dialog_log, monkeypatch,
+                                                                              tmp_path, qtbot):
+    from PySide6.QtCore import QEventLoop
+
+    from app.ui import dialogs
+
+    def fails(*args, **kwargs):
+        time.sleep(SLOW_S / 2)
+        raise ImageError("copy.png: could not save (No space left on device)")
+
+    monkeypatch.setattr(_documents, "save_picture_safely", fails)
+    events = []
+
+    def modal_error(parent, title, msg):  # a real message box runs an event loop while it waits
+        events.append(("error shown", window.isVisible()))
+        loop = QEventLoop()
+        QTimer.singleShot(300, loop.quit)
+        loop.exec()
+        events.append(("error answered", window.isVisible()))
+
+    def ask_unsaved(parent, name):
+        events.append(("save changes?", window.isVisible()))
+        return "discard"
+
+    monkeypatch.setattr(dialogs, "show_error", modal_error)
+    monkeypatch.setattr(dialogs, "ask_unsaved", ask_unsaved)
+    c = window.controller
+    paint_mask(c)
+    c.document.set_image(c.document.image[::-1].copy())
+    dialog_log.save_path = str(tmp_path / "copy.png")
+    QTimer.singleShot(200, window.close)  # the user closes the window while the save works
+    window.act_save_as.trigger()
+    # The close came after the error box, not inside it (where it asked "Save changes?" over the
+    # error and shut the window under the rest of the save); then it asked and closed.
+    qtbot.waitUntil(lambda: not window.isVisible())
+    assert events == [("error shown", True), ("error answered", True), ("save changes?", True)], events
