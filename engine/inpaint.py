@@ -276,18 +276,22 @@ def fill_window(crop: np.ndarray, hole: np.ndarray, fill: Fill, resolution: int,
 GRAIN_RING = 16
 GRAIN_PATCH = 8
 GRAIN_MIN = 0.25 / 255
+# ... and the most: sensor noise and film grain of a photo at its own size are 0.5-3 levels. More is
+# texture (fur, grass, foliage: 7.6 levels around 48 px holes in the held-out photos at 256 px), which
+# copied in random patches made a patchwork; filling texture is the model's part.
+GRAIN_MAX = 3 / 255
 MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation over its median absolute deviation
 
 
 @dataclass(frozen=True)
 class Grain:
-    """What `add_grain` learnt of a photo's fine texture near a hole: the high-pass residual of the
-    known pixels there (clipped at 3 sigma, so edges do not pass for grain), the top-left corners of
-    its patches that lie wholly in known pixels, and its per-channel robust sigma."""
+    """What `add_grain` learnt of a photo's grain near a hole: the high-pass residual of the known
+    pixels' luma there (clipped at 3 sigma, so edges do not pass for grain), the top-left corners of
+    its patches that lie wholly in known pixels, and its robust sigma."""
 
-    residual: np.ndarray  # (h, w, 3) float
+    residual: np.ndarray  # (h, w, 1) float
     corners: np.ndarray  # (n, 2) int: (y, x) of GRAIN_PATCH-square patches of known pixels
-    sigma: np.ndarray  # (3,) float
+    sigma: np.ndarray  # (1,) float
 
 
 def _high_pass(x: np.ndarray) -> np.ndarray:
@@ -304,13 +308,18 @@ def _robust_sigma(values: np.ndarray) -> np.ndarray:
     return MAD_TO_SIGMA * np.median(np.abs(values - med), axis=0)
 
 
+def _luma(x: np.ndarray) -> np.ndarray:
+    return x.mean(axis=2, keepdims=True)
+
+
 def learn_grain(crop: np.ndarray, hole: np.ndarray) -> Grain | None:
     """The grain of the known pixels within GRAIN_RING px of `hole` in a float (h, w, 3) crop;
-    None when too few of them are known to say."""
+    None when too few of them are known to say. The luma's only: a photo's chroma residual near a
+    hole is mostly the colour of neighbouring things (green flecks of grass in a koala's fur)."""
     ring = dilate(hole, GRAIN_RING) & ~hole
     if ring.sum() < 4 * GRAIN_PATCH * GRAIN_PATCH:
         return None
-    residual = _high_pass(crop)
+    residual = _high_pass(_luma(crop))
     sigma = _robust_sigma(residual[ring])
     residual = np.clip(residual, -3 * sigma - 1e-6, 3 * sigma + 1e-6)
     # Patches wholly of known pixels whose corner lies within the ring's reach of the hole.
@@ -329,19 +338,21 @@ def learn_grain(crop: np.ndarray, hole: np.ndarray) -> Grain | None:
 
 def add_grain(fill: np.ndarray, hole: np.ndarray, grain: Grain, seed: int) -> np.ndarray:
     """`fill` (float (h, w, 3), filled where `hole`) with the photo's grain added inside the hole,
-    as much as it lacks: sigma^2 = the surroundings' minus the fill's own, per channel.
+    as much as it lacks: sigma^2 = the surroundings' minus the fill's own (of the luma, the same on
+    every channel), at most GRAIN_MAX.
 
     A fill made at a coarser working level and scaled up is smooth, so on a grainy sky it showed as
     a clean patch once the contrast was raised (the fill's high-pass sigma 0.16 levels against 0.79
     around it). The grain is not invented: it is the photo's own high-pass texture, copied in
-    patches of GRAIN_PATCH px taken at random around the hole (so its size, colour correlation and
-    any JPEG blockiness match), scaled to the missing sigma. Patch-based texture synthesis (Efros &
+    patches of GRAIN_PATCH px taken at random around the hole (so its size and any JPEG blockiness
+    match), scaled to the missing sigma. Patch-based texture synthesis (Efros &
     Freeman 2001) without the seam search: the residual is noise-like, so patch edges do not show.
     """
     inside = hole.astype(bool)
     if not inside.any():
         return fill
-    need = np.sqrt(np.maximum(grain.sigma ** 2 - _robust_sigma(_high_pass(fill)[inside]) ** 2, 0))
+    own = _robust_sigma(_high_pass(_luma(fill))[inside])
+    need = np.minimum(np.sqrt(np.maximum(grain.sigma ** 2 - own ** 2, 0)), GRAIN_MAX)
     if (need < GRAIN_MIN).all():
         return fill
     ys, xs = np.nonzero(inside)
@@ -353,13 +364,13 @@ def add_grain(fill: np.ndarray, hole: np.ndarray, grain: Grain, seed: int) -> np
     d = np.arange(p)
     rows = pick[..., 0][:, :, None, None] + d[None, None, :, None]
     cols = pick[..., 1][:, :, None, None] + d[None, None, None, :]
-    patches = grain.residual[rows, cols]  # (ny, nx, p, p, 3)
-    noise = patches.transpose(0, 2, 1, 3, 4).reshape(ny * p, nx * p, 3)
+    patches = grain.residual[rows, cols]  # (ny, nx, p, p, 1)
+    noise = patches.transpose(0, 2, 1, 3, 4).reshape(ny * p, nx * p, 1)
     noise = noise * (need / np.maximum(grain.sigma, 1e-9))
     out = fill.copy()
     region = out[y0:y0 + ny * p, x0:x0 + nx * p]
     sub = inside[y0:y0 + ny * p, x0:x0 + nx * p]
-    region[sub] = np.clip(region[sub] + noise[: sub.shape[0], : sub.shape[1]][sub], 0, 1)
+    region[sub] = np.clip(region[sub] + noise[: sub.shape[0], : sub.shape[1]][sub], 0, 1)  # (n, 1) onto (n, 3)
     return out
 
 
