@@ -127,7 +127,8 @@ def task_call(model: Model, params: GenerationParams, image: np.ndarray, mask: n
     if p.task == Task.inpaint:
         # The engine blends its fill into the surroundings itself (grown mask, feathered band) and
         # keeps pixels away from the mask bit-identical; a second blend here would re-harden the seam.
-        opts = InpaintOptions(context=p.context, min_context=p.min_context, grow=p.grow, feather=p.feather)
+        opts = InpaintOptions(context=p.context, min_context=p.min_context, grow=p.grow, feather=p.feather,
+                              grain=p.grain)
         # Steps = evaluations from the engine's start (a smooth fill noised to a low sigma), per
         # blended sample. One step is the live preview's setting: one sample, not the default blend.
         return "inpaint", {"image": image, "mask": mask, "seed": p.seed, "options": opts, "progress": progress,

@@ -60,6 +60,7 @@ class GenerationParams:
     min_context: int = 128
     grow: int = 1  # engine.inpaint.InpaintOptions.grow: why 1
     feather: int = 0
+    grain: bool = True  # engine.inpaint.InpaintOptions.grain: a smooth fill gets the photo's own grain
     render_size: int = 0  # colorize: the short side of the view the model colours; 0 = the model's resolution
     # Class-conditional models (the ImageNet 64 px checkpoints): the class every task conditions on, so
     # a photo of a dog is edited with a dog prior rather than class 0's. Its upper bound is the loaded

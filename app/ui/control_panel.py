@@ -121,6 +121,7 @@ class ControlPanel(QWidget):
     min_context_changed = Signal(int)
     grow_changed = Signal(int)
     feather_changed = Signal(int)
+    grain_toggled = Signal(bool)
     render_size_changed = Signal(int)
     brush_tool_changed = Signal(str)
     brush_size_changed = Signal(float)
@@ -200,7 +201,9 @@ class ControlPanel(QWidget):
         self.context_label = QLabel("Context")
         self.grow = _spin(0, 256, " px", 1, "Grow the painted area before filling (tight masks leave halos)")
         self.feather = _spin(0, 512, " px", 1, "Soft blend of the fill into its surroundings")
-        self.edge_row = _row(self.grow, QLabel("feather"), self.feather)
+        self.grain = QCheckBox("Grain")
+        self.grain.setToolTip("Give a fill smoother than its surroundings the photo's own grain (up to 3 levels)")
+        self.edge_row = _row(self.grow, QLabel("feather"), self.feather, self.grain)
         self.edge_label = QLabel("Grow")
         self.render_size = _spin(0, 2048, " px", 16, "Short side of the view the model colours (aspect kept): smaller gives bolder, coarser colour")
         self.render_size.setSpecialValueText("Model's own")
@@ -328,6 +331,7 @@ class ControlPanel(QWidget):
         self.min_context.valueChanged.connect(self.min_context_changed)
         self.grow.valueChanged.connect(self.grow_changed)
         self.feather.valueChanged.connect(self.feather_changed)
+        self.grain.toggled.connect(self.grain_toggled)
         self.render_size.valueChanged.connect(self.render_size_changed)
         self.tools.idClicked.connect(lambda i: self.brush_tool_changed.emit(self.tools.button(i).property("tool")))
         self.size.valueChanged.connect(self._on_size_slider)
@@ -465,6 +469,8 @@ class ControlPanel(QWidget):
             self.live.setChecked(p.live)
         with QSignalBlocker(self.detail):
             self.detail.setChecked(p.upscale_detail)
+        with QSignalBlocker(self.grain):
+            self.grain.setChecked(p.grain)
         for spin, value in ((self.context, round(p.context * 100)), (self.min_context, p.min_context),
                             (self.grow, p.grow), (self.feather, p.feather), (self.render_size, p.render_size)):
             with QSignalBlocker(spin):

@@ -414,6 +414,7 @@ class MainWindow(QMainWindow):
         p.min_context_changed.connect(lambda v: c.set_params(min_context=v))
         p.grow_changed.connect(lambda v: c.set_params(grow=v))
         p.feather_changed.connect(lambda v: c.set_params(feather=v))
+        p.grain_toggled.connect(lambda on: c.set_params(grain=on))
         p.render_size_changed.connect(lambda v: c.set_params(render_size=v))
         p.brush_tool_changed.connect(lambda t: c.set_brush(tool=t))
         p.brush_size_changed.connect(lambda v: c.set_brush(size=v))

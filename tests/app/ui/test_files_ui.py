@@ -30,6 +30,13 @@ def test_inpaint_and_colorize_controls_reach_the_parameters(window) -> None:
     p.grow.setValue(7)
     p.feather.setValue(20)
     assert (c.params.context, c.params.min_context, c.params.grow, c.params.feather) == (0.6, 64, 7, 20)
+    assert p.grain.isChecked() and c.params.grain
+    p.grain.setChecked(False)
+    assert not c.params.grain
+    from app import tasks
+
+    _, kwargs = tasks.task_call(None, c.params, c.document.image, c.document.mask, None, lambda *a: None)
+    assert kwargs["options"].grain is False and kwargs["options"].feather == 20
     _task(window, Task.colorize)
     assert p.render_size.isVisible() and not p.context_row.isVisible()
     assert p.render_size.text() == "Model's own"

@@ -36,8 +36,9 @@ def drag(w, points: list[tuple[float, float]], button=Qt.MouseButton.LeftButton)
 def drop_files(w, paths: list[Path]) -> None:
     md = QMimeData()
     md.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    pos = QPointF(20, 20)
-    for cls in (QDragEnterEvent, QDropEvent):
+    # Qt's own argument types (a drag enters at a QPoint, drops at a QPointF): PySide6 before 6.12
+    # takes no other.
+    for cls, pos in ((QDragEnterEvent, QPoint(20, 20)), (QDropEvent, QPointF(20, 20))):
         ev = cls(pos, Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
         QApplication.sendEvent(w.canvas.viewport(), ev)
         assert ev.isAccepted()
