@@ -17,7 +17,7 @@ import numpy as np
 
 from engine.imageio import SAVE_FORMATS
 
-from .batch import plan
+from .batch import plan, unwritable_folder
 from .files import (ImageError, backup_path, document_picture, format_losses, open_document, read_mask,
                     save_picture_safely, write_mask)
 from .model.autosave import AutosaveError
@@ -263,10 +263,32 @@ class DocumentsMixin:
 
     # -- batches --------------------------------------------------------------------------------
 
-    def set_batch_out_dir(self: EditorController, folder: Path | None) -> None:
+    def set_batch_out_dir(self: EditorController, folder: Path | None) -> bool:
+        """Batches write to `folder` (None: next to each input) from now on; False, with the reason in
+        the status bar, for a folder that cannot be written (picked, it only failed at the next batch)."""
+        blocked = unwritable_folder(Path(folder)) if folder else None
+        if blocked is not None:
+            self._status(f"Cannot write to {blocked}: pick another folder for batch results "
+                         f"(they still go {self._batch_where(self.settings.batch_out_dir or None)}).")
+            return False
         self.save_settings(batch_out_dir=str(folder) if folder else "")
-        where = str(folder) if folder else "next to each input"
-        self._status(f"Batch results go {'to ' if folder else ''}{where}.")
+        self._status(f"Batch results go {self._batch_where(folder)}.")
+        return True
+
+    @staticmethod
+    def _batch_where(folder: Path | str | None) -> str:
+        return f"to {folder}" if folder else "next to each input"
+
+    @property
+    def batch_overwrite(self: EditorController) -> bool:
+        """Batches replace existing results (File > Batch: Overwrite Existing Results); off, they skip them."""
+        return self.settings.batch_overwrite
+
+    def set_batch_overwrite(self: EditorController, on: bool) -> None:
+        """Remembered in the settings file; off is the default, so a dropped batch resumes where it stopped."""
+        self.save_settings(batch_overwrite=bool(on))
+        self._status("Batches replace existing results (changed seed, steps or model: drop the files again)."
+                     if on else "Batches skip files whose result exists, so dropping them again resumes.")
 
     @property
     def batch_format(self: EditorController) -> str:
@@ -302,14 +324,24 @@ class DocumentsMixin:
             return None
         out = Path(self.settings.batch_out_dir) if self.settings.batch_out_dir else None
         job = BatchRequest(self._ids.next(), p, tuple(Path(i) for i in inputs), out_dir=out,
-                           suffix=batch_suffix(self.batch_format))
+                           skip_existing=not self.batch_overwrite, suffix=batch_suffix(self.batch_format))
         try:
-            empty = not plan(job)  # a folder listing: quick, and a drop of nothing is no failed task
+            pairs = plan(job)  # a folder listing: quick, and a drop of nothing is no failed task
         except OSError:
-            empty = False  # the worker reports it with the file's name
-        if empty:
+            pairs = None  # the worker reports it with the file's name
+        if pairs == []:
             self._status(f"No images to {TASK_LABELS[p.task].lower()} among the dropped items "
                                  "(folders are read without their sub-folders; earlier results are left out).")
+            return None
+        # A folder the results cannot go to is said once, up front, with what to do: each file used
+        # to fail on its own with the same line (a camera card's read-only folder, "next to inputs").
+        # Outputs that exist and are skipped need no room.
+        todo = {dst.parent for _, dst in pairs or () if not job.skip_existing or not dst.exists()}
+        blocked = next((b for b in map(unwritable_folder, sorted(todo)) if b is not None), None)
+        if blocked is not None:
+            where = "batch results" if out is not None else "results next to the inputs"
+            self._status(f"Cannot write {where}: {blocked} is not writable; nothing was changed. "
+                         "Choose a folder you can write to in File > Batch Results to a Folder.")
             return None
         self._job, self._job_live, self._job_batch, self._job_mask = job.job_id, False, True, None
         self._job_task = p.task
@@ -327,13 +359,37 @@ class DocumentsMixin:
             return
         self._end_job()
         notes = "".join(f" {n}." for n in msg.notes[:3])
-        self._status(f"Batch done: {msg.summary()}.{notes}")
+        # Where the results are: the end message named no folder, and after a cancel it said "done"
+        # and left out the files not reached, and that a drop of the same files resumes.
+        where = f" Results are {'in ' + str(msg.out_dir) if msg.out_dir else 'next to each input'}." \
+            if msg.written or msg.skipped else ""
+        if msg.cancelled:
+            again = ("drop the files again to resume" if not self.batch_overwrite else
+                     "to resume, turn off File > Batch: Overwrite Existing Results and drop the files again")
+            self._status(f"Batch cancelled: {msg.summary()}; {again}.{where}{notes}")
+        else:
+            self._status(f"Batch done: {msg.summary()}.{where}{notes}")
         if self._live_pending:  # a stroke released while the batch held the engine
             self.run(live=True)
-        if msg.failed:
-            # The engine's reasons name the file they are about by its whole path ("/in/c.jpg: the image
-            # is damaged"): after the name the line starts with, that said it twice.
-            lines = [f"{p.name}: {reason.removeprefix(f'{p}: ')}" for p, reason in msg.failed[:MAX_LISTED_FAILURES]]
-            if len(msg.failed) > MAX_LISTED_FAILURES:
-                lines.append(f"... and {len(msg.failed) - MAX_LISTED_FAILURES} more")
-            self.view.show_error("Some files could not be processed", "\n".join(lines))
+        lines = _failure_lines(msg.failed)
+        lines += [f"{p.name}: exists but does not open as an image; left as it is (delete it, or turn on "
+                  "File > Batch: Overwrite Existing Results, and drop the files again)" for p in msg.unreadable]
+        if lines:
+            shown = lines[:MAX_LISTED_FAILURES]
+            if len(lines) > MAX_LISTED_FAILURES:
+                shown.append(f"... and {len(lines) - MAX_LISTED_FAILURES} more")
+            self.view.show_error("Some files could not be processed", "\n".join(shown))
+
+
+def _failure_lines(failed: tuple[tuple[Path, str], ...], names: int = 3) -> list[str]:
+    """One line per reason, naming the inputs that failed with it: a folder that became read-only
+    mid-batch gave one identical line per file. The engine's reasons may name the input by its whole
+    path ("/in/c.jpg: the image is damaged"): after the name the line starts with, that said it twice."""
+    by_reason: dict[str, list[str]] = {}
+    for p, reason in failed:
+        by_reason.setdefault(reason.removeprefix(f"{p}: "), []).append(p.name)
+    lines = []
+    for reason, files in by_reason.items():
+        more = f" and {len(files) - names} more" if len(files) > names else ""
+        lines.append(f"{', '.join(files[:names])}{more}: {reason}")
+    return lines

@@ -9,20 +9,30 @@ stops within one network step; the file in progress is dropped whole, never half
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+
+from PIL import Image
 
 from engine import Cancelled, Model
 from engine.batch import collect_inputs, output_paths, upscale_op
 from engine.fallback import run_with_fallback
+from engine import imageio
 from engine.imageio import SAVE_FORMATS, check_output_path, format_losses, load_picture
+from engine.upscale import plan_tiles
 
 from .files import save_picture_safely
 from .model.jobs import BatchDone, BatchRequest
 from .model.params import GenerationParams, Task
 from .tasks import TaskError, input_notes, task_call, use_class, user_message
 
-STEPS_PER_FILE = 1000  # progress resolution inside one file
+# A batch's progress is counted in these units over the whole batch, each file's share weighted by
+# its work (`file_work`): with a share per file, a x4 upscale 16 times the pixels of the others
+# crawled through its fifth of the bar for most of the batch, and the time left was wrong for all of it.
+PROGRESS_UNITS = 100_000
+UPSCALE_OVERLAP = 0.25  # Model.upscale's default `overlap` (task_call passes none): for the tile count
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -50,13 +60,71 @@ def plan(request: BatchRequest) -> list[tuple[Path, Path]]:
     return list(zip((src for src, _ in items), output_paths(items, op, request.out_dir, request.suffix)))
 
 
+def unwritable_folder(folder: Path) -> Path | None:
+    """The folder that keeps results from being written into `folder`: itself, or where it does not
+    exist yet, the nearest one above it (where it would be made); None when it can be written."""
+    at = Path(os.path.abspath(folder))
+    while not at.exists() and at.parent != at:
+        at = at.parent
+    return None if at.is_dir() and os.access(at, os.W_OK | os.X_OK) else at
+
+
+def file_work(params: GenerationParams, src: Path, dst: Path, resolution: int | None) -> float | None:
+    """How much network work one input is, relative to the others of its batch, from its header only.
+
+    Upscale: the tiles the engine runs (`plan_tiles`, as `Model.upscale` plans them; by output
+    pixels without a model). Colorize: the model works at its render size (short side fixed, long
+    side up to 8 times it), so only the aspect ratio counts. 0 for a result too large to be written
+    (`check_output_path` refuses it before any compute: a 50 Mpx photo's x2 took nearly the whole
+    bar, and the time left with it, then failed at once); None for a header that cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(src) as im:
+                w, h = im.size
+    except Exception:  # noqa: BLE001 - any unreadable header: load_picture says why, per file
+        return None
+    if params.task == Task.upscale:
+        k = params.upscale_factor
+        side = imageio.MAX_SIDE.get(imageio.SAVE_FORMATS.get(dst.suffix.lower(), ""))
+        if w * k * h * k > imageio.MAX_PIXELS or (side is not None and max(w, h) * k > side):
+            return 0.0
+        if not resolution or resolution % k:
+            return float(w * h * k * k)
+        tile = resolution // k
+        return float(plan_tiles(h, w, tile, max(1, round(tile * UPSCALE_OVERLAP))).count)
+    return float(min(8.0, max(w, h) / max(1, min(w, h))))
+
+
+def readable_result(path: Path) -> bool:
+    """Whether an existing output is a picture: text under an image's name, or a PNG cut short (its
+    chunks checked by Pillow's `verify`, which reads the file but decodes nothing), is not a
+    finished result. Decoding every existing result made resuming a batch of large photos pay
+    seconds per file before any work; a file cut short in another format passes."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.verify()
+    except Exception:  # noqa: BLE001 - whatever Pillow raises for a broken file
+        return False
+    return True
+
+
 def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> BatchDone:
-    """Process every file; `progress(done, total, stage)` may raise `Cancelled` to stop the batch."""
+    """Process every file; `progress(done, total, stage)` may raise `Cancelled` to stop the batch.
+
+    `done` and `total` count `PROGRESS_UNITS`, shared by the files' work (`file_work`). A file that
+    needs no compute (its result exists) or fails before any takes its share off `total` rather
+    than adding it to `done` (`engine.progress.TimeLeft` must not take an instant jump for speed),
+    and until the engine's first step `total` is 0: the first step also pays for warming up, as a
+    single task's first report does, and the time left is measured from it."""
     pairs = plan(request)
     if not pairs:
         raise TaskError("No image files among the dropped items.")
     written: list[Path] = []
     skipped: list[Path] = []
+    unreadable: list[Path] = []  # of `skipped`: existing outputs that are not pictures, left alone
     failed: list[tuple[Path, str]] = []
     notes: list[str] = []
     coloured = 0  # colorize inputs that had colour of their own
@@ -78,21 +146,45 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
                 "their colours"] if coloured else []
         said += [f"{note.rstrip('.')} ({k} file{'s' if k != 1 else ''})" for note, k in losses.items()]
         return BatchDone(request.job_id, tuple(written), tuple(skipped), tuple(failed), cancelled,
-                         tuple(said + notes))
+                         tuple(said + notes), total=len(pairs), out_dir=request.out_dir,
+                         unreadable=tuple(unreadable))
 
     n = len(pairs)
+    work = [file_work(request.params, src, dst, getattr(model, "resolution", None)) for src, dst in pairs]
+    known = [w for w in work if w]
+    fallback = sum(known) / len(known) if known else 1.0  # a header not read: an average file's share
+    weights = [fallback if w is None else w for w in work]
+    units = [max(1, round(PROGRESS_UNITS * w / (sum(weights) or 1))) for w in weights]
+    state = {"base": 0, "total": sum(units), "started": False}  # units done, units of the batch now
+
+    def report(at: int, stage: str) -> None:
+        progress(at, state["total"] if state["started"] else 0, stage)
+
     for i, (src, dst) in enumerate(pairs):
         stage = f"{i + 1}/{n} {src.name}"
+        reached = [0]  # this file's units the engine's reports reached
 
-        def file_progress(done: int, total: int, i: int = i, stage: str = stage) -> None:
-            progress(i * STEPS_PER_FILE + STEPS_PER_FILE * done // max(total, 1), n * STEPS_PER_FILE, stage)
+        def file_progress(step: int, steps: int, i: int = i, stage: str = stage, reached: list[int] = reached) -> None:
+            state["started"] = True
+            reached[0] = min(units[i], units[i] * step // max(steps, 1))
+            report(state["base"] + reached[0], stage)
+
+        def drop() -> None:
+            # What was not computed of this file leaves the total; what was stays done work.
+            state["base"] += reached[0]
+            state["total"] -= units[i] - reached[0]
 
         try:
-            progress(i * STEPS_PER_FILE, n * STEPS_PER_FILE, stage)  # also where a cancel between files lands
+            report(state["base"], stage)  # also where a cancel between files lands
         except Cancelled:
             return done(True)
         if dst.exists() and request.skip_existing:
             skipped.append(dst)
+            # Kept whatever it holds (the skip rule: never replace a file unasked), but one that
+            # is not a picture (truncated, text) is not a result either: said, with what to do.
+            if not readable_result(dst):
+                unreadable.append(dst)
+            drop()
             continue
         try:
             made.extend(p for p in (dst.parent, *dst.parent.parents) if not p.exists())
@@ -118,11 +210,19 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
         except Cancelled:
             return done(True)
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch; its reason is reported
-            failed.append((src, user_message(e)))
+            # The dialog names the input before its reason: a reason that starts with the input's or
+            # the output's whole path ("/in/big_upscale_2x.png: the result would be ...") said it twice.
+            reason = user_message(e)
+            for path in (src, dst):
+                reason = reason.removeprefix(f"{path}: ")
+            failed.append((src, reason))
+            drop()
             continue
         written.append(dst)
+        state["base"] += units[i]
     try:
-        progress(n * STEPS_PER_FILE, n * STEPS_PER_FILE, "done")
+        end = max(1, state["base"])
+        progress(end, end, "done")
     except Cancelled:
         pass  # everything is written already: report it rather than a cancel
     return done(False)

@@ -79,6 +79,25 @@ class EngineClient(Protocol):
     def cancel(self, job_id: int) -> None: ...
 
 
+def _batch_progress_text(label: str, count: str, name: str, left: str) -> str:
+    """A batch's bar: its file count, the file being processed and, once known, the time left
+    ("Upscale: 3/7 beach.jpg \u00b7 about 2 min left", "3/7 IMG_20240612_1834\u2026 \u00b7 about 2 min left");
+    the name was dropped whole once a time was shown, and the user could not see which file was
+    being processed.
+
+    The bar does not elide, so the name is cut to what the rest leaves of `PROGRESS_CHARS` (4 less:
+    file names run wider than words, with their capitals, digits and underscores). Where that leaves
+    too little for the whole name, the task's name goes first: the status bar says it too."""
+    room_chars = PROGRESS_CHARS - 4
+    head, tail = f"{label}: {count} ", f" \u00b7 {left}" if left else ""
+    if len(head) + len(name) + len(tail) > room_chars:
+        head = f"{count} "
+    room = max(8, room_chars - len(head) - len(tail))
+    if len(name) > room:
+        name = name[:room - 1] + "\u2026"
+    return f"{head}{name}{tail}"
+
+
 class EditorController(PaintingMixin, DocumentsMixin):
     def __init__(self, view: EditorView, engine: EngineClient, *, settings_file: Path | None = None,
                  default_model: Path | None = None, models_dir: Path | None = None,
@@ -456,11 +475,12 @@ class EditorController(PaintingMixin, DocumentsMixin):
             done = f"{100 * min(p.done, p.total) // p.total} %" if p.total > 0 else "working"
             text = f"{label}: {p.stage}" if p.stage else f"{label}: {done}"
             left = format_time_left(self._time_left.update(p.done, p.total)) if p.total else ""
-            if left and p.done < p.total:
-                # Once the rate is known, the time left is added; a batch keeps its file count
-                # ("2/5"), the name would not fit.
-                files = re.match(r"\d+/\d+", p.stage)
-                text = f"{label}: {files.group(0) if files else done} \u00b7 {left}"
+            left = left if p.done < p.total else ""
+            batch_file = re.fullmatch(r"(\d+/\d+) (.+)", p.stage) if self._job_batch else None
+            if batch_file:
+                text = _batch_progress_text(label, *batch_file.groups(), left)
+            elif left:
+                text = f"{label}: {done} \u00b7 {left}"  # once the rate is known, the time left is added
             self._task_progress = (p.done, p.total, text)
             self.view.set_progress(p.done, p.total, text)
         elif p.job_id in self._imports:

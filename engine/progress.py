@@ -4,6 +4,11 @@ The rate is measured from the first progress report on, not from the start of th
 first network evaluation also pays for loading the weights and building the kernels, which
 would make every early estimate too long. Until enough has been seen for a stable figure the
 estimate is None, so a user is never shown a wild first guess.
+
+Work that turns out not to be needed (a batch's file whose result exists, or that fails before
+any compute) is taken off the total, not reported as done: a jump in `done` that took no time
+would be measured as speed, and the estimate for the real work left would come out far too short.
+A smaller total with `done` where it was keeps the rate measured so far.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ class TimeLeft:
     def update(self, done: int, total: int) -> float | None:
         """The estimate after this report, or None while there is too little to go on."""
         now = self.clock()
-        restarted = done < self._last[0] or total != self._last[1]  # a new job through the same object
+        # A new job through the same object: its counter starts over, or its total is larger. A total
+        # that shrank is work taken off this job (see the module docstring): the rate still holds.
+        restarted = done < self._last[0] or total > self._last[1]
         self._last = (done, total)
         if self._first is None or restarted:
             self._first = (now, done)

@@ -109,10 +109,19 @@ class BatchDone:
     failed: tuple[tuple[Path, str], ...]  # (input, reason)
     cancelled: bool = False
     notes: tuple[str, ...] = ()
+    total: int = 0  # files the batch had; those neither written, skipped nor failed were not reached (a cancel)
+    out_dir: Path | None = None  # where the results went; None = next to each input
+    unreadable: tuple[Path, ...] = ()  # of `skipped`: existing outputs that do not open as pictures, left alone
+
+    @property
+    def not_processed(self) -> int:
+        return max(0, self.total - len(self.written) - len(self.skipped) - len(self.failed))
 
     def summary(self) -> str:
-        text = f"{len(self.written)} written, {len(self.skipped)} skipped (output exists), {len(self.failed)} failed"
-        return text + (" - cancelled" if self.cancelled else "")
+        if self.cancelled:
+            return (f"{len(self.written)} written, {len(self.skipped)} skipped, {self.not_processed} not processed"
+                    + (f", {len(self.failed)} failed" if self.failed else ""))
+        return f"{len(self.written)} written, {len(self.skipped)} skipped (output exists), {len(self.failed)} failed"
 
 
 @dataclass(frozen=True)

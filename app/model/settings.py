@@ -54,6 +54,7 @@ class Settings:
     class_label: int = 0  # class-conditional models: the class tasks condition on (GenerationParams.class_label)
     batch_out_dir: str = ""  # where batch results go; "" = next to each input
     batch_format: str = "png"  # the file type batches write (a `jobs.BATCH_FORMATS` key; "same" = each input's)
+    batch_overwrite: bool = False  # batches replace existing results; off: they are skipped (a dropped batch resumes)
     window_geometry: str = ""  # Qt's saveGeometry() as hex; opaque here
     extra: dict[str, str] = field(default_factory=dict)  # forward compatibility: keys we do not know yet
 

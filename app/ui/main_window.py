@@ -305,6 +305,12 @@ class MainWindow(QMainWindow):
             a.setCheckable(True)
             batch_group.addAction(a)
         self._show_batch_choice("")
+        # Off by default: a batch dropped again skips what exists, so a stopped batch resumes. On, it
+        # redoes everything (after a change of seed, steps or model), as the CLI's --overwrite does.
+        self.act_batch_overwrite = self._action("Batch: Over&write Existing Results")
+        self.act_batch_overwrite.setCheckable(True)
+        self.act_batch_overwrite.setToolTip("Batches replace results that exist already (each written whole, "
+                                            "never half). Off: those files are skipped, so a batch resumes")
         # Which file type batches write: exclusive and checkable like the folder choice above.
         format_group = QActionGroup(self)
         self.batch_format_actions: dict[str, QAction] = {}
@@ -335,7 +341,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = m.addMenu("Open &Recent")
         m.addActions([self.act_save, self.act_save_as])
         m.addSeparator()
-        m.addActions([self.act_batch_folder, self.act_batch_beside])
+        m.addActions([self.act_batch_folder, self.act_batch_beside, self.act_batch_overwrite])
         # A submenu: six more entries would have doubled the File menu's length.
         self.batch_format_menu = m.addMenu("")
         self.batch_format_menu.addActions(list(self.batch_format_actions.values()))
@@ -447,6 +453,8 @@ class MainWindow(QMainWindow):
         self.act_batch_folder.triggered.connect(self._on_batch_folder)
         self.act_batch_beside.triggered.connect(self._on_batch_beside)
         self._show_batch_choice(c.settings.batch_out_dir)
+        self.act_batch_overwrite.setChecked(c.batch_overwrite)
+        self.act_batch_overwrite.triggered.connect(c.set_batch_overwrite)
         for key, a in self.batch_format_actions.items():
             a.triggered.connect(lambda _=False, key=key: self._on_batch_format(key))
         self._show_batch_format(c.batch_format)

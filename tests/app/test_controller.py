@@ -511,7 +511,8 @@ def test_a_batch_keeps_its_file_count_next_to_the_time_left(setup, monkeypatch, 
     for done, t in [(0, 0.0), (500, 30.0), (1000, 60.0)]:
         now[0] = t
         c.on_progress(Progress(job, done, 2000, "1/2 in0.png" if done < 1000 else "2/2 in1.png"))
-    assert view.set_progress.call_args.args[2] == "Colorize: 2/2 \u00b7 about 1 min left"
+    # The file being worked on stays named beside the time left (it was dropped once a time showed).
+    assert view.set_progress.call_args.args[2] == "Colorize: 2/2 in1.png \u00b7 about 1 min left"
 
 
 def test_a_recent_file_that_is_gone_leaves_open_recent(tmp_path) -> None:
