@@ -83,17 +83,22 @@ def test_several_files_into_a_chosen_folder_with_colorize(tmp_path: Path, folder
     assert c.settings.batch_out_dir == ""
 
 
+def cancel_at_stage(c, prefix: str) -> None:
+    """Press Esc as soon as the batch reports the stage starting with `prefix` ("2/4": the second file)."""
+    real = c.on_progress
+
+    def on_progress(p: Progress) -> None:
+        real(p)
+        if p.stage.startswith(prefix):
+            c.cancel()
+
+    c.on_progress = on_progress
+
+
 def test_cancel_stops_between_files_and_reports_what_was_done(tmp_path: Path, folder: Path) -> None:
     c, view, engine, progress = _upscaling(tmp_path)
     job = c.run_batch([folder])
-    real = c.on_progress
-
-    def cancel_after_first_file(p: Progress) -> None:
-        real(p)
-        if p.stage.startswith("2/4"):
-            c.cancel()
-
-    c.on_progress = cancel_after_first_file  # type: ignore[method-assign]
+    cancel_at_stage(c, "2/4")
     engine.process()
     assert job in engine.cancelled and not c.busy
     assert (folder / "a_upscale_2x.png").is_file() and not (folder / "b_deep_upscale_2x.png").exists()

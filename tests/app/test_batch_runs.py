@@ -15,6 +15,7 @@ from engine.progress import TimeLeft
 
 from .conftest import make_photo
 from .fakes import make_controller
+from .test_batch import _upscaling, cancel_at_stage
 from .ui.conftest import dialog_log, photo_file, window  # noqa: F401 - fixtures of the window test below
 
 
@@ -23,16 +24,6 @@ def _photos(folder: Path, sizes: dict[str, tuple[int, int]]) -> Path:
     for i, (name, (w, h)) in enumerate(sizes.items()):
         Image.fromarray(make_photo(h, w, seed=i)).save(folder / name)
     return folder
-
-
-def _upscaling(tmp_path: Path):
-    c, view, engine = make_controller(tmp_path)
-    c.set_params(task="upscale", upscale_factor=2, steps=1)
-    progress: list[Progress] = []
-    real = c.on_progress
-    c.on_progress = lambda p: (progress.append(p), real(p))  # type: ignore[method-assign]
-    view.reset_mock()
-    return c, view, engine, progress
 
 
 def _read_only(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
@@ -211,14 +202,7 @@ def test_a_cancel_says_what_was_left_and_how_to_resume(tmp_path: Path) -> None:
     Image.fromarray(make_photo(32, 32)).save(folder / "p0_upscale_2x.png")  # an earlier run's
     c, view, engine, _ = _upscaling(tmp_path)
     c.run_batch([folder])
-    real = c.on_progress
-
-    def cancel_at_third(p: Progress) -> None:
-        real(p)
-        if p.stage.startswith("3/5"):
-            c.cancel()
-
-    c.on_progress = cancel_at_third  # type: ignore[method-assign]
+    cancel_at_stage(c, "3/5")
     engine.process()
     assert view.set_status.call_args.args[0] == ("Batch cancelled: 1 written, 1 skipped, 3 not processed; drop the "
                                                 "files again to resume. Results are next to each input.")
