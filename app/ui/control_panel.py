@@ -287,7 +287,10 @@ class ControlPanel(QWidget):
         grid.addWidget(self.size, 1, 1, 1, 2)
         grid.addWidget(self.size_label, 1, 3)
         self.hardness = _slider(0, 100)
-        self.hardness.setToolTip("Brush edge: low is soft, 100 % is a hard edge")
+        # Said here because the two tasks differ: an artist expected a soft rim to blend the fill in.
+        self.hardness.setToolTip("Brush edge: low is soft, 100 % is a hard edge. Inpaint replaces every pixel the "
+                                 "brush touched (its soft rim too, so an object's faint edge goes with it; "
+                                 "Feather blends the fill in); Stroke edit blends by the mask's softness")
         self.hardness_label = QLabel()
         grid.addWidget(QLabel("Hardness"), 2, 0)
         grid.addWidget(self.hardness, 2, 1, 1, 2)
