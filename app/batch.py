@@ -32,6 +32,7 @@ from .tasks import TaskError, input_notes, task_call, use_class, user_message
 # its work (`file_work`): with a share per file, a x4 upscale 16 times the pixels of the others
 # crawled through its fifth of the bar for most of the batch, and the time left was wrong for all of it.
 PROGRESS_UNITS = 100_000
+HEADER_REPORT = 32  # inputs whose headers are read between two chances for a cancel
 UPSCALE_OVERLAP = 0.25  # Model.upscale's default `overlap` (task_call passes none): for the tile count
 
 ProgressFn = Callable[[int, int, str], None]
@@ -96,18 +97,31 @@ def file_work(params: GenerationParams, src: Path, dst: Path, resolution: int | 
     return float(min(8.0, max(w, h) / max(1, min(w, h))))
 
 
+# How a complete PNG ends (its IEND chunk, length 0 and CRC), and a JPEG (the EOI marker, which
+# some writers follow with a few bytes of padding).
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+JPEG_END, JPEG_TAIL = b"\xff\xd9", 1024
+
+
 def readable_result(path: Path) -> bool:
-    """Whether an existing output is a picture: text under an image's name, or a PNG cut short (its
-    chunks checked by Pillow's `verify`, which reads the file but decodes nothing), is not a
-    finished result. Decoding every existing result made resuming a batch of large photos pay
-    seconds per file before any work; a file cut short in another format passes."""
+    """Whether an existing output is a picture: its header opens, and a PNG or JPEG ends as a whole
+    file does (text under an image's name, or a file cut short, is no finished result). Header and
+    tail only: decoding every existing result (then Pillow's `verify`, which reads every byte of a
+    PNG) made resuming a batch of large results read them all before any new work."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                im.verify()
+                fmt = im.format
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - JPEG_TAIL))
+            tail = f.read()
     except Exception:  # noqa: BLE001 - whatever Pillow raises for a broken file
         return False
+    if fmt == "PNG":
+        return tail.endswith(PNG_END)
+    if fmt in ("JPEG", "MPO"):
+        return JPEG_END in tail
     return True
 
 
@@ -150,7 +164,18 @@ def run_batch(model: Model, request: BatchRequest, progress: ProgressFn) -> Batc
                          unreadable=tuple(unreadable))
 
     n = len(pairs)
-    work = [file_work(request.params, src, dst, getattr(model, "resolution", None)) for src, dst in pairs]
+    # Every input's header, for its share of the bar: on a slow share or card that takes a while, so
+    # a cancel may land between them (Esc waited for all of them), and a result that exists and will
+    # be skipped needs none (resuming is the common case).
+    work: list[float | None] = []
+    for i, (src, dst) in enumerate(pairs):
+        if i % HEADER_REPORT == 0:
+            try:
+                progress(0, 0, f"reading {n} files")
+            except Cancelled:
+                return done(True)
+        skip = request.skip_existing and dst.exists()
+        work.append(0.0 if skip else file_work(request.params, src, dst, getattr(model, "resolution", None)))
     known = [w for w in work if w]
     fallback = sum(known) / len(known) if known else 1.0  # a header not read: an average file's share
     weights = [fallback if w is None else w for w in work]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -31,8 +32,10 @@ def build(*, settings_file: Path | None = None, default_model: Path | None = Non
     return window
 
 
-# Python slot calls `slot_leaks_none` makes: enough to see a lost reference per call, a few ms.
-PROBE_CALLS = 200
+# Python slot calls `slot_leaks_none` makes: a lost reference per call stands far out of anything
+# else that might run meanwhile; a few ms. PROBE_S bounds it where a timer does not fire.
+PROBE_CALLS = 1000
+PROBE_S = 2.0
 SLOT_LEAK_WARNING = (
     "This Qt for Python (PySide6 {version}) loses a reference to None at every call into Python, and on "
     "Python {python} that ends in a crash after some minutes of work (a long batch). Install another "
@@ -43,7 +46,10 @@ def slot_leaks_none(app: QApplication) -> bool:
     """Whether this Qt binding takes a reference from None at each Python slot call and never gives
     it back (PySide6 6.12.0 does). Where None is immortal (Python >= 3.12) that is harmless; before,
     None's count runs down to zero and the process aborts with "none_dealloc" (after ~26 minutes
-    of batch work, by an audit's measure). Calls a slot PROBE_CALLS times and compares the count."""
+    of batch work, by an audit's measure). Calls a slot PROBE_CALLS times from a timer (the path
+    that leaks; a direct emit does not) and compares the count: run it before the window and the
+    controller exist, whose own queued work would move the count too (by +591 at a real start).
+    False when the timer did not fire PROBE_CALLS times within PROBE_S."""
     if sys.version_info >= (3, 12):
         return False
     calls = [0]
@@ -55,11 +61,12 @@ def slot_leaks_none(app: QApplication) -> bool:
     timer.setInterval(0)
     timer.timeout.connect(slot)
     before = sys.getrefcount(None)
+    deadline = time.monotonic() + PROBE_S
     timer.start()
-    while calls[0] < PROBE_CALLS:
+    while calls[0] < PROBE_CALLS and time.monotonic() < deadline:
         app.processEvents()
     timer.stop()
-    return sys.getrefcount(None) - before < -PROBE_CALLS // 2
+    return calls[0] >= PROBE_CALLS and sys.getrefcount(None) - before < -PROBE_CALLS // 2
 
 
 def launch(argv: list[str]) -> tuple[QApplication, MainWindow]:
@@ -75,10 +82,11 @@ def launch(argv: list[str]) -> tuple[QApplication, MainWindow]:
     icon = resources_root() / "icons" / "hicolor" / "scalable" / "apps" / f"{APP_ID}.svg"
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
+    leaks = slot_leaks_none(app)  # first: nothing of ours is queued yet to move the count
     window = build(default_model=default_model_path())
     window.controller.start([a for a in argv if not a.startswith("-")], sample=sample_image_path())
     window.show()
-    if slot_leaks_none(app):
+    if leaks:
         import PySide6
 
         text = SLOT_LEAK_WARNING.format(version=PySide6.__version__, python=sys.version.split()[0])

@@ -288,3 +288,48 @@ def test_the_file_menu_offers_overwrite_and_the_bar_fits_a_batch(window, tmp_pat
         for name in ("IMG_20240612_183045_HDR_panorama.jpg", "DSC_0042_Wedding_Album_Final.JPG", "a.png"):
             text = _batch_progress_text(label, count, name, left)
             assert metrics.horizontalAdvance(text) <= room + 8 and name[:6] in text, text
+
+
+def test_a_cancel_lands_while_the_inputs_headers_are_read_and_skipped_results_need_none(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    from app import batch
+    from engine import Cancelled
+
+    folder = _photos(tmp_path / "in", {f"p{i:03}.png": (8, 8) for i in range(100)})
+    for i in range(50):  # half done by an earlier run
+        Image.fromarray(make_photo(16, 16)).save(folder / f"p{i:03}_upscale_2x.png")
+    read = []
+    real = batch.file_work
+    monkeypatch.setattr(batch, "file_work", lambda params, src, dst, res: read.append(src.name) or real(params, src, dst, res))
+    request = BatchRequest(1, GenerationParams(task=Task.upscale, upscale_factor=2, steps=1), (folder,))
+
+    def esc(done: int, total: int, stage: str) -> None:
+        raise Cancelled()
+
+    result = batch.run_batch(object(), request, esc)
+    assert result.cancelled and read == []  # Esc waited for every header before
+    reports = []
+
+    def count(done: int, total: int, stage: str) -> None:
+        reports.append(stage)
+        if not stage.startswith("reading"):
+            raise Cancelled()
+
+    batch.run_batch(object(), request, count)
+    assert sorted(read) == [f"p{i:03}.png" for i in range(50, 100)]  # none for the results that exist
+    assert reports.count("reading 100 files") == 100 // batch.HEADER_REPORT + 1
+
+
+def test_an_existing_result_is_checked_by_its_header_and_its_end(tmp_path: Path) -> None:
+    from app.batch import readable_result
+
+    png, jpg = tmp_path / "a.png", tmp_path / "b.jpg"
+    Image.fromarray(make_photo(64, 64)).save(png)
+    Image.fromarray(make_photo(64, 64)).save(jpg, quality=90)
+    assert readable_result(png) and readable_result(jpg)
+    for f in (png, jpg):
+        data = f.read_bytes()
+        f.write_bytes(data[:-40])  # cut short
+        assert not readable_result(f)
+    (tmp_path / "c.png").write_text("old result from yesterday")
+    assert not readable_result(tmp_path / "c.png")
