@@ -133,12 +133,11 @@ def save_picture_safely(path: Path, pic: Picture, *, backup: bool | Path = False
         raise ImageError(f"{path.name}: could not save ({_reason(e)}); the file on disk was not changed") from None
 
 
-def save_document(doc: Document | Picture, path: Path, *, backup: bool | Path = False,
-                  progress: Callable[[int, int], None] | None = None) -> list[str]:
-    """Save a document (or its `document_picture`, taken earlier) through `save_picture_safely`;
-    returns what the format left out (`format_losses`)."""
-    pic = doc if isinstance(doc, Picture) else document_picture(doc)
-    save_picture_safely(path, pic, backup=backup, progress=progress)
+def save_document(doc: Document, path: Path, *, backup: bool | Path = False) -> list[str]:
+    """Save through `save_picture_safely`; returns what the format left out (`format_losses`).
+    (The app's Save takes the picture first and calls `save_picture_safely` on the file step's thread.)"""
+    pic = document_picture(doc)
+    save_picture_safely(path, pic, backup=backup)
     return format_losses(pic, SAVE_FORMATS[Path(path).suffix.lower()])
 
 

@@ -486,12 +486,10 @@ def read_mask(path: str | Path, size: tuple[int, int] | None, *, orientation: in
     return mask
 
 
-def _exif_too_long(pic: Picture, fmt: str) -> bool:
-    """EXIF larger than `fmt` holds (a PNG's or WebP's may exceed JPEG's 64 KB): left out rather
-    than failing the save."""
-    # Measured as written: `encode_picture` rewrites the pixel dimensions first (`_exif_for_size`),
-    # which may change the length.
-    return fmt == "JPEG" and "exif" in pic.info and len(_exif_for_size(pic.info["exif"], pic.size)) > JPEG_MAX_EXIF
+def _exif_too_long(exif: bytes, fmt: str) -> bool:
+    """EXIF (as written: after `_exif_for_size`, which may change its length) larger than `fmt`
+    holds (a PNG's or WebP's may exceed JPEG's 64 KB): left out rather than failing the save."""
+    return fmt == "JPEG" and len(exif) > JPEG_MAX_EXIF
 
 
 def format_losses(pic: Picture, fmt: str) -> list[str]:
@@ -511,7 +509,7 @@ def format_losses(pic: Picture, fmt: str) -> list[str]:
         left.append("colour profile (its colours will look different)")
     if "exif" in pic.info and (fmt == "BMP" or (fmt == "TIFF" and pic.rgb.dtype == np.uint16)):
         left.append("EXIF (camera data, date)")
-    if _exif_too_long(pic, fmt):
+    if fmt == "JPEG" and "exif" in pic.info and _exif_too_long(_exif_for_size(pic.info["exif"], pic.size), fmt):
         left.append("EXIF (camera data, date: more than the 64 KB a JPEG holds)")
     if fmt != "PNG" and pic.info.get("text"):
         left.append(f"PNG text ({', '.join(sorted(pic.info['text']))})")
@@ -551,7 +549,7 @@ def encode_picture(pic: Picture, fmt: str, *, quality: int | None = None,
         # Here, where every output's EXIF is written (CLI, app, batches): an upscale's EXIF still
         # gave the source's size.
         info["exif"] = _exif_for_size(info["exif"], pic.size)
-    if "exif" in info and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and not _exif_too_long(pic, fmt):
+    if "exif" in info and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and not _exif_too_long(info["exif"], fmt):
         kw["exif"] = info["exif"]
     if dpi is not None and fmt == "WEBP":
         # WebP has no resolution field: its EXIF's XResolution/YResolution is where readers (and

@@ -178,12 +178,13 @@ def test_a_long_save_shows_how_far_it_has_come(window, dialog_log, monkeypatch, 
 
 
 def test_png_saves_report_their_rows(tmp_path):
-    from app.files import save_document
+    from app.files import save_picture_safely
     from engine.imageio import Picture
 
     reports = []
     rgb = np.zeros((300, 2000, 3), np.uint8)
-    save_document(Picture(rgb=rgb, alpha=None, info={}), tmp_path / "a.png", progress=lambda d, t: reports.append((d, t)))
+    save_picture_safely(tmp_path / "a.png", Picture(rgb=rgb, alpha=None, info={}),
+                        progress=lambda d, t: reports.append((d, t)))
     assert reports and reports[-1] == (300, 300) and all(t == 300 for _, t in reports)
     assert [d for d, _ in reports] == sorted(d for d, _ in reports)
 
